@@ -1,0 +1,46 @@
+"""The force-sensor model of PROTOCOL.md and its inverse.
+
+Each FSR sits in a divider: sensor from the supply to the ADC pin, ``r_fixed_ohm`` from the pin
+to ground, so ``V = supply · R_fixed / (R_fixed + R_sensor)``. Conductance ``G = 1/R_sensor`` is
+taken as ``G = (F / k)^(1/β)``, i.e. ``F = k · G^β`` with ``k = 4.0e5 N·Ω`` and ``β = 1`` by default
+(1 kΩ ↔ 400 N). A calibration file overrides ``k`` and ``β`` per channel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .protocol import SAMPLE_UNIT_V
+
+DEFAULT_K_N_OHM = 4.0e5
+DEFAULT_BETA = 1.0
+# A reading at or above this fraction of the supply is a short, not a force.
+FAULT_FRACTION = 0.995
+
+
+def volts_from_force(force_n, supply_v: float, r_fixed_ohm: float,
+                     k_n_ohm: float = DEFAULT_K_N_OHM, beta: float = DEFAULT_BETA) -> np.ndarray:
+    """Voltage at the ADC pin for a force on the sensor (negative forces read as 0 N)."""
+    f = np.clip(np.asarray(force_n, dtype=float), 0.0, None)
+    g = (f / k_n_ohm) ** (1.0 / beta)  # siemens
+    x = r_fixed_ohm * g
+    return supply_v * x / (1.0 + x)
+
+
+def force_from_volts(volts, supply_v: float, r_fixed_ohm: float,
+                     k_n_ohm: float = DEFAULT_K_N_OHM, beta: float = DEFAULT_BETA) -> np.ndarray:
+    """Force on the sensor from the pin voltage; NaN where the reading is a fault (≥ 99.5 %)."""
+    v = np.asarray(volts, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.clip(v, 0.0, None) / (r_fixed_ohm * (supply_v - v))
+        f = k_n_ohm * g**beta
+    return np.where(v >= FAULT_FRACTION * supply_v, np.nan, f)
+
+
+def volts_to_units(volts) -> np.ndarray:
+    """Quantise volts to the wire's u16 units of 100 µV (saturating)."""
+    return np.clip(np.rint(np.asarray(volts, dtype=float) / SAMPLE_UNIT_V), 0, 65535).astype(np.uint16)
+
+
+def units_to_volts(units) -> np.ndarray:
+    return np.asarray(units, dtype=float) * SAMPLE_UNIT_V
