@@ -1,0 +1,676 @@
+"""Gait analysis: calibration, step segmentation, per-step metrics and the three flags.
+
+Definitions follow ``DESIGN.md`` (Analysis). The pieces are small classes in gaitmap form: the
+constructor stores parameters, one action method does the work on data it does not mutate,
+results land in trailing-underscore attributes, and the method returns ``self``.
+
+- :class:`Calibration` volts → newtons per channel (divider + sensor model, per-channel k and β).
+- :class:`StepDetector` initial contact / toe-off from the foot's total force.
+- :class:`StepMetrics` contact time, loading rate, strike pattern, zone shares, ... per step.
+- :class:`FlagRules` heel-strike force, forefoot overload, arch collapse, with their sources.
+- :func:`analyse` runs all of it for one or two feet and returns the ``insole.analysis/1`` dict.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import hardware
+from .protocol import METATARSAL_ZONES
+from .sensor import DEFAULT_BETA, DEFAULT_K_N_OHM, FAULT_FRACTION, force_from_volts
+from .stream import FootStream
+
+log = logging.getLogger(__name__)
+
+G_M_PER_S2 = 9.80665
+SCHEMA = "insole.analysis/1"
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+class Calibration:
+    """Pin voltages → force in newtons for each channel of one foot.
+
+    Args:
+        channels: optional ``{zone: (k_n_ohm, beta)}`` overriding the default sensor model
+            (``k = 4.0e5 N·Ω``, ``β = 1``) per zone.
+        name: how the report names this calibration (file name, or ``"default sensor model"``).
+    """
+
+    def __init__(self, channels: dict[str, tuple[float, float]] | None = None,
+                 name: str = "default sensor model (k=4.0e5 N·Ω, β=1)") -> None:
+        self.channels = dict(channels or {})
+        self.name = name
+
+    def apply(self, stream: FootStream) -> Calibration:
+        """Sets ``force_n_`` (n, C), ``fault_mask_`` and ``saturated_samples_``; returns self."""
+        info = stream.info
+        supply_v = info.supply_mv / 1000.0
+        v = stream.volts
+        force = np.empty_like(v)
+        for c, zone in enumerate(info.zones):
+            k, beta = self.channels.get(zone, (DEFAULT_K_N_OHM, DEFAULT_BETA))
+            force[:, c] = force_from_volts(v[:, c], supply_v, info.r_fixed_ohm, k, beta)
+        sat = (v >= FAULT_FRACTION * supply_v)
+        self.saturated_samples_ = int(sat.sum())
+        self.fault_mask_ = _fault_mask(v, supply_v, stream.rate_hz)
+        self.force_n_ = force
+        return self
+
+
+def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> int:
+    """Bit i set when channel i reads 0 V or ≥ 99.5 % of supply for a whole second or more."""
+    n_sec = max(1, int(round(rate_hz)))
+    mask = 0
+    for c in range(v.shape[1]):
+        col = v[:, c]
+        # a channel that never leaves 0 is a fault; a long run of 0 V is normal in swing only for
+        # < ~1 s, so for zero readings we ask the whole stream, for shorts one second
+        if np.all(col[~np.isnan(col)] <= 0.0):
+            mask |= 1 << c
+            continue
+        short = (col >= FAULT_FRACTION * supply_v).astype(np.int8)
+        if _longest_run(short) >= n_sec:
+            mask |= 1 << c
+    return mask
+
+
+def _longest_run(x: np.ndarray) -> int:
+    if not x.any():
+        return 0
+    d = np.diff(np.concatenate(([0], x, [0])))
+    return int((np.flatnonzero(d == -1) - np.flatnonzero(d == 1)).max())
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+class StepDetector:
+    """Initial contact and toe-off from the total force of one foot.
+
+    Contact is where the total force is above ``threshold_n`` (20 N, force-plate practice;
+    Blades et al. 2023); crossing times are interpolated linearly between samples. Dips below the
+    threshold shorter than ``merge_gap_ms`` are noise and merged; contacts shorter than
+    ``min_contact_ms`` or longer than ``max_contact_ms`` (standing) or whose peak stays below
+    ``min_peak_n`` are not steps. Contacts touching a gap (NaN) or the ends of the recording
+    are not whole steps and are counted in ``partial_``.
+    """
+
+    def __init__(self, threshold_n: float = 20.0, merge_gap_ms: float = 40.0,
+                 min_contact_ms: float = 100.0, max_contact_ms: float = 2000.0,
+                 min_peak_n: float = 60.0) -> None:
+        self.threshold_n = threshold_n
+        self.merge_gap_ms = merge_gap_ms
+        self.min_contact_ms = min_contact_ms
+        self.max_contact_ms = max_contact_ms
+        self.min_peak_n = min_peak_n
+
+    def detect(self, total_n: np.ndarray, period_s: float) -> StepDetector:
+        """Sets ``regions_`` (k, 2) half-open sample ranges, ``ic_s_``, ``to_s_``; returns self."""
+        f = total_n
+        thr = self.threshold_n
+        valid = ~np.isnan(f)
+        above = np.where(valid, f, -np.inf) > thr
+        d = np.diff(np.concatenate(([0], above.view(np.int8), [0])))
+        starts = np.flatnonzero(d == 1)
+        ends = np.flatnonzero(d == -1)
+        # merge short dips (noise), but never across missing samples
+        if len(starts) > 1:
+            gap = starts[1:] - ends[:-1]
+            nan_cum = np.concatenate(([0], np.cumsum(~valid)))
+            gap_has_nan = (nan_cum[starts[1:]] - nan_cum[ends[:-1]]) > 0
+            merge = (gap * period_s * 1e3 < self.merge_gap_ms) & ~gap_has_nan
+            keep_start = np.concatenate(([True], ~merge))
+            keep_end = np.concatenate((~merge, [True]))
+            starts, ends = starts[keep_start], ends[keep_end]
+        n = len(f)
+        dur_ms = (ends - starts) * period_s * 1e3
+        ok = (dur_ms >= self.min_contact_ms) & (dur_ms <= self.max_contact_ms)
+        whole = (starts > 0) & (ends < n)
+        s_prev = np.clip(starts - 1, 0, n - 1)
+        e_idx = np.clip(ends, 0, n - 1)
+        whole &= valid[s_prev] & valid[e_idx]
+        # no missing sample inside the contact
+        nan_cum = np.concatenate(([0], np.cumsum(~valid)))
+        whole &= (nan_cum[ends] - nan_cum[starts]) == 0
+        peak_ok = np.array([np.nanmax(f[a:b]) >= self.min_peak_n if b > a else False
+                            for a, b in zip(starts, ends)], dtype=bool)
+        good = ok & whole & peak_ok
+        self.partial_ = int((ok & peak_ok & ~whole).sum())
+        self.rejected_ = int((~(ok & peak_ok)).sum())
+        starts, ends = starts[good], ends[good]
+        f0, f1 = f[starts - 1], f[starts]
+        ic = (starts - 1) + (thr - f0) / (f1 - f0)
+        g0, g1 = f[ends - 1], f[ends]
+        to = (ends - 1) + (g0 - thr) / (g0 - g1)
+        self.regions_ = np.stack([starts, ends], axis=1) if len(starts) else np.zeros((0, 2), int)
+        self.ic_s_ = ic * period_s
+        self.to_s_ = to * period_s
+        return self
+
+
+# --- per-step metrics -------------------------------------------------------------------------
+
+
+@dataclass
+class MetricsConfig:
+    """Parameters of the per-step metrics (see DESIGN.md, Per-step metrics)."""
+
+    impact_window_frac: float = 0.30  # impact peak searched in the first 30 % of stance
+    impact_min_prominence_frac: float = 0.02  # of the candidate's value
+    impact_min_prominence_n: float = 10.0
+    valr_low_frac: float = 0.20  # VALR between 20 % and 80 % of the impact peak
+    valr_high_frac: float = 0.80
+    valr_fallback_start_frac: float = 0.03  # else over 3-12 % of stance
+    valr_fallback_end_frac: float = 0.12
+    onset_n: float = 10.0  # a zone has loaded when it carries 10 N
+    strike_mixed_window_ms: float = 10.0  # zones loading within 10 ms of the first count together
+
+
+class StepMetrics:
+    """Per-step metrics of one foot (contact, loading rate, strike, zone shares, CoP)."""
+
+    def __init__(self, config: MetricsConfig | None = None) -> None:
+        self.config = config or MetricsConfig()
+
+    def compute(self, force_n: np.ndarray, zones: tuple[str, ...], regions: np.ndarray,
+                ic_s: np.ndarray, to_s: np.ndarray, period_s: float,
+                body_weight_n: float, side: str) -> StepMetrics:
+        """Sets ``steps_`` (list of dicts, JSON-ready); returns self."""
+        cfg = self.config
+        zi = {z: i for i, z in enumerate(zones)}
+        total = np.nansum(force_n, axis=1)
+        total[np.all(np.isnan(force_n), axis=1)] = np.nan
+        pos = hardware.zone_positions()
+        length_pos = np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones])
+        width_pos = np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones])
+        met_idx = [zi[z] for z in METATARSAL_ZONES if z in zi]
+        steps = []
+        n_steps = len(regions)
+        for i in range(n_steps):
+            a, b = int(regions[i, 0]), int(regions[i, 1])
+            seg = total[a:b]
+            zf = np.nan_to_num(force_n[a:b])
+            contact_s = to_s[i] - ic_s[i]
+            st: dict = {"ic_s": round(float(ic_s[i]), 5), "to_s": round(float(to_s[i]), 5),
+                        "contact_ms": round(contact_s * 1e3, 2)}
+            if i + 1 < n_steps:
+                st["stride_ms"] = round((ic_s[i + 1] - ic_s[i]) * 1e3, 2)
+                st["swing_ms"] = round((ic_s[i + 1] - to_s[i]) * 1e3, 2)
+            peak = float(np.nanmax(seg))
+            st["peak_force_bw"] = round(peak / body_weight_n, 4)
+            # impact peak and loading rate, on the total force in BW
+            imp = self._impact_peak(seg)
+            if imp is not None:
+                valr = self._valr_2080(seg, imp, period_s, body_weight_n)
+            else:
+                valr = None
+            if valr is not None:
+                st["impact_peak_bw"] = round(float(seg[imp]) / body_weight_n, 4)
+                st["valr_bw_per_s"] = round(valr, 3)
+                st["valr_method"] = "20-80"
+            else:
+                st["impact_peak_bw"] = None
+                st["valr_bw_per_s"] = round(self._valr_stance(total, a, b, ic_s[i], contact_s,
+                                                              period_s, body_weight_n), 3)
+                st["valr_method"] = "3-12pct"
+            # strike pattern from the zone that loads first
+            st["strike"], st["first_zones"] = self._strike(force_n, zones, a, b, period_s)
+            # zone impulse shares
+            imp_z = zf.sum(axis=0)
+            tot = imp_z.sum()
+            shares = imp_z / tot if tot > 0 else np.zeros_like(imp_z)
+            st["zone_impulse_share"] = {z: round(float(shares[j]), 5) for j, z in enumerate(zones)}
+            if met_idx:
+                st["metatarsal_share"] = round(float(shares[met_idx].sum()), 5)
+            if "met1" in zi and "met5" in zi:
+                m1, m5 = imp_z[zi["met1"]], imp_z[zi["met5"]]
+                st["forefoot_ml_balance"] = round(float((m1 - m5) / (m1 + m5)), 4) if m1 + m5 > 0 else None
+            # centre of pressure along the foot: strike index at contact, path at 0/50/100 %
+            ok = ~np.isnan(length_pos)
+            if ok.any():
+                w = zf[:, ok]
+                ws = w.sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    cop_l = (w @ length_pos[ok]) / ws
+                    cop_w = (w @ width_pos[ok]) / ws
+                k_ic = min(len(seg) - 1, max(1, int(round(0.010 / period_s))))
+                first = cop_l[:k_ic + 1]
+                first = first[~np.isnan(first)]
+                st["strike_index"] = round(float(first.mean()), 4) if len(first) else None
+                valid = ~np.isnan(cop_l)
+                if valid.any():
+                    idx = np.flatnonzero(valid)
+                    st["cop_length_frac"] = [round(float(cop_l[idx[int(q * (len(idx) - 1))]]), 4)
+                                             for q in (0.0, 0.5, 1.0)]
+                    st["cop_width_frac"] = [round(float(cop_w[idx[int(q * (len(idx) - 1))]]), 4)
+                                            for q in (0.0, 0.5, 1.0)]
+            steps.append(st)
+        self.steps_ = steps
+        return self
+
+    def _impact_peak(self, seg: np.ndarray) -> int | None:
+        cfg = self.config
+        n = len(seg)
+        w = max(3, int(cfg.impact_window_frac * n))
+        x = seg[:w]
+        if len(x) < 3:
+            return None
+        cand = np.flatnonzero((x[1:-1] >= x[:-2]) & (x[1:-1] > x[2:])) + 1
+        horizon = seg[: max(w + 1, int(0.6 * n))]
+        for k in cand:
+            v = seg[k]
+            after = horizon[k:]
+            higher = np.flatnonzero(after > v)
+            j = higher[0] if len(higher) else len(after)
+            if j <= 1:
+                continue
+            dip = v - np.min(after[:j])
+            if dip >= max(cfg.impact_min_prominence_frac * v, cfg.impact_min_prominence_n):
+                return int(k)
+        return None
+
+    def _valr_2080(self, seg, imp, period_s, bw) -> float | None:
+        cfg = self.config
+        v = seg[imp]
+        rise = seg[: imp + 1]
+        t_lo = _first_crossing(rise, cfg.valr_low_frac * v)
+        t_hi = _first_crossing(rise, cfg.valr_high_frac * v)
+        if t_lo is None or t_hi is None or t_hi <= t_lo:
+            return None
+        return (cfg.valr_high_frac - cfg.valr_low_frac) * v / bw / ((t_hi - t_lo) * period_s)
+
+    def _valr_stance(self, total, a, b, ic_s, contact_s, period_s, bw) -> float:
+        cfg = self.config
+        t1 = ic_s + cfg.valr_fallback_start_frac * contact_s
+        t2 = ic_s + cfg.valr_fallback_end_frac * contact_s
+        idx = np.arange(a - 1, b + 1)
+        f1 = np.interp(t1 / period_s, idx, total[a - 1:b + 1])
+        f2 = np.interp(t2 / period_s, idx, total[a - 1:b + 1])
+        return float((f2 - f1) / bw / (t2 - t1))
+
+    def _strike(self, force_n, zones, a, b, period_s) -> tuple[str, list[str]]:
+        cfg = self.config
+        lo = max(0, a - 1)
+        seg = np.nan_to_num(force_n[lo:b])
+        onset = {}
+        for j, z in enumerate(zones):
+            above = np.flatnonzero(seg[:, j] > cfg.onset_n)
+            if len(above):
+                k = above[0]
+                # interpolate the onset between samples for a fair race between zones
+                if k > 0:
+                    f0, f1 = seg[k - 1, j], seg[k, j]
+                    onset[z] = (k - 1 + (cfg.onset_n - f0) / (f1 - f0)) * period_s
+                else:
+                    onset[z] = 0.0
+        if not onset:
+            return "unknown", []
+        t_first = min(onset.values())
+        first = sorted((z for z, t in onset.items() if t - t_first <= cfg.strike_mixed_window_ms * 1e-3),
+                       key=onset.get)
+        heel = "heel" in first
+        met = any(z in METATARSAL_ZONES or z == "hallux" for z in first)
+        if heel and not met:
+            return "rearfoot", first
+        if met and not heel and first[0] not in ("arch", "midfoot_lateral"):
+            return "forefoot", first
+        return "midfoot", first
+
+
+def _first_crossing(x: np.ndarray, level: float) -> float | None:
+    """Fractional index where x first rises through level (linear interpolation)."""
+    above = np.flatnonzero(x >= level)
+    if not len(above):
+        return None
+    k = above[0]
+    if k == 0:
+        return 0.0
+    x0, x1 = x[k - 1], x[k]
+    return float(k - 1 + (level - x0) / (x1 - x0))
+
+
+# --- flags ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FlagConfig:
+    """Flag thresholds; every default cites its source (DESIGN.md, Flags)."""
+
+    valr_bw_per_s: float = 66.0
+    """Median VALR of rearfoot steps. Davis et al. 2016, BJSM: odds ratio 2.72 for injury."""
+    valr_rise_frac: float = 0.20
+    """VALR rising 20 % from the first to the last part of the run (DESIGN.md)."""
+    met_share_rearfoot: float = 0.60
+    """1.15 x the 51.6 % under the metatarsal heads in shod running (Hennig-group table)."""
+    met_share_forefoot: float = 0.75
+    """Midfoot and forefoot strikes load the forefoot more (Wei et al. 2020); project default."""
+    met_share_rise_frac: float = 0.10
+    """Weist et al. 2004: +9 % metatarsal impulse after exhausting running."""
+    arch_share: float = 0.05
+    """A normal arch carries ~2 % of stance impulse (Hennig-group table)."""
+    arch_share_rise_frac: float = 0.20
+    """Weist et al. 2004: +17 % medial-midfoot impulse with fatigue; Fourchet et al. 2015: +7 %."""
+    arch_share_end_min: float = 0.03
+    min_steps: int = 20
+    """Flags never fire on fewer clean steps than this."""
+    baseline_s: float = 60.0
+    baseline_min_steps: int = 30
+    hold_s: float = 60.0
+    hold_min_steps: int = 30
+    rolling_steps: int = 30
+
+
+SOURCES = {
+    "heel_strike_force": "Davis IS et al. 2016, Br J Sports Med 50:887 (VALR > 66 BW/s, OR 2.72)",
+    "forefoot_overload": "Hennig-group relative-load table (51.6 % under metatarsal heads, shod); "
+                         "Wei et al. 2020 J Exerc Sci Fit; Weist et al. 2004 (fatigue +9 %)",
+    "arch_collapse": "Hennig-group relative-load table (medial arch ~2 %); Weist et al. 2004 "
+                     "(+17 % with fatigue); Fourchet et al. 2015 (+7 %)",
+}
+_NOT_DIAGNOSIS = "This is a pattern in your running, not a diagnosis: see a clinician if you have pain."
+
+
+class FlagRules:
+    """Evaluates the three flags for one foot's steps (list of step dicts)."""
+
+    def __init__(self, config: FlagConfig | None = None) -> None:
+        self.config = config or FlagConfig()
+
+    def evaluate(self, steps: list[dict], side: str) -> FlagRules:
+        """Sets ``flags_`` and ``notes_``; returns self."""
+        cfg = self.config
+        self.flags_: list[dict] = []
+        self.notes_: list[str] = []
+        if len(steps) < cfg.min_steps:
+            self.notes_.append(f"{side}: only {len(steps)} clean steps (< {cfg.min_steps}): "
+                               "no flags evaluated")
+            return self
+        t = np.array([s["ic_s"] for s in steps])
+        drift_ok = self._drift_possible(t)
+        if not drift_ok:
+            self.notes_.append(f"{side}: trial too short for the drift rules (needs a "
+                               f"{cfg.baseline_s:.0f} s baseline and {cfg.hold_s:.0f} s more); "
+                               "absolute rules only")
+        self._heel(steps, t, side, drift_ok)
+        self._forefoot(steps, t, side, drift_ok)
+        self._arch(steps, t, side, drift_ok)
+        return self
+
+    def _drift_possible(self, t: np.ndarray) -> bool:
+        cfg = self.config
+        base_end = self._baseline_end(t)
+        return (t[-1] - base_end >= cfg.hold_s) and ((t > base_end).sum() >= cfg.hold_min_steps + cfg.rolling_steps // 2)
+
+    def _baseline_end(self, t: np.ndarray) -> float:
+        cfg = self.config
+        end = t[0] + cfg.baseline_s
+        if (t < end).sum() < cfg.baseline_min_steps:
+            end = t[min(cfg.baseline_min_steps, len(t) - 1)]
+        return float(end)
+
+    def _flag(self, code, side, rule, value, threshold, unit, steps_n, span, message):
+        v = float(value)
+        sev = "alert" if rule == "absolute" and v > 1.25 * threshold else "warning"
+        self.flags_.append({
+            "code": code, "side": side, "severity": sev, "rule": rule,
+            "value": round(v, 4), "threshold": threshold, "unit": unit, "steps": int(steps_n),
+            "span_s": [round(float(span[0]), 3), round(float(span[1]), 3)],
+            "message": f"{message} {_NOT_DIAGNOSIS}", "source": SOURCES[code]})
+
+    def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float):
+        """Longest run of the rolling median above baseline·(1+rise) after the baseline.
+
+        Returns (baseline, run_start_s, run_end_s, n_steps, rolling_values) or None.
+        """
+        cfg = self.config
+        base_end = self._baseline_end(t)
+        base = float(np.median(values[t < base_end]))
+        w = cfg.rolling_steps
+        if len(values) < w:
+            return None
+        roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
+        t_roll = t[w - 1:]  # a trailing window of w steps ends at this step
+        after = t[: len(roll)] >= base_end  # the whole window lies after the baseline
+        above = (roll > base * (1 + rise)) & after
+        if not above.any():
+            return base, None
+        d = np.diff(np.concatenate(([0], above.view(np.int8), [0])))
+        st, en = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        best = None
+        for a, b in zip(st, en):
+            dur = t_roll[b - 1] - t_roll[a]
+            n = b - a
+            if dur >= cfg.hold_s and n >= cfg.hold_min_steps and (best is None or dur > best[2]):
+                best = (a, b, dur)
+        if best is None:
+            return base, None
+        a, b, _ = best
+        return base, (t_roll[a], t_roll[b - 1], b - a, float(np.median(roll[a:b])))
+
+    def _heel(self, steps, t, side, drift_ok):
+        cfg = self.config
+        rf = np.array([s["strike"] == "rearfoot" for s in steps])
+        if rf.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: {int(rf.sum())} rearfoot steps: heel_strike_force not "
+                               "evaluated (it is about heel strikes)")
+            return
+        valr = np.array([s["valr_bw_per_s"] for s in steps])[rf]
+        tr = t[rf]
+        med = float(np.median(valr))
+        if med > cfg.valr_bw_per_s:
+            self._flag("heel_strike_force", side, "absolute", med, cfg.valr_bw_per_s, "BW/s",
+                       rf.sum(), (tr[0], tr[-1]),
+                       f"Your {side} heel strikes load fast: median loading rate {med:.0f} BW/s "
+                       f"over {int(rf.sum())} heel strikes (threshold {cfg.valr_bw_per_s:.0f}). "
+                       "High loading rates are linked to plantar fasciitis, heel fat-pad pain and "
+                       "stress fractures.")
+        if drift_ok:
+            base_end = self._baseline_end(t)
+            first = valr[tr < base_end]
+            last = valr[tr > tr[-1] - cfg.baseline_s]
+            if len(first) >= cfg.baseline_min_steps // 2 and len(last) >= cfg.baseline_min_steps // 2:
+                rise = float(np.median(last) / np.median(first) - 1)
+                if rise > cfg.valr_rise_frac:
+                    self._flag("heel_strike_force", side, "drift", rise * 100,
+                               cfg.valr_rise_frac * 100, "% rise", len(last),
+                               (tr[tr > tr[-1] - cfg.baseline_s][0], tr[-1]),
+                               f"Your {side} heel-strike loading rate rose {rise * 100:.0f} % from "
+                               "the start to the end of the run, a sign of fatigue.")
+
+    def _forefoot(self, steps, t, side, drift_ok):
+        cfg = self.config
+        if "metatarsal_share" not in steps[0]:
+            self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
+            return
+        share = np.array([s["metatarsal_share"] for s in steps])
+        strike = np.array([s["strike"] for s in steps])
+        for group, thr in (("rearfoot", cfg.met_share_rearfoot),
+                           ("midfoot/forefoot", cfg.met_share_forefoot)):
+            sel = strike == "rearfoot" if group == "rearfoot" else np.isin(strike, ["midfoot", "forefoot"])
+            if sel.sum() < cfg.min_steps:
+                continue
+            med = float(np.median(share[sel]))
+            if med > thr:
+                self._flag("forefoot_overload", side, "absolute", med, thr, "share of stance impulse",
+                           sel.sum(), (t[sel][0], t[sel][-1]),
+                           f"Your {side} forefoot carries {med * 100:.0f} % of each step on "
+                           f"{group} strikes (usual up to {thr * 100:.0f} %). Forefoot overload is "
+                           "linked to metatarsalgia and metatarsal stress fractures.")
+        if drift_ok:
+            r = self._sustained_rise(share, t, cfg.met_share_rise_frac)
+            if r and r[1]:
+                base, (t0, t1, n, level) = r
+                self._flag("forefoot_overload", side, "drift", (level / base - 1) * 100,
+                           cfg.met_share_rise_frac * 100, "% rise over baseline", n, (t0, t1),
+                           f"Your {side} forefoot's share of each step rose from {base * 100:.0f} % "
+                           f"to {level * 100:.0f} % and stayed there for {t1 - t0:.0f} s, a sign of "
+                           "fatigue shifting load onto the metatarsal heads.")
+
+    def _arch(self, steps, t, side, drift_ok):
+        cfg = self.config
+        if "arch" not in steps[0]["zone_impulse_share"]:
+            self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
+            return
+        share = np.array([s["zone_impulse_share"]["arch"] for s in steps])
+        med = float(np.median(share))
+        if med > cfg.arch_share:
+            self._flag("arch_collapse", side, "absolute", med, cfg.arch_share,
+                       "share of stance impulse", len(steps), (t[0], t[-1]),
+                       f"Your {side} arch carries {med * 100:.1f} % of each step (a holding arch "
+                       f"carries about 2 %, threshold {cfg.arch_share * 100:.0f} %): the arch "
+                       "flattens onto the insole. This is linked to overpronation, arch and heel pain.")
+        if drift_ok:
+            r = self._sustained_rise(share, t, cfg.arch_share_rise_frac)
+            last = share[t > t[-1] - cfg.baseline_s]
+            if r and r[1] and np.median(last) > cfg.arch_share_end_min:
+                base, (t0, t1, n, level) = r
+                self._flag("arch_collapse", side, "drift", (level / base - 1) * 100,
+                           cfg.arch_share_rise_frac * 100, "% rise over baseline", n, (t0, t1),
+                           f"Your {side} arch's share of each step rose from {base * 100:.1f} % to "
+                           f"{level * 100:.1f} % and stayed there for {t1 - t0:.0f} s: the arch "
+                           "gives way as you tire.")
+
+
+# --- whole analysis ---------------------------------------------------------------------------
+
+
+@dataclass
+class AnalysisConfig:
+    detector: dict = field(default_factory=dict)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    flags: FlagConfig = field(default_factory=FlagConfig)
+
+
+def total_force(force_n: np.ndarray, fault_mask: int = 0) -> np.ndarray:
+    """Sum of the zones' forces; faulted channels left out; NaN where no sample arrived."""
+    keep = [c for c in range(force_n.shape[1]) if not fault_mask & (1 << c)]
+    f = force_n[:, keep] if keep else force_n
+    missing = np.all(np.isnan(f), axis=1)
+    total = np.nansum(f, axis=1)
+    total[missing] = np.nan
+    return total
+
+
+def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
+            calibrations: dict[str, Calibration] | None = None,
+            config: AnalysisConfig | None = None) -> dict:
+    """Analyse one or two feet; returns the ``insole.analysis/1`` document (a dict)."""
+    config = config or AnalysisConfig()
+    calibrations = calibrations or {}
+    pre = {}
+    for side, fs in feet.items():
+        cal = calibrations.get(side) or Calibration()
+        cal.apply(fs)
+        total = total_force(cal.force_n_, cal.fault_mask_)
+        det = StepDetector(**config.detector).detect(total, fs.period_us * 1e-6)
+        pre[side] = (fs, cal, total, det)
+    # body weight: given, or the stride-average identity (one foot's mean force over whole
+    # strides is half the body weight)
+    estimates = {}
+    for side, (fs, cal, total, det) in pre.items():
+        r = det.regions_
+        if len(r) >= 3:
+            seg = total[r[0, 0]:r[-1, 0]]
+            estimates[side] = 2.0 * float(np.nanmean(seg))
+    bw_est = float(np.mean(list(estimates.values()))) if estimates else None
+    if body_mass_kg is not None:
+        bw = body_mass_kg * G_M_PER_S2
+        bw_source = "given"
+    elif bw_est:
+        bw = bw_est
+        bw_source = "stride-average identity"
+    else:
+        bw = 700.0
+        bw_source = "assumed 700 N (too few strides to estimate)"
+    doc: dict = {"schema": SCHEMA, "feet": {}, "flags": [], "notes": []}
+    for side, (fs, cal, total, det) in pre.items():
+        met = StepMetrics(config.metrics).compute(cal.force_n_, fs.zones, det.regions_, det.ic_s_,
+                                                  det.to_s_, fs.period_us * 1e-6, bw, side)
+        steps = met.steps_
+        rules = FlagRules(config.flags).evaluate(steps, side)
+        doc["flags"].extend(rules.flags_)
+        doc["notes"].extend(rules.notes_)
+        q = dict(fs.quality)
+        q["sensor_fault_mask"] = cal.fault_mask_ | q.get("device_fault_mask", 0)
+        q["sensor_faults"] = [z for c, z in enumerate(fs.zones) if q["sensor_fault_mask"] & (1 << c)]
+        q["saturated_samples"] = cal.saturated_samples_
+        q["partial_steps_skipped"] = det.partial_
+        q["calibration"] = cal.name
+        doc["feet"][side] = {"steps": steps, "summary": _summary(steps, fs, det),
+                             "quality": q,
+                             "device": {"device_id": fs.info.device_id, "firmware": fs.info.firmware,
+                                        "zones": list(fs.zones), "rate_hz": fs.rate_hz,
+                                        "supply_mv": fs.info.supply_mv,
+                                        "r_fixed_ohm": fs.info.r_fixed_ohm, "source": fs.source}}
+    doc["body"] = {"body_weight_n": round(bw, 2), "source": bw_source,
+                   "stride_average_estimate_n": round(bw_est, 2) if bw_est else None}
+    if body_mass_kg is not None:
+        doc["body"]["body_mass_kg"] = body_mass_kg
+        if bw_est:
+            doc["body"]["force_coverage"] = round(bw_est / bw, 3)
+    doc["summary"] = _run_summary(doc["feet"])
+    doc["config"] = {"detector": asdict_safe(pre and next(iter(pre.values()))[3]),
+                     "metrics": asdict(config.metrics), "flags": asdict(config.flags)}
+    return doc
+
+
+def asdict_safe(det) -> dict:
+    if not det:
+        return {}
+    return {k: getattr(det, k) for k in ("threshold_n", "merge_gap_ms", "min_contact_ms",
+                                         "max_contact_ms", "min_peak_n")}
+
+
+def _med(steps, key, pred=None):
+    vals = [s[key] for s in steps if s.get(key) is not None and (pred is None or pred(s))]
+    return round(float(np.median(vals)), 3) if vals else None
+
+
+def _summary(steps: list[dict], fs: FootStream, det: StepDetector) -> dict:
+    strides = [s["stride_ms"] for s in steps if "stride_ms" in s]
+    # a stride that spans a gap or a missed step is not one stride
+    if strides:
+        med = float(np.median(strides))
+        strides = [x for x in strides if x < 1.5 * med]
+    cadence = 2 * 60000.0 / float(np.median(strides)) if strides else None
+    strikes = {k: sum(1 for s in steps if s["strike"] == k) for k in ("rearfoot", "midfoot", "forefoot")}
+    zones = steps[0]["zone_impulse_share"].keys() if steps else []
+    return {
+        "steps": len(steps),
+        "cadence_spm": round(cadence, 2) if cadence else None,
+        "contact_ms_median": _med(steps, "contact_ms"),
+        "swing_ms_median": _med(steps, "swing_ms"),
+        "stride_ms_median": round(float(np.median(strides)), 2) if strides else None,
+        "peak_force_bw_median": _med(steps, "peak_force_bw"),
+        "valr_bw_per_s_median_rearfoot": _med(steps, "valr_bw_per_s", lambda s: s["strike"] == "rearfoot"),
+        "valr_bw_per_s_median": _med(steps, "valr_bw_per_s"),
+        "strike_counts": strikes,
+        "strike_index_median": _med(steps, "strike_index"),
+        "metatarsal_share_median": _med(steps, "metatarsal_share"),
+        "zone_impulse_share_median": {z: round(float(np.median([s["zone_impulse_share"][z] for s in steps])), 4)
+                                      for z in zones},
+        "forefoot_ml_balance_median": _med(steps, "forefoot_ml_balance"),
+        "duration_s": round(fs.quality["duration_s"], 3),
+    }
+
+
+def _run_summary(feet: dict) -> dict:
+    out: dict = {}
+    cad = [f["summary"]["cadence_spm"] for f in feet.values() if f["summary"]["cadence_spm"]]
+    if cad:
+        out["cadence_spm"] = round(float(np.mean(cad)), 2)
+    if "left" in feet and "right" in feet:
+        sym = {}
+        for key in ("contact_ms_median", "peak_force_bw_median", "valr_bw_per_s_median",
+                    "metatarsal_share_median"):
+            left, right = feet["left"]["summary"].get(key), feet["right"]["summary"].get(key)
+            if left is not None and right is not None and (left + right) != 0:
+                sym[key.replace("_median", "")] = round(200.0 * (left - right) / (left + right), 2)
+        out["symmetry_index_pct"] = sym
+        out["symmetry_note"] = "100·(L−R)/mean(L,R); within ±10 % is usually read as symmetric"
+    return out

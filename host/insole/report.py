@@ -1,0 +1,121 @@
+"""``insole analyse``: load captures or sessions, analyse, print a summary a runner can read."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .analysis import AnalysisConfig, Calibration, analyse
+from .errors import InputFileError, InsoleError
+from .session import load_inputs
+from .stream import streams_from_sources
+
+
+def analyse_paths(paths: list[str], body_mass_kg: float | None = None,
+                  calibration_files: list[str] | None = None,
+                  config: AnalysisConfig | None = None) -> dict:
+    """Load inputs (raw captures and/or session dirs) and analyse them."""
+    feet = streams_from_sources(load_inputs(paths))
+    cals = {}
+    for f in calibration_files or []:
+        cal = _load_calibration(f)
+        side = cal.side
+        if side not in feet:
+            raise InputFileError(f"{f}: calibration is for the {side} foot, which is not in the input")
+        cals[side] = Calibration(dict(cal.channels), cal.describe())
+    return analyse(feet, body_mass_kg=body_mass_kg, calibrations=cals, config=config)
+
+
+def _load_calibration(path: str):
+    try:
+        from . import calibration
+    except ModuleNotFoundError as e:
+        raise InsoleError("calibration files are not supported by this build") from e
+    return calibration.load(path)
+
+
+def format_summary(doc: dict) -> str:
+    lines = []
+    feet = doc["feet"]
+    body = doc["body"]
+    lines.append(f"insole analysis: {', '.join(feet)} foot/feet; body weight {body['body_weight_n']:.0f} N "
+                 f"({body['source']})")
+    for side, f in feet.items():
+        s = f["summary"]
+        sc = s["strike_counts"]
+        n = max(1, s["steps"])
+        strike = ", ".join(f"{k} {100 * v / n:.0f}%" for k, v in sc.items() if v)
+        lines.append(f"  {side:5s}: {s['steps']} steps over {s['duration_s']:.0f} s, cadence "
+                     f"{_fmt(s['cadence_spm'], '.0f')} spm, contact {_fmt(s['contact_ms_median'], '.0f')} ms, "
+                     f"strike {strike or 'n/a'}")
+        zs = s["zone_impulse_share_median"]
+        lines.append(f"         loading rate {_fmt(s['valr_bw_per_s_median_rearfoot'], '.0f')} BW/s on heel strikes, "
+                     f"forefoot {_pct(s['metatarsal_share_median'])} of each step, arch {_pct(zs.get('arch'))}")
+        q = f["quality"]
+        lines.append(f"         data: {q['packets_lost']} packets lost, {q['samples_dropped']} samples "
+                     f"dropped on the device, {q['samples_missing']} samples missing, "
+                     f"{q['decode_errors']} damaged frames"
+                     + (f", faulty sensors: {', '.join(q['sensor_faults'])}" if q["sensor_faults"] else "")
+                     + f"; calibration: {q['calibration']}")
+    sym = doc["summary"].get("symmetry_index_pct")
+    if sym:
+        lines.append("  left/right symmetry: " + ", ".join(f"{k} {v:+.1f}%" for k, v in sym.items()))
+    if doc["flags"]:
+        lines.append("Flags:")
+        for fl in doc["flags"]:
+            lines.append(f"  [{fl['severity']}] {fl['code']} ({fl['side']}, {fl['rule']}): {fl['message']}")
+    else:
+        lines.append("Flags: none of heel_strike_force, forefoot_overload, arch_collapse.")
+    for n in doc.get("notes", []):
+        lines.append(f"  note: {n}")
+    return "\n".join(lines)
+
+
+def _fmt(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    if args.body_mass_kg is not None and not 20 <= args.body_mass_kg <= 250:
+        raise InsoleError(f"--body-mass-kg {args.body_mass_kg} is outside 20-250 kg")
+    doc = analyse_paths(args.inputs, args.body_mass_kg, args.calibration)
+    text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
+    if args.json == "-":
+        sys.stdout.write(text + "\n")
+        return 0
+    print(format_summary(doc))
+    if args.json:
+        try:
+            Path(args.json).write_text(text + "\n")
+        except OSError as e:
+            raise InsoleError(f"cannot write {args.json}: {e.strerror}") from e
+        print(f"analysis written to {args.json}")
+    return 0
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("analyse", aliases=["analyze"], help="analyse captures or recorded sessions",
+                       description="Steps, per-step metrics, data quality and the three flags "
+                                   "(heel_strike_force, forefoot_overload, arch_collapse).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a raw serial capture (.bin) or a recorded session directory; one per foot")
+    p.add_argument("--json", metavar="PATH", help="write the analysis as JSON to PATH ('-' for stdout)")
+    p.add_argument("--body-mass-kg", type=float, metavar="KG",
+                   help="runner's body mass; without it, the stride-average identity estimates it")
+    p.add_argument("--calibration", action="append", metavar="FILE",
+                   help="a calibration file from `insole calibrate` (once per foot)")
+    p.set_defaults(func=_cmd_analyse)

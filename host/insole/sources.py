@@ -1,0 +1,237 @@
+"""Sources chosen by URL, the way pyserial chooses ports.
+
+==================================  ===========================================================
+``serial:///dev/ttyUSB0``           a serial port, opened with ``serial.serial_for_url``
+``/dev/ttyUSB0``, ``COM3``          the same, without the scheme
+``socket://host:port``, ``loop://``, pyserial's own URL handlers, passed through as they are
+``spy://...``, ``rfc2217://...``
+``file://capture.bin``              a raw serial capture, replayed (``?realtime=1`` paces it)
+``sim://SCENARIO?side=left&seed=3`` the simulator in-process (``duration_s``, ``rate_hz``,
+                                    ``realtime=0`` for as fast as possible, fault options)
+==================================  ===========================================================
+
+A source only moves bytes: :meth:`Source.read` returns the next chunk exactly as it arrived
+(``b""`` on a quiet timeout) and raises :class:`SourceClosed` when the far end is gone (a port
+unplugged, a file or simulation at its end). Decoding is the decoder's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from .errors import SourceError
+from .session import FRAMING_SERIAL
+
+log = logging.getLogger(__name__)
+
+BAUD = 921600
+_PYSERIAL_SCHEMES = {"socket", "loop", "spy", "rfc2217", "hwgrep", "alt", "cp2110"}
+
+
+class SourceClosed(Exception):
+    """The source has ended: port unplugged, end of file, end of simulation."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Source:
+    """Base class: a byte source with a URL."""
+
+    framing = FRAMING_SERIAL
+    #: True when the bytes come from a real port (so an end is an unplug, not an end of file)
+    live = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def open(self) -> Source:
+        return self
+
+    def read(self, timeout_s: float = 0.1) -> bytes:
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise SourceError(f"{self.url}: this source does not accept commands")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Source:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SerialSource(Source):
+    """A serial port (or any pyserial URL)."""
+
+    def __init__(self, url: str, port: str) -> None:
+        super().__init__(url)
+        self.port = port
+        self._ser = None
+
+    def open(self) -> SerialSource:
+        import serial
+
+        try:
+            self._ser = serial.serial_for_url(self.port, baudrate=BAUD, timeout=0.05)
+        except (serial.SerialException, ValueError, OSError) as e:
+            raise SourceError(f"cannot open {self.port}: {_short(e)}") from e
+        return self
+
+    def read(self, timeout_s: float = 0.1) -> bytes:
+        import serial
+
+        ser = self._ser
+        if ser is None:
+            raise SourceError(f"{self.url}: not open")
+        try:
+            ser.timeout = timeout_s
+            waiting = ser.in_waiting
+            return ser.read(max(4096, waiting))
+        except (serial.SerialException, OSError) as e:
+            raise SourceClosed(f"{self.port} closed ({_short(e)})") from e
+
+    def write(self, data: bytes) -> None:
+        import serial
+
+        try:
+            self._ser.write(data)
+        except (serial.SerialException, OSError) as e:
+            raise SourceClosed(f"{self.port} closed ({_short(e)})") from e
+
+    def close(self) -> None:
+        if self._ser is not None:
+            try:
+                self._ser.close()
+            except OSError:
+                pass
+            self._ser = None
+
+
+class FileSource(Source):
+    """A raw serial capture replayed in chunks, optionally at its recorded pace."""
+
+    live = False
+
+    def __init__(self, url: str, path: str, realtime: bool = False, chunk: int = 4096) -> None:
+        super().__init__(url)
+        self.path = Path(path)
+        self.realtime = realtime
+        self.chunk = chunk
+        self._f = None
+        self._bytes_per_s = 20_000.0  # pacing for realtime replay; about one foot at 500 Hz
+
+    def open(self) -> FileSource:
+        try:
+            self._f = self.path.open("rb")
+        except OSError as e:
+            raise SourceError(f"cannot open {self.path}: {e.strerror}") from e
+        return self
+
+    def read(self, timeout_s: float = 0.1) -> bytes:
+        data = self._f.read(self.chunk)
+        if not data:
+            raise SourceClosed(f"end of {self.path}")
+        if self.realtime:
+            time.sleep(len(data) / self._bytes_per_s)
+        return data
+
+    def close(self) -> None:
+        if self._f:
+            self._f.close()
+            self._f = None
+
+
+class SimSource(Source):
+    """The simulator in-process, one foot, delivering framed bytes in device-time order."""
+
+    live = False
+
+    def __init__(self, url: str, scenario: str, params: dict[str, str]) -> None:
+        super().__init__(url)
+        self.scenario = scenario
+        self.params = params
+        self._it = None
+        self._t_start = None
+
+    def open(self) -> SimSource:
+        from . import sim
+
+        p = dict(self.params)
+        try:
+            side = p.pop("side", "left")
+            duration_s = float(p.pop("duration_s", 60))
+            rate_hz = int(p.pop("rate_hz", 500))
+            seed = int(p.pop("seed", 1))
+            self.realtime = p.pop("realtime", "1") not in ("0", "false", "no")
+            mass = p.pop("body_mass_kg", None)
+            faults = {k: float(v) for k, v in p.items()}
+        except ValueError as e:
+            raise SourceError(f"{self.url}: bad parameter ({e})") from e
+        foot = sim.simulate(self.scenario, side, duration_s, rate_hz=rate_hz, seed=seed,
+                            body_mass_kg=float(mass) if mass else None, **faults)
+        self._it = iter(foot.frames())
+        self._t_start = time.monotonic()
+        self._t_first = None
+        return self
+
+    def read(self, timeout_s: float = 0.1) -> bytes:
+        out = bytearray()
+        deadline = time.monotonic() + timeout_s
+        for t_dev, frame in self._it:
+            if self._t_first is None:
+                self._t_first = t_dev
+            if self.realtime:
+                wait = (t_dev - self._t_first) - (time.monotonic() - self._t_start)
+                if wait > 0:
+                    time.sleep(wait)
+            out += frame
+            if len(out) >= 4096 or (self.realtime and time.monotonic() >= deadline):
+                return bytes(out)
+        if out:
+            return bytes(out)
+        raise SourceClosed("end of simulation")
+
+
+def _short(e: Exception) -> str:
+    s = str(e).strip() or type(e).__name__
+    return s.splitlines()[0]
+
+
+def open_source(url: str) -> Source:
+    """Make (not yet open) the source a URL names. Raises SourceError for an unknown scheme."""
+    if "://" not in url:
+        if url.startswith("/dev/") or url.upper().startswith("COM"):
+            return SerialSource(url, url)
+        if Path(url).is_file():
+            return FileSource(url, url)
+        raise SourceError(f"{url!r} is not a source URL: use serial:///dev/ttyUSB0, "
+                          "file://capture.bin or sim://easy-run?side=left")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if scheme == "serial":
+        port = (parts.netloc + parts.path) or ""
+        if not port:
+            raise SourceError(f"{url}: no port given (serial:///dev/ttyUSB0)")
+        return SerialSource(url, port)
+    if scheme in _PYSERIAL_SCHEMES:
+        return SerialSource(url, url)
+    if scheme == "file":
+        path = parts.netloc + parts.path
+        return FileSource(url, path, realtime=query.get("realtime", "0") in ("1", "true", "yes"))
+    if scheme == "sim":
+        scenario = parts.netloc or parts.path.strip("/")
+        if not scenario:
+            raise SourceError(f"{url}: no scenario given (sim://easy-run?side=left)")
+        return SimSource(url, scenario, query)
+    if scheme == "ble":
+        raise SourceError(f"{url}: BLE sources are not in this build yet; record over serial")
+    raise SourceError(f"{url}: unknown scheme {scheme!r} (serial, file, sim, socket, loop, spy)")

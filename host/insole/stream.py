@@ -1,0 +1,259 @@
+"""From decoded packets to one foot's sample stream.
+
+:class:`FootAssembler` takes one device's packets in arrival order (optionally with the host
+receive time) and produces a :class:`FootStream`: a uniform grid on the device clock, ``t0_us``
+unwrapped across the 2^32 wrap, every sample set the device sent in its slot and every slot that
+nothing arrived for left as NaN (never filled). It keeps the data-quality ledger: packets lost
+(gaps in ``seq``), sample sets the device itself dropped (overrun bit), decoder errors, duplicates,
+sensor faults, and the device-to-host clock estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import protocol as P
+from .errors import InputFileError
+from .session import FRAMING_PACKETS, SourceData
+
+log = logging.getLogger(__name__)
+
+_WRAP = 1 << 32
+
+
+@dataclass
+class FootStream:
+    """One foot's samples on a uniform device-clock grid.
+
+    Attributes:
+        side: ``"left"`` or ``"right"``.
+        info: the device's INFO packet (zones, rate, divider), or a stand-in if none arrived.
+        period_us: nominal sample period.
+        t0_us: unwrapped device time of sample 0 (the foot's first sample).
+        volts: array (n, C) of pin voltages; NaN where no sample arrived.
+        quality: the data-quality ledger (counts, see :meth:`FootAssembler.finish`).
+        statuses: STATUS packets in arrival order.
+        host_sync: (device_time_s, host_time_s) pairs for clock estimation, one per DATA packet.
+    """
+
+    side: str
+    info: P.Info
+    period_us: int
+    t0_us: int
+    volts: np.ndarray
+    quality: dict
+    statuses: list = field(default_factory=list)
+    host_sync: np.ndarray | None = None
+    source: str = ""
+
+    @property
+    def rate_hz(self) -> float:
+        return 1e6 / self.period_us
+
+    @property
+    def n(self) -> int:
+        return int(self.volts.shape[0])
+
+    @property
+    def t_s(self) -> np.ndarray:
+        """Seconds since this foot's first sample, on the device clock."""
+        return np.arange(self.n) * (self.period_us * 1e-6)
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return self.info.zones
+
+
+class FootAssembler:
+    """Builds one device's :class:`FootStream` from its packets (feed in arrival order)."""
+
+    def __init__(self, source: str = "") -> None:
+        self.source = source
+        self.info: P.Info | None = None
+        self.statuses: list[P.Status] = []
+        self.replies: list[P.Reply] = []
+        self._seq: int | None = None
+        self._t_last_raw: int | None = None
+        self._t_unwrapped: int = 0
+        self._next_t: int | None = None
+        self._period: int | None = None
+        self._side: str | None = None
+        self._blocks: list[tuple[int, np.ndarray]] = []
+        self._sync: list[tuple[int, float]] = []
+        self.q: Counter[str] = Counter()
+
+    def add(self, pkt: P.Packet, host_time_s: float | None = None) -> None:
+        if isinstance(pkt, P.Data):
+            self._add_data(pkt, host_time_s)
+        elif isinstance(pkt, P.Info):
+            if self.info is not None and self.info.zones != pkt.zones:
+                self.q["info_changed"] += 1
+            elif self.info is None:
+                self.info = pkt
+        elif isinstance(pkt, P.Status):
+            self.statuses.append(pkt)
+        elif isinstance(pkt, P.Reply):
+            self.replies.append(pkt)
+        else:
+            self.q["unexpected_packets"] += 1
+
+    def _add_data(self, pkt: P.Data, host_time_s: float | None) -> None:
+        q = self.q
+        if self._period is None:
+            self._period = pkt.period_us
+            self._side = pkt.side
+            self._channels = pkt.channels
+        if pkt.period_us != self._period or pkt.channels != self._channels:
+            q["format_changed_packets"] += 1  # a SET_RATE mid-stream: kept out, counted
+            return
+        if pkt.side != self._side:
+            q["side_mismatch_packets"] += 1
+        # seq: +1 per packet, wraps at 65536; a jump forward is transport loss
+        if self._seq is not None:
+            gap = (pkt.seq - self._seq - 1) & 0xFFFF
+            if gap >= 0x8000:
+                q["duplicate_packets"] += 1
+                return
+            q["packets_lost"] += gap
+            seq_gap = gap
+        else:
+            seq_gap = 0
+        self._seq = pkt.seq
+        # t0_us: 32-bit device clock, unwrapped by accumulating forward differences
+        if self._t_last_raw is None:
+            t = pkt.t0_us
+        else:
+            d = (pkt.t0_us - self._t_last_raw) % _WRAP
+            if d >= _WRAP // 2:
+                q["time_reversed_packets"] += 1
+                return
+            t = self._t_unwrapped + d
+        self._t_last_raw = pkt.t0_us
+        self._t_unwrapped = t
+        if self._next_t is not None:
+            missing = int(round((t - self._next_t) / self._period))
+            if missing > 0 and seq_gap == 0:
+                q["samples_dropped"] += missing  # the device's own overrun
+            elif missing < 0:
+                q["overlapping_packets"] += 1
+        if pkt.overrun:
+            q["overrun_packets"] += 1
+        q["packets"] += 1
+        q["sample_sets"] += pkt.n_sets
+        self._next_t = t + pkt.n_sets * self._period
+        self._blocks.append((t, pkt.samples))
+        if host_time_s is not None:
+            self._sync.append((self._next_t - self._period, host_time_s))
+
+    def finish(self, decoder_errors: dict[str, int] | None = None) -> FootStream:
+        """Build the stream. Raises InputFileError if the source carried no DATA at all."""
+        if not self._blocks:
+            raise InputFileError(f"{self.source or 'input'}: no DATA packets (not a capture, "
+                                 "or the device never streamed)")
+        info = self.info
+        c = self._blocks[0][1].shape[1]
+        if info is None:
+            self.q["missing_info"] += 1
+            info = P.Info(self._side or "left", P.ZONES[:c], int(round(1e6 / self._period)),
+                          3300, 1000, "000000000000", "unknown")
+        elif len(info.zones) != c:
+            raise InputFileError(f"{self.source}: INFO lists {len(info.zones)} zones but DATA "
+                                 f"carries {c} channels")
+        period = self._period
+        t0 = self._blocks[0][0]
+        starts = np.fromiter(((t - t0) for t, _ in self._blocks), dtype=np.int64,
+                             count=len(self._blocks))
+        idx = np.rint(starts / period).astype(np.int64)
+        lens = np.fromiter((b.shape[0] for _, b in self._blocks), dtype=np.int64,
+                           count=len(self._blocks))
+        n = int((idx + lens).max())
+        volts = np.full((n, c), np.nan)
+        allsamples = np.concatenate([b for _, b in self._blocks]).astype(np.float64)
+        allsamples *= P.SAMPLE_UNIT_V
+        rows = np.repeat(idx, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+        volts[rows] = allsamples
+        q = dict(self.q)
+        q.setdefault("packets_lost", 0)
+        q.setdefault("samples_dropped", 0)
+        q["samples_missing"] = int(np.isnan(volts[:, 0]).sum())
+        errs = dict(decoder_errors or {})
+        q["decode_errors"] = int(sum(errs.values()))
+        q["decode_errors_by_kind"] = {k: v for k, v in errs.items() if v}
+        q["duration_s"] = n * period * 1e-6
+        if self.statuses:
+            q["device_overruns"] = int(self.statuses[-1].overruns - self.statuses[0].overruns)
+            fm = 0
+            for s in self.statuses:
+                fm |= s.fault_mask
+            q["device_fault_mask"] = fm
+            ach = [s.achieved_hz for s in self.statuses if s.streaming]
+            q["achieved_hz_median"] = float(np.median(ach)) if ach else None
+        sync = None
+        if self._sync:
+            arr = np.array(self._sync, dtype=float)
+            arr[:, 0] = (arr[:, 0] - t0) * 1e-6
+            sync = arr
+            q.update(clock_estimate(arr))
+        return FootStream(info.side if self.info else (self._side or "left"), info, period, t0,
+                          volts, q, self.statuses, sync, self.source)
+
+
+def clock_estimate(sync: np.ndarray, window_s: float = 5.0) -> dict:
+    """Device-to-host clock offset and drift by minimum-delay filtering.
+
+    The host receives a packet some delay after its last sample was taken; the smallest delays
+    are the truest. Per window of ``window_s`` the packet with the smallest (host - device) is
+    kept, and a line through those gives offset and drift; the residual is their spread.
+    """
+    dev, host = sync[:, 0], sync[:, 1]
+    diff = host - dev
+    win = np.floor(dev / window_s).astype(np.int64)
+    order = np.lexsort((diff, win))
+    first = np.ones(len(order), bool)
+    first[1:] = win[order][1:] != win[order][:-1]
+    sel = order[first]
+    if len(sel) >= 2:
+        slope, intercept = np.polyfit(dev[sel], diff[sel], 1)
+        resid = diff[sel] - (slope * dev[sel] + intercept)
+    else:
+        slope, intercept, resid = 0.0, float(diff[sel].mean()), np.zeros(1)
+    return {"clock_offset_s": float(intercept), "clock_drift_ppm": float(slope * 1e6),
+            "clock_residual_ms": float(np.max(np.abs(resid)) * 1e3)}
+
+
+def streams_from_sources(sources: list[SourceData]) -> dict[str, FootStream]:
+    """Decode each source into a foot stream; one foot per side (a second one is an error)."""
+    feet: dict[str, FootStream] = {}
+    for src in sources:
+        fs = stream_from_source(src)
+        if fs.side in feet:
+            raise InputFileError(f"{src.name} and {feet[fs.side].source} are both the "
+                                 f"{fs.side} foot; give one input per foot")
+        feet[fs.side] = fs
+    return feet
+
+
+def stream_from_source(src: SourceData) -> FootStream:
+    asm = FootAssembler(src.name)
+    errors: Counter[str] = Counter(src.read_errors)
+    if src.framing == FRAMING_PACKETS:
+        for ch in src.chunks:
+            try:
+                asm.add(P.decode(ch.data), ch.host_time_s)
+            except Exception as e:  # noqa: BLE001 - every bad packet is counted, never raised
+                errors[getattr(e, "kind", "bad_packet")] += 1
+    else:
+        dec = P.StreamDecoder()
+        for ch in src.chunks:
+            for pkt in dec.feed(ch.data):
+                asm.add(pkt, ch.host_time_s)
+        dec.flush()
+        errors.update(dec.errors)
+        if dec.packets == 0:
+            raise InputFileError(f"{src.name}: no insole packets found in {dec.bytes_in} bytes "
+                                 "(not a capture of the insole protocol)")
+    return asm.finish(errors)
