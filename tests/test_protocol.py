@@ -222,3 +222,23 @@ def test_oversize_garbage_without_delimiter_is_bounded():
     assert len(dec._buf) <= P.MAX_FRAME_BYTES
     (pkt,) = dec.feed(b"\x00" + P.frame(P.Reply(1, 0)))
     assert isinstance(pkt, P.Reply)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(packets, min_size=1, max_size=40), st.randoms(use_true_random=False),
+       st.integers(0, 30))
+def test_bulk_path_equals_frame_by_frame(pkts, rnd, n_mut):
+    """Large feeds undo COBS for all frames at once; the result must equal one frame at a time."""
+    stream = bytearray(b"".join(P.frame(p) for p in pkts))
+    for _ in range(n_mut):
+        i = rnd.randrange(len(stream))
+        stream[i] = rnd.choice([0, 0xFF, rnd.randrange(256)])
+    whole = P.StreamDecoder()
+    whole._bulk(bytes(stream[: stream.rfind(0) + 1]) if 0 in stream else b"", bulk := [], False)
+    single = P.StreamDecoder()
+    one = []
+    if 0 in stream:
+        for body in bytes(stream[: stream.rfind(0)]).split(b"\x00"):
+            single._one(body, one, False)
+    assert [P.encode(p) for p in bulk] == [P.encode(p) for p in one]
+    assert whole.errors == single.errors
