@@ -1,0 +1,327 @@
+"""Score an analysis (``insole.analysis/1``) against ground truth (``insole.truth/1``).
+
+:func:`score` matches detected steps to true steps one to one by initial contact: every pair of a
+detected and a true step whose initial contacts lie within the tolerance (20 ms by default) is a
+candidate, and candidates are taken in order of increasing |IC error|, each step used at most
+once (greedy by error; with steps hundreds of milliseconds apart and a tolerance of tens this is
+the optimal assignment). Matched pairs are true positives, unmatched detections false positives,
+unmatched true steps false negatives. Over the matched pairs it reports the median and 95th
+percentile of |IC error|, |TO error| and |contact-time error| (ms) and the agreement of strike
+patterns (over true steps whose strike is known). Per foot, and over both feet combined.
+
+A truth file may bound the time span in which steps are scored per foot (``scored_from_s``,
+``scored_to_s``: the converters of real recordings set them so that a contact already under way at
+the first sample, or still under way at the last, counts neither way). Detections whose IC lies
+outside that span (widened by the tolerance) are ignored.
+
+Flags: each expected flag (code and side) must be present in the analysis; each absent flag code
+must be absent on every side.
+
+``insole score ANALYSIS.json TRUTH.json`` prints a table; ``--require-*`` options turn it into a
+check (exit status 1 when one fails).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError
+
+SCHEMA = "insole.score/1"
+DEFAULT_TOLERANCE_S = 0.020
+
+# Criteria understood by :func:`score` (name -> (result key path, comparison)).
+CRITERIA = {
+    "f1_min": (("f1",), ">="),
+    "ic_median_ms_max": (("ic_error_ms", "median"), "<="),
+    "ic_p95_ms_max": (("ic_error_ms", "p95"), "<="),
+    "to_median_ms_max": (("to_error_ms", "median"), "<="),
+    "contact_median_ms_max": (("contact_error_ms", "median"), "<="),
+    "strike_agreement_min": (("strike", "agreement"), ">="),
+}
+
+
+def _stats(x: list[float]) -> dict:
+    if not x:
+        return {"n": 0, "median": None, "p95": None, "mean": None, "max": None}
+    a = np.asarray(x, dtype=float)
+    return {"n": int(a.size), "median": round(float(np.median(a)), 3),
+            "p95": round(float(np.percentile(a, 95)), 3), "mean": round(float(a.mean()), 3),
+            "max": round(float(a.max()), 3)}
+
+
+def match_steps(detected_ic_s, true_ic_s, tolerance_s: float = DEFAULT_TOLERANCE_S) -> list[tuple[int, int]]:
+    """One-to-one matches (detected index, true index) within the tolerance, greedy by |error|."""
+    d = np.asarray(detected_ic_s, dtype=float)
+    t = np.asarray(true_ic_s, dtype=float)
+    cands = []
+    if len(d) and len(t):
+        order = np.argsort(t)
+        ts = t[order]
+        for i, x in enumerate(d):
+            lo = np.searchsorted(ts, x - tolerance_s, "left")
+            hi = np.searchsorted(ts, x + tolerance_s, "right")
+            for k in range(lo, hi):
+                cands.append((abs(x - ts[k]), i, int(order[k])))
+    cands.sort()
+    used_d: set[int] = set()
+    used_t: set[int] = set()
+    pairs = []
+    for _, i, j in cands:
+        if i not in used_d and j not in used_t:
+            used_d.add(i)
+            used_t.add(j)
+            pairs.append((i, j))
+    return sorted(pairs, key=lambda p: p[1])
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple[float, float]) -> dict:
+    lo, hi = span
+    det = [s for s in det_steps if _finite(s.get("ic_s")) and lo - tol <= s["ic_s"] <= hi + tol]
+    pairs = match_steps([s["ic_s"] for s in det], [s["ic_s"] for s in true_steps], tol)
+    tp = len(pairs)
+    fp = len(det) - tp
+    fn = len(true_steps) - tp
+    ic_err, to_err, ct_err, ic_signed, to_signed = [], [], [], [], []
+    strike_n = strike_ok = 0
+    confusion: dict[str, dict[str, int]] = {}
+    for i, j in pairs:
+        d, t = det[i], true_steps[j]
+        e = (d["ic_s"] - t["ic_s"]) * 1e3
+        ic_err.append(abs(e))
+        ic_signed.append(e)
+        if _finite(d.get("to_s")) and _finite(t.get("to_s")):
+            e = (d["to_s"] - t["to_s"]) * 1e3
+            to_err.append(abs(e))
+            to_signed.append(e)
+        dc = d.get("contact_ms")
+        if not _finite(dc) and _finite(d.get("to_s")):
+            dc = (d["to_s"] - d["ic_s"]) * 1e3
+        tc = t.get("contact_ms")
+        if not _finite(tc) and _finite(t.get("to_s")):
+            tc = (t["to_s"] - t["ic_s"]) * 1e3
+        if _finite(dc) and _finite(tc):
+            ct_err.append(abs(dc - tc))
+        if t.get("strike"):
+            strike_n += 1
+            strike_ok += d.get("strike") == t["strike"]
+            row = confusion.setdefault(t["strike"], {})
+            got = str(d.get("strike"))
+            row[got] = row.get(got, 0) + 1
+    return _rates({
+        "n_true": len(true_steps), "n_detected": len(det),
+        "n_ignored_outside_span": len(det_steps) - len(det),
+        "tp": tp, "fp": fp, "fn": fn,
+        "ic_error_ms": _stats(ic_err), "to_error_ms": _stats(to_err),
+        "contact_error_ms": _stats(ct_err),
+        "ic_bias_ms": round(float(np.mean(ic_signed)), 3) if ic_signed else None,
+        "to_bias_ms": round(float(np.mean(to_signed)), 3) if to_signed else None,
+        "strike": {"n": strike_n, "agree": int(strike_ok),
+                   "agreement": round(strike_ok / strike_n, 4) if strike_n else None,
+                   "confusion": confusion},
+        "_raw": (ic_err, to_err, ct_err, ic_signed, to_signed),
+    })
+
+
+def _rates(r: dict) -> dict:
+    tp, fp, fn = r["tp"], r["fp"], r["fn"]
+    r["precision"] = round(tp / (tp + fp), 4) if tp + fp else (1.0 if fn == 0 else 0.0)
+    r["recall"] = round(tp / (tp + fn), 4) if tp + fn else 1.0
+    p, q = r["precision"], r["recall"]
+    r["f1"] = round(2 * p * q / (p + q), 4) if p + q else 0.0
+    return r
+
+
+def _combine(feet: dict) -> dict:
+    c = {"n_true": 0, "n_detected": 0, "n_ignored_outside_span": 0, "tp": 0, "fp": 0, "fn": 0}
+    raws: list[list[float]] = [[], [], [], [], []]
+    sn = sa = 0
+    confusion: dict[str, dict[str, int]] = {}
+    for f in feet.values():
+        for k in c:
+            c[k] += f[k]
+        for acc, x in zip(raws, f["_raw"], strict=True):
+            acc.extend(x)
+        sn += f["strike"]["n"]
+        sa += f["strike"]["agree"]
+        for t, row in f["strike"]["confusion"].items():
+            dst = confusion.setdefault(t, {})
+            for g, n in row.items():
+                dst[g] = dst.get(g, 0) + n
+    c.update({"ic_error_ms": _stats(raws[0]), "to_error_ms": _stats(raws[1]),
+              "contact_error_ms": _stats(raws[2]),
+              "ic_bias_ms": round(float(np.mean(raws[3])), 3) if raws[3] else None,
+              "to_bias_ms": round(float(np.mean(raws[4])), 3) if raws[4] else None,
+              "strike": {"n": sn, "agree": sa, "agreement": round(sa / sn, 4) if sn else None,
+                         "confusion": confusion}})
+    return _rates(c)
+
+
+def _check(doc: dict, what: str, schema: str) -> None:
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise InputFileError(f"{what} has schema {got!r}, expected {schema!r}")
+    if not isinstance(doc.get("feet"), dict):
+        raise InputFileError(f"{what} has no 'feet' object")
+
+
+def score(analysis: dict, truth: dict, tolerance_s: float = DEFAULT_TOLERANCE_S,
+          criteria: dict | None = None) -> dict:
+    """Score an analysis document against a truth document.
+
+    Args:
+        analysis: an ``insole.analysis/1`` dict (``insole analyse --json``).
+        truth: an ``insole.truth/1`` dict (simulator or ``insole convert``).
+        tolerance_s: how far a detected initial contact may be from the true one to match.
+        criteria: optional thresholds, keys of :data:`CRITERIA` (e.g. ``{"f1_min": 0.99,
+            "ic_median_ms_max": 2}``), checked per foot and combined; flags are always checked.
+    Returns:
+        an ``insole.score/1`` dict: ``feet`` (per foot), ``combined``, ``flags``, ``ok`` (one
+        boolean per criterion and ``flags``) and ``passed`` (all of them).
+    Raises:
+        InputFileError: a document of the wrong schema or shape.
+    """
+    _check(analysis, "the analysis", "insole.analysis/1")
+    _check(truth, "the truth", "insole.truth/1")
+    if not tolerance_s > 0:
+        raise InputFileError("the matching tolerance must be positive")
+    feet = {}
+    for side, tf in truth["feet"].items():
+        true_steps = [s for s in tf.get("steps", []) if _finite(s.get("ic_s"))]
+        det_steps = (analysis["feet"].get(side) or {}).get("steps", [])
+        span = (float(tf.get("scored_from_s", -math.inf)), float(tf.get("scored_to_s", math.inf)))
+        feet[side] = _foot(det_steps, true_steps, tolerance_s, span)
+    combined = _combine(feet)
+    for f in feet.values():
+        f.pop("_raw")
+
+    present = {(f.get("code"), f.get("side")) for f in analysis.get("flags", [])}
+    expected = [{"code": e["code"], "side": e.get("side"),
+                 "present": any(c == e["code"] and (e.get("side") in (None, s)) for c, s in present)}
+                for e in truth.get("expected_flags", [])]
+    absent = [{"code": code, "found_on": sorted({s for c, s in present if c == code})}
+              for code in truth.get("absent_flags", [])]
+    for a in absent:
+        a["absent"] = not a["found_on"]
+    flags_ok = all(e["present"] for e in expected) and all(a["absent"] for a in absent)
+
+    ok: dict[str, bool] = {}
+    for name, limit in (criteria or {}).items():
+        if name not in CRITERIA:
+            raise InputFileError(f"unknown criterion {name!r}; known: {', '.join(CRITERIA)}")
+        path, cmp = CRITERIA[name]
+        results = []
+        for part in [*feet.values(), combined]:
+            v = part
+            for k in path:
+                v = v[k]
+            if v is None:  # nothing to measure (e.g. no strike in the truth): not a failure
+                continue
+            results.append(v >= limit if cmp == ">=" else v <= limit)
+        ok[name] = all(results)
+    ok["flags"] = flags_ok
+    return {"schema": SCHEMA, "scenario": truth.get("scenario"), "seed": truth.get("seed"),
+            "tolerance_ms": round(tolerance_s * 1e3, 3), "criteria": dict(criteria or {}),
+            "feet": feet, "combined": combined,
+            "flags": {"expected": expected, "absent": absent, "ok": flags_ok},
+            "ok": ok, "passed": all(ok.values())}
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def _load(path: str, what: str) -> dict:
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such {what} file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{path}: not a JSON {what} file ({e})") from e
+
+
+def _fmt(v, spec=".1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_table(result: dict) -> str:
+    """A readable table of a :func:`score` result."""
+    head = (f"{'foot':9s} {'true':>5s} {'det':>5s} {'tp':>5s} {'fp':>4s} {'fn':>4s} {'F1':>6s} "
+            f"{'IC med':>7s} {'IC p95':>7s} {'TO med':>7s} {'TO p95':>7s} {'CT med':>7s} {'strike':>7s}")
+    lines = [f"score of {result.get('scenario') or 'analysis'} (match within {result['tolerance_ms']:g} ms; "
+             "errors in ms, |detected - true|)", head]
+    rows = [*result["feet"].items(), ("both", result["combined"])]
+    for name, r in rows:
+        st = r["strike"]["agreement"]
+        lines.append(f"{name:9s} {r['n_true']:5d} {r['n_detected']:5d} {r['tp']:5d} {r['fp']:4d} {r['fn']:4d} "
+                     f"{r['f1']:6.3f} {_fmt(r['ic_error_ms']['median']):>7s} {_fmt(r['ic_error_ms']['p95']):>7s} "
+                     f"{_fmt(r['to_error_ms']['median']):>7s} {_fmt(r['to_error_ms']['p95']):>7s} "
+                     f"{_fmt(r['contact_error_ms']['median']):>7s} "
+                     f"{(_fmt(100 * st, '.0f') + '%') if st is not None else '-':>7s}")
+    fl = result["flags"]
+    for e in fl["expected"]:
+        lines.append(f"expected flag {e['code']} ({e['side'] or 'any side'}): "
+                     f"{'present' if e['present'] else 'MISSING'}")
+    for a in fl["absent"]:
+        lines.append(f"absent flag {a['code']}: "
+                     + ("absent" if a["absent"] else f"PRESENT on {', '.join(a['found_on'])}"))
+    for k, v in result["ok"].items():
+        if k != "flags" or fl["expected"] or fl["absent"]:
+            lim = result["criteria"].get(k)
+            lines.append(f"{k}{'' if lim is None else f' {lim:g}'}: {'ok' if v else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def _cmd_score(args) -> int:
+    analysis = _load(args.analysis, "analysis")
+    truth = _load(args.truth, "truth")
+    crit = {}
+    for name in ("f1_min", "ic_median_ms_max", "to_median_ms_max", "contact_median_ms_max",
+                 "strike_agreement_min"):
+        v = getattr(args, name)
+        if v is not None:
+            crit[name] = v
+    if not args.tolerance_ms > 0:
+        raise InputFileError("--tolerance-ms must be positive")
+    result = score(analysis, truth, args.tolerance_ms / 1e3, crit)
+    if args.json:
+        text = json.dumps(result, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    if args.json != "-":
+        print(format_table(result))
+    return 0 if result["passed"] else 1
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score", help="score an analysis against ground truth (steps, timing, strike, flags)",
+        description="Match detected steps to true steps by initial contact and report F1, timing "
+                    "errors, strike agreement and flags. Exit 1 if a --require-* check or a flag "
+                    "check fails.")
+    p.add_argument("analysis", metavar="ANALYSIS.json", help="from `insole analyse --json`")
+    p.add_argument("truth", metavar="TRUTH.json", help="from `insole sim --truth` or `insole convert`")
+    p.add_argument("--tolerance-ms", type=float, default=DEFAULT_TOLERANCE_S * 1e3,
+                   help="match initial contacts within this many ms (default 20)")
+    p.add_argument("--require-f1", dest="f1_min", type=float, metavar="X",
+                   help="fail unless step F1 >= X on each foot and combined")
+    p.add_argument("--require-ic-median-ms", dest="ic_median_ms_max", type=float, metavar="MS",
+                   help="fail unless the median |IC error| <= MS")
+    p.add_argument("--require-to-median-ms", dest="to_median_ms_max", type=float, metavar="MS",
+                   help="fail unless the median |TO error| <= MS")
+    p.add_argument("--require-contact-median-ms", dest="contact_median_ms_max", type=float, metavar="MS",
+                   help="fail unless the median |contact-time error| <= MS")
+    p.add_argument("--require-strike", dest="strike_agreement_min", type=float, metavar="FRAC",
+                   help="fail unless strike agreement >= FRAC (steps with a known true strike)")
+    p.add_argument("--json", metavar="PATH", help="also write the score as JSON ('-': stdout only)")
+    p.set_defaults(func=_cmd_score)
