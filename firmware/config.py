@@ -1,0 +1,25 @@
+# User settings of the firmware: edit before `make deploy`.
+
+FIRMWARE_VERSION = "1.0.0"
+
+# Stream framed packets on the USB serial port (PROTOCOL.md "Serial framing"). While on, the
+# port carries binary frames, not the REPL: hold the BOOT button (GPIO0) during reset to start
+# with the firmware off and the REPL free (e.g. for `make deploy`).
+SERIAL_STREAM = True
+SERIAL_BAUD = 921600
+
+# Advertise and serve the BLE GATT table.
+BLE = True
+
+# Start streaming DATA at boot (serial) and on connection (BLE) without waiting for START.
+STREAM_ON_BOOT = True
+
+# A reading at or above this many microvolts is a short even when it is below 99.5 % of the
+# supply: with 11 dB attenuation the ESP32's ADC saturates near 3.1 V.
+ADC_SATURATION_UV = 3100000
+
+# Hardware watchdog: reset the board if the sampler makes no progress for this long.
+WATCHDOG_MS = 5000
+
+# IDENTIFY: blink the LED for this long.
+IDENTIFY_MS = 3000

@@ -1,0 +1,8 @@
+# Runs at boot after boot.py. Hold BOOT (GPIO0) during reset to skip the firmware and keep the
+# REPL (needed for `make deploy` while the serial stream is on).
+import board
+
+if not board.safe_mode():
+    import app
+
+    app.run(board)

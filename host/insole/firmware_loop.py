@@ -1,0 +1,194 @@
+"""Run the real firmware under the official MicroPython WebAssembly port (firmware in the loop).
+
+The firmware files in ``firmware/`` (or their compiled ``.mpy`` in ``build/firmware``) run
+unchanged inside MicroPython 1.29 on Node; only the edge is fake (``machine`` ADC/pins/timer,
+``bluetooth``, the clock and the USB serial port, in ``tools/firmware_wasm/fakes``). For a
+simulated foot, the fake ADC returns the simulator's exact readings row by row, the sample timer
+is fired once per row, and the bytes the firmware writes to its serial port are handed to
+``write`` unchanged, so the result is a serial capture made by the firmware itself.
+
+Needs Node and ``npm ci`` (``make setup``) in a checkout of the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InsoleError
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+FIRMWARE_DIR = ROOT / "firmware"
+HARNESS_DIR = ROOT / "tools" / "firmware_wasm"
+FAKES_DIR = HARNESS_DIR / "fakes"
+RUNNER = HARNESS_DIR / "run.mjs"
+WASM_PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+ZONE_NAMES = ("heel", "arch", "met1", "met23", "met5", "hallux", "midfoot_lateral")
+
+
+class FirmwareLoopError(InsoleError):
+    """The firmware could not be run under MicroPython (missing Node/npm package, or it failed)."""
+
+
+def check_environment() -> None:
+    """Raise :class:`FirmwareLoopError` saying what to install when the runner cannot work."""
+    if shutil.which("node") is None:
+        raise FirmwareLoopError("node not found: install Node.js 20 to run the firmware in the loop")
+    if not (WASM_PACKAGE / "micropython.mjs").is_file():
+        raise FirmwareLoopError(
+            f"{WASM_PACKAGE} missing: run `make setup` (npm ci) in {ROOT}")
+    if not RUNNER.is_file() or not FIRMWARE_DIR.is_dir():
+        raise FirmwareLoopError(f"the firmware and {RUNNER.name} are only in a repository checkout")
+
+
+def micropython_command(script: Path, firmware_dir: Path = FIRMWARE_DIR,
+                        files: dict[str, Path] | None = None, heap_mb: int = 16,
+                        drive: bool = False, realtime: bool = False) -> list[str]:
+    """The ``node`` command line that runs ``script`` with the firmware and fakes in /lib."""
+    cmd = ["node", str(RUNNER), "--heap-mb", str(heap_mb), "--lib", str(firmware_dir),
+           "--lib", str(FAKES_DIR)]
+    for dest, src in (files or {}).items():
+        cmd += ["--file", f"{src}:{dest}"]
+    if drive:
+        cmd.append("--drive")
+    if realtime:
+        cmd.append("--realtime")
+    cmd.append(str(script))
+    return cmd
+
+
+def run_micropython(script: Path, firmware_dir: Path = FIRMWARE_DIR,
+                    files: dict[str, Path] | None = None, timeout_s: float = 120,
+                    heap_mb: int = 16) -> subprocess.CompletedProcess:
+    """Run a MicroPython script once (one node process) and return its completed process."""
+    check_environment()
+    return subprocess.run(micropython_command(script, firmware_dir, files, heap_mb),
+                          capture_output=True, timeout=timeout_s, cwd=ROOT)
+
+
+# The driver runs inside MicroPython: it boots the firmware's App from board.py on the fakes,
+# then each drive_chunk() call fires the sample timer once per row of the simulated readings,
+# setting the fake ADC's pin voltages first, and passes the serial bytes to stdout.
+_DRIVER = r"""
+import sys, machine, rig, pins
+from array import array
+CH = __CH__
+ROWS = __ROWS__
+COLS = __COLS__
+units = array("H", [0]) * (ROWS * CH)
+with open("/units.bin", "rb") as f:
+    f.readinto(units)
+with open("/tmp/settings.txt", "w") as f:
+    f.write("side=__SIDE__\nrate_hz=__RATE__\n")
+clock = rig.Clock(__START_US__)
+app, port, radio = rig.make_app(clock, BLE=False, SERIAL_STREAM=True)
+app.start()
+out = sys.stdout.buffer
+gpios = pins.SENSOR_GPIOS
+row = 0
+drv = rig.Driver(clock, app.poll, poll_every=5)
+def set_row(i):
+    o = (row + i) * CH
+    for c in range(len(gpios)):
+        machine.set_uv(gpios[c], units[o + COLS[c]] * 100)
+CHUNK = __CHUNK__
+def drive_chunk():
+    global row
+    if row >= ROWS:
+        app.poll()
+        for _ in range(3):
+            app.housekeeping()
+        out.write(port.take())
+        return -1
+    n = min(CHUNK, ROWS - row)
+    drv.run(n, set_row)
+    row += n
+    out.write(port.take())
+    return (row * 1000) // __RATE__
+"""
+
+
+def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
+                 firmware_dir: Path = FIRMWARE_DIR, start_us: int = 0,
+                 timeout_s: float | None = None) -> dict:
+    """Run the firmware on a simulated foot; pass every byte it writes to its serial port to ``write``.
+
+    Args:
+        foot: a ``SimFoot`` (``.units`` (n, C) uint16 readings in 100 µV, ``.info`` with
+            ``zones``, ``side`` and ``rate_hz``).
+        write: called with each chunk of serial bytes, in order (a pty writer or a file).
+        realtime: pace the firmware to the wall clock (device time = elapsed time); otherwise
+            as fast as MicroPython runs.
+        firmware_dir: ``firmware/`` or a folder of compiled ``.mpy`` files.
+        start_us: the fake clock's start (to exercise the ticks_us wrap).
+
+    Returns:
+        dict with ``rows``, ``bytes`` written, ``rate_hz``, ``seconds`` and the node exit status.
+
+    Raises:
+        FirmwareLoopError: Node or the wasm port missing, the foot's zones not on the board, or
+            the firmware failing.
+    """
+    check_environment()
+    units = np.ascontiguousarray(foot.units, dtype="<u2")
+    info = foot.info
+    rows, chans = units.shape
+    board_zones = _board_zones(firmware_dir)
+    try:
+        cols = [list(info.zones).index(z) for z in board_zones]
+    except ValueError as e:
+        raise FirmwareLoopError(
+            f"the simulated foot has zones {info.zones}, the board {board_zones}") from e
+    rate_hz = int(info.rate_hz)
+    side = 1 if info.side == "right" else 0
+    chunk = max(1, rate_hz // 20)  # 50 ms of samples per chunk
+    src = (_DRIVER.replace("__CH__", str(chans)).replace("__ROWS__", str(rows))
+           .replace("__COLS__", repr(tuple(cols))).replace("__SIDE__", str(side))
+           .replace("__RATE__", str(rate_hz)).replace("__START_US__", str(int(start_us)))
+           .replace("__CHUNK__", str(chunk)))
+    heap_mb = 16 + (units.nbytes >> 20) * 2
+    total = 0
+    with tempfile.TemporaryDirectory(prefix="insole-fil-") as tmp:
+        script = Path(tmp) / "driver.py"
+        script.write_text(src)
+        data = Path(tmp) / "units.bin"
+        data.write_bytes(units.tobytes())
+        cmd = micropython_command(script, firmware_dir, {"/units.bin": data}, heap_mb,
+                                  drive=True, realtime=realtime)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        try:
+            assert proc.stdout is not None
+            while True:
+                b = proc.stdout.read1(65536)
+                if not b:
+                    break
+                total += len(b)
+                write(b)
+            rc = proc.wait(timeout=timeout_s)
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if rc != 0:
+        raise FirmwareLoopError(f"firmware under MicroPython failed (exit {rc}): {err.strip()[-2000:]}")
+    return {"rows": rows, "bytes": total, "rate_hz": rate_hz, "seconds": rows / rate_hz,
+            "returncode": rc}
+
+
+def _board_zones(firmware_dir: Path) -> tuple[str, ...]:
+    # The board's zones, from the generated pins.py (source) or the pin map (compiled build).
+    pins = FIRMWARE_DIR / "pins.py"
+    ns: dict = {}
+    exec(compile(pins.read_text(), str(pins), "exec"), ns)  # noqa: S102  our own generated file
+    return tuple(ns["ZONE_NAMES"])
+
+
+def summary_json(stats: dict) -> str:
+    return json.dumps(stats, sort_keys=True)

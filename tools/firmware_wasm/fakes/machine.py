@@ -1,0 +1,146 @@
+# Fake of the ESP32 `machine` module for running the firmware under the MicroPython
+# WebAssembly port. Only the edge is fake: pins, ADC, timer, watchdog, UART, reset. It enforces
+# the limits of the real part that the firmware must respect (ADC1 pins only, timer rates).
+# The test or the firmware-in-the-loop driver sets pin voltages with set_uv() and fires timers.
+from array import array
+
+ADC1_GPIOS = (32, 33, 34, 35, 36, 37, 38, 39)
+_uv = array("i", [0] * 40)  # voltage at each GPIO, microvolts
+
+
+def set_uv(gpio, uv):
+    _uv[gpio] = uv
+
+
+def get_uv(gpio):
+    return _uv[gpio]
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    PULL_UP = 2
+    PULL_DOWN = 1
+    toggles = {}  # gpio -> number of output level changes (the LED's blinks)
+    levels = {}  # gpio -> input level a test wants read
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        if not 0 <= id <= 39:
+            raise ValueError("invalid pin")
+        self.id = id
+        self.mode = mode
+        self._v = value if value is not None else Pin.levels.get(id, 1 if pull == Pin.PULL_UP else 0)
+        Pin.toggles.setdefault(id, 0)
+
+    def value(self, v=None):
+        if v is None:
+            return Pin.levels.get(self.id, self._v) if self.mode == Pin.IN else self._v
+        v = 1 if v else 0
+        if v != self._v:
+            Pin.toggles[self.id] = Pin.toggles.get(self.id, 0) + 1
+        self._v = v
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+
+class ADC:
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
+    ATTN_11DB = 3
+    WIDTH_12BIT = 3
+
+    def __init__(self, pin, atten=None):
+        gpio = pin.id if isinstance(pin, Pin) else pin
+        if gpio not in ADC1_GPIOS:
+            # The real ESP32 accepts ADC2 pads but cannot read them while the radio is on.
+            raise ValueError("GPIO%d is not an ADC1 pin" % gpio)
+        self._gpio = gpio
+        self.atten = atten
+
+    def read_uv(self):
+        return _uv[self._gpio]
+
+    def read_u16(self):
+        v = _uv[self._gpio] * 65535 // 3300000
+        return 65535 if v > 65535 else v
+
+
+class Timer:
+    PERIODIC = 1
+    ONE_SHOT = 0
+    active = {}  # id -> Timer running
+
+    def __init__(self, id=-1):
+        if not -1 <= id <= 3:
+            raise ValueError("timer id 0-3")
+        self.id = id
+        self.freq = 0
+        self.callback = None
+
+    def init(self, mode=1, freq=-1, period=-1, callback=None):
+        if freq is not None and freq > 0:
+            if freq > 40000:
+                raise ValueError("freq too high")
+            self.freq = freq
+        elif period is not None and period > 0:
+            self.freq = 1000 // period
+        else:
+            raise ValueError("need freq or period")
+        self.mode = mode
+        self.callback = callback
+        Timer.active[self.id] = self
+
+    def deinit(self):
+        if Timer.active.get(self.id) is self:
+            del Timer.active[self.id]
+        self.callback = None
+
+    def fire(self):
+        if self.callback is not None:
+            self.callback(self)
+
+
+class WDT:
+    instances = []
+
+    def __init__(self, id=0, timeout=5000):
+        if timeout < 1:
+            raise ValueError("timeout")
+        self.timeout = timeout
+        self.feeds = 0
+        WDT.instances.append(self)
+
+    def feed(self):
+        self.feeds += 1
+
+
+class UART:
+    def __init__(self, id, baudrate=115200, **kw):
+        self.id = id
+        self.baudrate = baudrate
+
+
+class ResetRequested(Exception):
+    pass
+
+
+resets = 0
+
+
+def reset():
+    global resets
+    resets += 1
+    raise ResetRequested()
+
+
+def unique_id():
+    return b"\xa4\xcf\x12\x00\x3f\x9a"
+
+
+def idle():
+    pass
