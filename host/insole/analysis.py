@@ -26,6 +26,8 @@ from .stream import FootStream
 log = logging.getLogger(__name__)
 
 G_M_PER_S2 = 9.80665
+# Walking keeps each foot down for more than half of its stride (double support); running less.
+RUNNING_MAX_DUTY_FACTOR = 0.5
 SCHEMA = "insole.analysis/1"
 
 
@@ -96,8 +98,13 @@ class StepDetector:
     Blades et al. 2023); crossing times are interpolated linearly between samples. Dips below the
     threshold shorter than ``merge_gap_ms`` are noise and merged; contacts shorter than
     ``min_contact_ms`` or longer than ``max_contact_ms`` (standing) or whose peak stays below
-    ``min_peak_n`` are not steps. Contacts touching a gap (NaN) or the ends of the recording
-    are not whole steps and are counted in ``partial_``.
+    ``min_peak_n`` are not steps. Contacts cut by the ends of the recording are not whole steps
+    and are counted in ``partial_``.
+
+    Missing samples (NaN, from lost packets) are never filled. A contact that continues across
+    a gap is one contact. When the crossing itself fell into a gap, its time is estimated (from
+    the step's other event and the median contact time, bounded by the gap's edges) and the step
+    is marked incomplete: it counts as a step, but its metrics and the flags do not use it.
     """
 
     def __init__(self, threshold_n: float = 20.0, merge_gap_ms: float = 40.0,
@@ -110,47 +117,96 @@ class StepDetector:
         self.min_peak_n = min_peak_n
 
     def detect(self, total_n: np.ndarray, period_s: float) -> StepDetector:
-        """Sets ``regions_`` (k, 2) half-open sample ranges, ``ic_s_``, ``to_s_``; returns self."""
+        """Sets ``regions_`` (k, 2) half-open sample ranges, ``ic_s_``, ``to_s_``,
+        ``complete_`` (no missing sample in the step, both events observed),
+        ``ic_estimated_`` and ``to_estimated_``; returns self."""
         f = total_n
         thr = self.threshold_n
+        n = len(f)
         valid = ~np.isnan(f)
-        above = np.where(valid, f, -np.inf) > thr
-        d = np.diff(np.concatenate(([0], above.view(np.int8), [0])))
-        starts = np.flatnonzero(d == 1)
-        ends = np.flatnonzero(d == -1)
-        # merge short dips (noise), but never across missing samples
+        above = valid & (np.where(valid, f, -np.inf) > thr)
+        # a gap with contact on both sides is inside one contact
+        for g0, g1 in _runs(~valid):
+            if g0 > 0 and g1 < n and above[g0 - 1] and above[g1]:
+                above[g0:g1] = True
+        starts, ends = _runs(above).T if above.any() else (np.zeros(0, int), np.zeros(0, int))
+        # merge short dips below threshold (noise), only where the dip was actually seen
         if len(starts) > 1:
             gap = starts[1:] - ends[:-1]
             nan_cum = np.concatenate(([0], np.cumsum(~valid)))
-            gap_has_nan = (nan_cum[starts[1:]] - nan_cum[ends[:-1]]) > 0
-            merge = (gap * period_s * 1e3 < self.merge_gap_ms) & ~gap_has_nan
-            keep_start = np.concatenate(([True], ~merge))
-            keep_end = np.concatenate((~merge, [True]))
-            starts, ends = starts[keep_start], ends[keep_end]
-        n = len(f)
+            seen = (nan_cum[starts[1:]] - nan_cum[ends[:-1]]) == 0
+            merge = (gap * period_s * 1e3 < self.merge_gap_ms) & seen
+            starts = starts[np.concatenate(([True], ~merge))]
+            ends = ends[np.concatenate((~merge, [True]))]
         dur_ms = (ends - starts) * period_s * 1e3
         ok = (dur_ms >= self.min_contact_ms) & (dur_ms <= self.max_contact_ms)
+        peak_ok = np.array([np.nanmax(f[a:b]) >= self.min_peak_n for a, b in zip(starts, ends)],
+                           dtype=bool)
+        # the edges: the sample before a start and the sample at an end must be seen below the
+        # threshold, or be the far edge of a gap that began below it
+        nan_runs = _runs(~valid)
+
+        def gap_around(k: int) -> tuple[int, int]:
+            j = int(np.searchsorted(nan_runs[:, 0], k, side="right")) - 1
+            return int(nan_runs[j, 0]), int(nan_runs[j, 1])
+
         whole = (starts > 0) & (ends < n)
-        s_prev = np.clip(starts - 1, 0, n - 1)
-        e_idx = np.clip(ends, 0, n - 1)
-        whole &= valid[s_prev] & valid[e_idx]
-        # no missing sample inside the contact
-        nan_cum = np.concatenate(([0], np.cumsum(~valid)))
-        whole &= (nan_cum[ends] - nan_cum[starts]) == 0
-        peak_ok = np.array([np.nanmax(f[a:b]) >= self.min_peak_n if b > a else False
-                            for a, b in zip(starts, ends)], dtype=bool)
-        good = ok & whole & peak_ok
+        ic_lo = np.full(len(starts), np.nan)
+        to_hi = np.full(len(starts), np.nan)
+        ic_obs = np.zeros(len(starts), bool)
+        to_obs = np.zeros(len(starts), bool)
+        for i in np.flatnonzero(ok & peak_ok & whole):
+            s, e = starts[i], ends[i]
+            if valid[s - 1]:
+                ic_obs[i] = True
+            else:
+                g = gap_around(s - 1)[0]
+                if g == 0:
+                    whole[i] = False
+                ic_lo[i] = g - 1  # last sample seen below threshold
+            if valid[e]:
+                to_obs[i] = True
+            else:
+                g = gap_around(e)[1]
+                if g >= n:
+                    whole[i] = False
+                to_hi[i] = g  # first sample seen below threshold again
+        good = ok & peak_ok & whole
         self.partial_ = int((ok & peak_ok & ~whole).sum())
         self.rejected_ = int((~(ok & peak_ok)).sum())
         starts, ends = starts[good], ends[good]
-        f0, f1 = f[starts - 1], f[starts]
-        ic = (starts - 1) + (thr - f0) / (f1 - f0)
-        g0, g1 = f[ends - 1], f[ends]
-        to = (ends - 1) + (g0 - thr) / (g0 - g1)
+        ic_obs, to_obs, ic_lo, to_hi = ic_obs[good], to_obs[good], ic_lo[good], to_hi[good]
+        ic = np.full(len(starts), np.nan)
+        to = np.full(len(starts), np.nan)
+        si, ei = starts[ic_obs], ends[to_obs]
+        f0, f1 = f[si - 1], f[si]
+        ic[ic_obs] = (si - 1) + (thr - f0) / (f1 - f0)
+        g0, g1 = f[ei - 1], f[ei]
+        to[to_obs] = (ei - 1) + (g0 - thr) / (g0 - g1)
+        both = ic_obs & to_obs
+        med_contact = float(np.median(to[both] - ic[both])) if both.any() else None
+        for i in np.flatnonzero(~ic_obs):
+            lo, hi = ic_lo[i], starts[i]
+            est = to[i] - med_contact if (to_obs[i] and med_contact) else 0.5 * (lo + hi)
+            ic[i] = min(max(est, lo), hi)
+        for i in np.flatnonzero(~to_obs):
+            lo, hi = ends[i] - 1, to_hi[i]
+            est = ic[i] + med_contact if med_contact else 0.5 * (lo + hi)
+            to[i] = min(max(est, lo), hi)
+        nan_cum = np.concatenate(([0], np.cumsum(~valid)))
+        self.complete_ = both & ((nan_cum[ends] - nan_cum[starts]) == 0)
+        self.ic_estimated_ = ~ic_obs
+        self.to_estimated_ = ~to_obs
         self.regions_ = np.stack([starts, ends], axis=1) if len(starts) else np.zeros((0, 2), int)
         self.ic_s_ = ic * period_s
         self.to_s_ = to * period_s
         return self
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """(k, 2) half-open [start, end) index ranges where ``mask`` is True."""
+    d = np.diff(np.concatenate(([0], mask.view(np.int8) if mask.dtype == bool else mask, [0])))
+    return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
 
 
 # --- per-step metrics -------------------------------------------------------------------------
@@ -179,8 +235,12 @@ class StepMetrics:
 
     def compute(self, force_n: np.ndarray, zones: tuple[str, ...], regions: np.ndarray,
                 ic_s: np.ndarray, to_s: np.ndarray, period_s: float,
-                body_weight_n: float, side: str) -> StepMetrics:
-        """Sets ``steps_`` (list of dicts, JSON-ready); returns self."""
+                body_weight_n: float, side: str, complete: np.ndarray | None = None) -> StepMetrics:
+        """Sets ``steps_`` (list of dicts, JSON-ready); returns self.
+
+        A step that is not ``complete`` (missing samples inside it, or an event estimated
+        across a gap) gets its timing only: its force metrics would be computed on holes.
+        """
         cfg = self.config
         zi = {z: i for i, z in enumerate(zones)}
         total = np.nansum(force_n, axis=1)
@@ -201,6 +261,13 @@ class StepMetrics:
             if i + 1 < n_steps:
                 st["stride_ms"] = round((ic_s[i + 1] - ic_s[i]) * 1e3, 2)
                 st["swing_ms"] = round((ic_s[i + 1] - to_s[i]) * 1e3, 2)
+            if complete is not None and not complete[i]:
+                st.update(complete=False, peak_force_bw=None, impact_peak_bw=None,
+                          valr_bw_per_s=None, valr_method=None, strike=None,
+                          zone_impulse_share=None)
+                steps.append(st)
+                continue
+            st["complete"] = True
             peak = float(np.nanmax(seg))
             st["peak_force_bw"] = round(peak / body_weight_n, 4)
             # impact peak and loading rate, on the total force in BW
@@ -590,20 +657,29 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
     doc: dict = {"schema": SCHEMA, "feet": {}, "flags": [], "notes": []}
     for side, (fs, cal, total, det) in pre.items():
         met = StepMetrics(config.metrics).compute(cal.force_n_, fs.zones, det.regions_, det.ic_s_,
-                                                  det.to_s_, fs.period_us * 1e-6, bw, side)
+                                                  det.to_s_, fs.period_us * 1e-6, bw, side,
+                                                  det.complete_)
         steps = met.steps_
-        rules = FlagRules(config.flags).evaluate(steps, side)
-        doc["flags"].extend(rules.flags_)
-        doc["notes"].extend(rules.notes_)
+        clean = [st for st in steps if st["complete"]]
+        summary = _summary(steps, clean, fs)
+        if summary["activity"] == "running":
+            rules = FlagRules(config.flags).evaluate(clean, side)
+            doc["flags"].extend(rules.flags_)
+            doc["notes"].extend(rules.notes_)
+        else:
+            doc["notes"].append(f"{side}: {summary['activity']} (duty factor "
+                                f"{summary['duty_factor']}): the flags' thresholds come from "
+                                "running studies, so no flags were evaluated")
         q = dict(fs.quality)
         q["sensor_fault_mask"] = cal.fault_mask_ | q.get("device_fault_mask", 0)
         q["sensor_faults"] = [z for c, z in enumerate(fs.zones) if q["sensor_fault_mask"] & (1 << c)]
         q["saturated_samples"] = cal.saturated_samples_
         q["partial_steps_skipped"] = det.partial_
         q["calibration"] = cal.name
-        doc["feet"][side] = {"steps": steps, "summary": _summary(steps, fs, det),
+        doc["feet"][side] = {"steps": steps, "summary": summary,
                              "quality": q,
-                             "device": {"device_id": fs.info.device_id, "firmware": fs.info.firmware,
+                             "device": {"first_sample_t0_us": int(fs.t0_us) & 0xFFFFFFFF,
+                                        "device_id": fs.info.device_id, "firmware": fs.info.firmware,
                                         "zones": list(fs.zones), "rate_hz": fs.rate_hz,
                                         "supply_mv": fs.info.supply_mv,
                                         "r_fixed_ohm": fs.info.r_fixed_ohm, "source": fs.source}}
@@ -631,8 +707,9 @@ def _med(steps, key, pred=None):
     return round(float(np.median(vals)), 3) if vals else None
 
 
-def _summary(steps: list[dict], fs: FootStream, det: StepDetector) -> dict:
-    strides = [s["stride_ms"] for s in steps if "stride_ms" in s]
+def _summary(all_steps: list[dict], steps: list[dict], fs: FootStream) -> dict:
+    """Per-foot summary: timing over every step, force metrics over complete steps."""
+    strides = [s["stride_ms"] for s in all_steps if "stride_ms" in s]
     # a stride that spans a gap or a missed step is not one stride
     if strides:
         med = float(np.median(strides))
@@ -640,11 +717,19 @@ def _summary(steps: list[dict], fs: FootStream, det: StepDetector) -> dict:
     cadence = 2 * 60000.0 / float(np.median(strides)) if strides else None
     strikes = {k: sum(1 for s in steps if s["strike"] == k) for k in ("rearfoot", "midfoot", "forefoot")}
     zones = steps[0]["zone_impulse_share"].keys() if steps else []
+    # duty factor: the share of a stride the foot is on the ground; running has a flight phase
+    # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
+    contact = _med(all_steps, "contact_ms")
+    duty = round(contact / float(np.median(strides)), 3) if strides and contact else None
+    activity = "unknown" if duty is None else ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
     return {
-        "steps": len(steps),
+        "activity": activity,
+        "duty_factor": duty,
+        "steps": len(all_steps),
+        "steps_complete": len(steps),
         "cadence_spm": round(cadence, 2) if cadence else None,
-        "contact_ms_median": _med(steps, "contact_ms"),
-        "swing_ms_median": _med(steps, "swing_ms"),
+        "contact_ms_median": contact,
+        "swing_ms_median": _med(all_steps, "swing_ms"),
         "stride_ms_median": round(float(np.median(strides)), 2) if strides else None,
         "peak_force_bw_median": _med(steps, "peak_force_bw"),
         "valr_bw_per_s_median_rearfoot": _med(steps, "valr_bw_per_s", lambda s: s["strike"] == "rearfoot"),

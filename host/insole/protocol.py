@@ -374,6 +374,8 @@ class StreamDecoder:
 
     def _bulk(self, data: bytes, out: list, as_bytes: bool) -> None:
         """The same as calling :meth:`_one` on each frame, with COBS undone for all at once."""
+        if not data:
+            return
         arr = np.frombuffer(data, dtype=np.uint8)
         delim = np.flatnonzero(arr == 0)
         starts = np.concatenate(([0], delim[:-1] + 1))

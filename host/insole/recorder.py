@@ -57,6 +57,12 @@ class _SourceWorker(threading.Thread):
 
     def run(self) -> None:
         last_flush = time.monotonic()
+        if self.source.live:
+            # opening a port discards what was waiting, INFO included: ask for it again
+            try:
+                self.source.write(P.frame(P.Command(P.CMD_GET_INFO)))
+            except (SourceClosed, SourceError) as e:
+                log.warning("%s: could not ask for INFO (%s)", self.source.url, e)
         with self.path.open("ab", buffering=1 << 16) as f:
             if f.tell() == 0:
                 f.write(REC_MAGIC)
