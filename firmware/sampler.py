@@ -187,11 +187,11 @@ class Sampler:
             self._advance(add)
             lag -= add
             if self.emit:
+                if fill:
+                    self._close()  # the sets before the gap keep their unmarked packet
+                    fill = 0
                 self.overruns += missed
                 self._pending_overrun = 1
-                if fill:
-                    self._close()
-                    fill = 0
         self._lag_us = lag
         # Where this set goes: the head packet buffer, or scratch when it cannot be kept.
         if not self.emit:
