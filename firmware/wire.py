@@ -208,7 +208,7 @@ def frame_into(pkt, n, out):
 
 def unframe_into(body, n, out):
     # Decode a frame body of n bytes (without its 0x00) into out: returns the packet length,
-    # or -1 for a COBS error, -2 for a frame too short to hold a packet and CRC, -3 for a CRC
+    # or -1 for a COBS error, -2 for a frame too short to hold a byte and the CRC, -3 for a CRC
     # mismatch, -4 when the packet does not fit in out.
     i = 0
     o = 0
@@ -230,7 +230,7 @@ def unframe_into(body, n, out):
                 return -4
             out[o] = 0
             o += 1
-    if o < 2 + CRC_BYTES:
+    if o < 1 + CRC_BYTES:
         return -2
     m = o - CRC_BYTES
     got = out[m] | (out[m + 1] << 8) | (out[m + 2] << 16) | (out[m + 3] << 24)

@@ -6,6 +6,12 @@ from array import array
 
 ADC1_GPIOS = (32, 33, 34, 35, 36, 37, 38, 39)
 _uv = array("i", [0] * 40)  # voltage at each GPIO, microvolts
+_failing = -1  # GPIO whose ADC read raises OSError (a test's injected hardware fault)
+
+
+def fail_reads(gpio):
+    global _failing
+    _failing = gpio
 
 
 def set_uv(gpio, uv):
@@ -63,6 +69,8 @@ class ADC:
         self.atten = atten
 
     def read_uv(self):
+        if self._gpio == _failing:
+            raise OSError(5)
         return _uv[self._gpio]
 
     def read_u16(self):
