@@ -95,7 +95,7 @@ def _crossing_s(f: np.ndarray, i0: int, i1: int, level: float, rate_hz: float) -
     """Time (s) where the line from sample i0 to i1 crosses ``level``."""
     a, b = float(f[i0]), float(f[i1])
     frac = 0.5 if b == a else (level - a) / (b - a)
-    return (i0 + min(max(frac, 0.0), 1.0) * (i1 - i0)) / rate_hz
+    return float((i0 + min(max(frac, 0.0), 1.0) * (i1 - i0)) / rate_hz)
 
 
 def contacts(force_n, rate_hz: float, threshold_n: float = CONTACT_THRESHOLD_N,
