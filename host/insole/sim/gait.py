@@ -5,7 +5,7 @@ The model works in two layers, both vectorised over steps with numpy:
 1. **Total vertical force per step** (what the whole insole sees), in body weights (BW):
 
    * running, rearfoot strike: an *impact transient* (an asymmetric raised-cosine bump rising
-     over ``rise_s`` and falling over ``0.7·rise_s``) plus an *active peak* ``A·sin(π τ^γ)^1.8``
+     over ``rise_s`` and falling over 20 ms) plus an *active peak* ``A·sin(π τ^γ)^1.8``
      over stance fraction ``τ``. This is the two-component decomposition of Clark, Ryan &
      Weyand 2017 (J Exp Biol 220:247, "A general relationship links gait mechanics and running
      ground reaction forces"): a fast impulse from the decelerating lower limb and a slow one
@@ -96,7 +96,9 @@ _WINDOW_FLOOR = 1e-5
 _EXTRA_SHARES = {"hallux": 0.08, "midfoot_lateral": 0.06}
 
 _ACTIVE_Q = 1.8  # exponent of the active peak sin(π τ^γ)^q: peak/mean ≈ 1.9, like measured GRFs
-_FALL_OVER_RISE = 0.7  # the impact transient falls faster than it rises
+# The impact transient unloads in a fixed ~20 ms however fast it rose (the lower limb's effective
+# mass rebounding; Clark et al. 2017 model it as a short symmetric pulse of ~40-50 ms in all).
+_IMPACT_FALL_S = 0.020
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ class Steps:
             f = self.active_bw[i] * np.sin(np.pi * tau ** self.gamma[i]) ** _ACTIVE_Q
             if self.strike == "rearfoot":
                 r = self.rise_s[i]
-                f = f + self.impact_bw[i] * _window(t_rel_s, 0.0, r, r * (1 + _FALL_OVER_RISE))
+                f = f + self.impact_bw[i] * _window(t_rel_s, 0.0, r, r + _IMPACT_FALL_S)
         return np.where(inside, np.maximum(f, 0.0), 0.0)
 
     def partition(self, i: np.ndarray, t_rel_s: np.ndarray) -> np.ndarray:
@@ -263,7 +265,7 @@ def _unit_shapes(steps: Steps, m: int = 400) -> tuple[np.ndarray, np.ndarray, np
     imp = np.zeros((n, m))
     if steps.gait == "run" and steps.strike == "rearfoot":
         r = steps.rise_s[:, None]
-        imp = _window(t, 0.0, r, r * (1 + _FALL_OVER_RISE))
+        imp = _window(t, 0.0, r, r + _IMPACT_FALL_S)
     dt = steps.contact_s / m
     return act.sum(1) * dt, imp.sum(1) * dt, x
 
