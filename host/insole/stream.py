@@ -202,27 +202,41 @@ class FootAssembler:
                           volts, q, self.statuses, sync, self.source)
 
 
-def clock_estimate(sync: np.ndarray, window_s: float = 5.0) -> dict:
+def clock_estimate(sync: np.ndarray, window_s: float | None = None) -> dict:
     """Device-to-host clock offset and drift by minimum-delay filtering.
 
     The host receives a packet some delay after its last sample was taken; the smallest delays
-    are the truest. Per window of ``window_s`` the packet with the smallest (host - device) is
-    kept, and a line through those gives offset and drift; the residual is their spread.
+    are the truest. Per window the packet with the smallest (host - device) is kept; a line is
+    fitted through those, windows whose minimum still lies well above the line (a burst of
+    queued packets, a stalled link) are dropped, and the line is fitted again. The residual is
+    the largest distance of a kept minimum from the line.
     """
     dev, host = sync[:, 0], sync[:, 1]
+    span = float(dev.max() - dev.min()) if len(dev) else 0.0
+    if window_s is None:
+        window_s = min(5.0, max(0.5, span / 30.0))
     diff = host - dev
     win = np.floor(dev / window_s).astype(np.int64)
     order = np.lexsort((diff, win))
     first = np.ones(len(order), bool)
     first[1:] = win[order][1:] != win[order][:-1]
     sel = order[first]
-    if len(sel) >= 2:
-        slope, intercept = np.polyfit(dev[sel], diff[sel], 1)
-        resid = diff[sel] - (slope * dev[sel] + intercept)
-    else:
-        slope, intercept, resid = 0.0, float(diff[sel].mean()), np.zeros(1)
+    x, y = dev[sel], diff[sel]
+    if len(sel) < 3:
+        return {"clock_offset_s": float(y.min()), "clock_drift_ppm": None,
+                "clock_residual_ms": None}
+    keep = np.ones(len(x), bool)
+    for _ in range(3):
+        slope, intercept = np.polyfit(x[keep], y[keep], 1)
+        resid = y - (slope * x + intercept)
+        cut = max(0.0005, 3.0 * float(np.median(np.abs(resid[keep]))))
+        new = resid <= cut
+        if new.sum() < 3 or (new == keep).all():
+            break
+        keep = new
     return {"clock_offset_s": float(intercept), "clock_drift_ppm": float(slope * 1e6),
-            "clock_residual_ms": float(np.max(np.abs(resid)) * 1e3)}
+            "clock_residual_ms": float(np.max(np.abs(resid[keep])) * 1e3),
+            "clock_windows_used": int(keep.sum())}
 
 
 def streams_from_sources(sources: list[SourceData]) -> dict[str, FootStream]:

@@ -1,0 +1,112 @@
+"""Bad input never gives a traceback: one line on stderr and exit status 2, or a counted fault."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import run_cli
+from insole import protocol as P
+from insole import sim
+
+
+def one_line_error(r):
+    err = r.stderr.decode()
+    assert r.returncode == 2, (r.returncode, err)
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "error" in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cap")
+    foot = sim.simulate("easy-run", "left", 20, seed=2)
+    path = d / "left.bin"
+    sim.write_capture(path, foot)
+    return path
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.bin"
+    p.write_bytes(b"")
+    assert "empty" in one_line_error(run_cli("analyse", p))
+
+
+def test_random_file(tmp_path):
+    p = tmp_path / "random.bin"
+    p.write_bytes(os.urandom(50_000))
+    assert "not a capture" in one_line_error(run_cli("analyse", p))
+
+
+def test_file_of_another_format(tmp_path):
+    p = tmp_path / "data.csv"
+    p.write_text("t,heel,arch\n" + "\n".join(f"{i},1.0,2.0" for i in range(1000)))
+    assert "not a capture" in one_line_error(run_cli("analyse", p))
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(4000))
+    one_line_error(run_cli("analyse", png))
+
+
+def test_missing_file_and_directory(tmp_path):
+    assert "no such file" in one_line_error(run_cli("analyse", tmp_path / "nope.bin"))
+    assert "session" in one_line_error(run_cli("analyse", tmp_path))
+
+
+def test_truncated_capture_is_analysed_with_the_tail_counted(tmp_path, capture):
+    raw = capture.read_bytes()
+    p = tmp_path / "cut.bin"
+    p.write_bytes(raw[: len(raw) // 2 + 7])
+    r = run_cli("analyse", p, "--json", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    doc = json.loads(r.stdout)
+    q = doc["feet"]["left"]["quality"]
+    assert q["decode_errors_by_kind"].get("truncated") == 1
+    assert doc["feet"]["left"]["summary"]["steps"] > 10
+
+
+def test_capture_cut_in_the_middle_of_the_stream_start(tmp_path, capture):
+    raw = capture.read_bytes()
+    p = tmp_path / "joined_late.bin"
+    p.write_bytes(raw[1001:])  # starts mid-frame, INFO lost
+    r = run_cli("analyse", p, "--json", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    q = json.loads(r.stdout)["feet"]["left"]["quality"]
+    assert q["decode_errors_by_kind"].get("garbage") == 1
+    assert q["missing_info"] == 1
+
+
+def test_two_inputs_for_the_same_foot(capture):
+    assert "both the left foot" in one_line_error(run_cli("analyse", capture, capture))
+
+
+def test_port_that_does_not_exist(tmp_path):
+    line = one_line_error(run_cli("record", "serial:///dev/ttyNOPE9", "--out", tmp_path / "s"))
+    assert "/dev/ttyNOPE9" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_unknown_scheme_and_scenario(tmp_path):
+    one_line_error(run_cli("record", "gopher://x", "--out", tmp_path / "s"))
+    one_line_error(run_cli("record", "sim://no-such-run", "--out", tmp_path / "s2"))
+
+
+def test_bad_numbers(tmp_path, capture):
+    one_line_error(run_cli("analyse", capture, "--body-mass-kg", "5"))
+    r = run_cli("analyse", capture, "--body-mass-kg", "heavy")
+    assert r.returncode == 2 and "Traceback" not in r.stderr.decode()
+
+
+def test_unwritable_json_path(capture):
+    one_line_error(run_cli("analyse", capture, "--json", "/proc/nope/out.json"))
+
+
+def test_only_status_packets(tmp_path):
+    p = tmp_path / "status.bin"
+    p.write_bytes(b"".join(P.frame(P.Status("left", 50, 3900, i, 500, 0, 0, 0, 0, 0))
+                           for i in range(20)))
+    assert "no DATA" in one_line_error(run_cli("analyse", p))

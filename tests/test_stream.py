@@ -1,0 +1,107 @@
+"""Per-foot assembly: clock unwrapping, seq gaps, device drops, gaps stay NaN, quality ledger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from insole import protocol as P
+from insole.errors import InputFileError
+from insole.session import Chunk, SourceData
+from insole.stream import FootAssembler, clock_estimate, stream_from_source
+
+INFO = P.Info("right", ("heel", "arch", "met1"), 500, 3300, 750, "a4cf12003f9a", "t")
+
+
+def packets(n_pkts, sets=4, t_start=0, seq_start=0, period=2000):
+    out = []
+    for k in range(n_pkts):
+        s = np.full((sets, 3), k, dtype=np.uint16)
+        s[:, 1] = np.arange(sets) + k * sets
+        out.append(P.Data("right", (seq_start + k) & 0xFFFF,
+                          (t_start + k * sets * period) & 0xFFFFFFFF, period, s))
+    return out
+
+
+def test_clock_and_seq_wrap_are_unwrapped():
+    asm = FootAssembler()
+    asm.add(INFO)
+    for p in packets(10, t_start=2**32 - 3 * 8000, seq_start=65530):
+        asm.add(p)
+    fs = asm.finish()
+    assert fs.n == 40
+    assert not np.isnan(fs.volts).any()
+    assert fs.quality["packets_lost"] == 0 and fs.quality["samples_dropped"] == 0
+    # the counter column runs 0..39 without a jump across both wraps
+    assert np.allclose(fs.volts[:, 1] / P.SAMPLE_UNIT_V, np.arange(40))
+    assert fs.side == "right" and fs.zones == ("heel", "arch", "met1")
+
+
+def test_lost_packets_leave_nan_and_are_counted():
+    asm = FootAssembler()
+    pk = packets(10)
+    for i, p in enumerate(pk):
+        if i not in (3, 4, 7):
+            asm.add(p)
+    fs = asm.finish()
+    assert fs.n == 40
+    assert fs.quality["packets_lost"] == 3
+    assert fs.quality["samples_missing"] == 12
+    assert fs.quality["samples_dropped"] == 0
+    assert np.isnan(fs.volts[12:20]).all() and np.isnan(fs.volts[28:32]).all()
+    assert fs.quality["missing_info"] == 1  # no INFO arrived: a stand-in, and it is said
+
+
+def test_device_overrun_is_a_drop_not_a_loss():
+    asm = FootAssembler()
+    asm.add(INFO)
+    pk = packets(6)
+    # the device skipped 10 sample sets before packet 3: t0 jumps, seq does not
+    for i, p in enumerate(pk):
+        if i >= 3:
+            p = P.Data(p.side, p.seq, p.t0_us + 10 * 2000, p.period_us, p.samples, overrun=(i == 3))
+        asm.add(p)
+    fs = asm.finish()
+    assert fs.quality["packets_lost"] == 0
+    assert fs.quality["samples_dropped"] == 10
+    assert fs.quality["overrun_packets"] == 1
+    assert fs.n == 34 and np.isnan(fs.volts[12:22]).all()
+
+
+def test_duplicates_and_rate_changes_are_counted_not_mixed_in():
+    asm = FootAssembler()
+    pk = packets(4)
+    for p in (pk[0], pk[1], pk[1], pk[2], pk[3]):
+        asm.add(p)
+    asm.add(P.Data("right", 4, 99_000_000, 1000, np.zeros((2, 3), np.uint16)))
+    fs = asm.finish()
+    assert fs.quality["duplicate_packets"] == 1
+    assert fs.quality["format_changed_packets"] == 1
+    assert fs.n == 16
+
+
+def test_no_data_is_a_clear_error():
+    asm = FootAssembler("x.bin")
+    asm.add(INFO)
+    with pytest.raises(InputFileError, match="no DATA"):
+        asm.finish()
+
+
+def test_stream_from_source_counts_decoder_errors_and_keeps_going():
+    frames = [P.frame(INFO)] + [P.frame(p) for p in packets(20)]
+    frames[5] = frames[5][:10] + bytes([frames[5][10] ^ 0x40]) + frames[5][11:]  # CRC error
+    raw = b"garbage!" + b"".join(frames) + frames[1][:7]  # and a truncated tail
+    fs = stream_from_source(SourceData("cap", "serial", [Chunk(None, raw)]))
+    assert fs.quality["packets_lost"] == 1
+    assert fs.quality["decode_errors"] >= 2
+    assert fs.quality["decode_errors_by_kind"]["truncated"] == 1
+
+
+def test_clock_estimate_recovers_offset_and_drift():
+    rng = np.random.default_rng(3)
+    dev = np.arange(0, 600, 0.046)
+    host = 1000.0 + dev * (1 + 40e-6) + 0.002 + rng.exponential(0.004, len(dev))
+    est = clock_estimate(np.stack([dev, host], axis=1))
+    assert est["clock_drift_ppm"] == pytest.approx(40, abs=3)
+    assert est["clock_offset_s"] == pytest.approx(1000.002, abs=0.001)
+    assert est["clock_residual_ms"] < 2
