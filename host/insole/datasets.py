@@ -78,6 +78,7 @@ ANCHOR_FORCE_FRAC = 0.20
 # run forwards and backwards (4th order, no lag) at 50 Hz removes the plate's sample-to-sample
 # noise (+-30 N spikes in flight) that would otherwise make 20 N crossings in the air.
 PLATE_LOWPASS_HZ = 50.0
+COP_LOWPASS_HZ = 30.0
 # A COP measured under less than this fraction of the step's peak force is mostly plate noise;
 # the nearest reliable value is held instead.
 COP_RELIABLE_FRAC = 0.10
@@ -389,7 +390,15 @@ def fukuchi_feet(table: np.ndarray, strike: dict[str, str | None] | None = None,
         raise InputFileError(f"a fukuchi2017 forces file has 8 columns, got shape {a.shape}")
     rate = FUKUCHI_RATE_HZ
     fy = lowpass(a[:, 2], PLATE_LOWPASS_HZ, rate)
-    copx, copz = a[:, 4], a[:, 6]
+    # The plate's COP jumps by +-150 mm from sample to sample at low and moderate force; filter
+    # it as force-weighted moments (COP·F and F low-passed, then divided), which keeps the
+    # well-measured high-force samples and ignores the near-zero-force ones.
+    f_raw = np.clip(a[:, 2], 0, None)
+    f_lp = lowpass(f_raw, COP_LOWPASS_HZ, rate)
+    f_lp = np.where(f_lp > 1.0, f_lp, np.nan)
+    with np.errstate(invalid="ignore"):
+        copx = lowpass(a[:, 4] * f_raw, COP_LOWPASS_HZ, rate) / f_lp
+        copz = lowpass(a[:, 6] * f_raw, COP_LOWPASS_HZ, rate) / f_lp
     n = len(fy)
     c = contacts(fy, rate)
     steps = c["steps"]
@@ -410,7 +419,8 @@ def fukuchi_feet(table: np.ndarray, strike: dict[str, str | None] | None = None,
     # Which foot: running steps alternate, so within each run of regularly spaced contacts (no
     # interval over 1.5x the median, i.e. no missed contact) the sides alternate, and the
     # medio-lateral COP (ISB lab axes: +z to the runner's right) picks the phase by majority.
-    ml = np.array([np.average(copz[s:e], weights=np.clip(fy[s:e], 1, None)) for _, _, s, e in steps])
+    ml = np.array([np.average(np.nan_to_num(copz[s:e], nan=float(np.nanmedian(copz[s:e]))),
+                              weights=np.clip(fy[s:e], 1, None)) for _, _, s, e in steps])
     ml_mid = float(np.median(ml))
     ics = np.array([st[0] for st in steps])
     breaks = np.flatnonzero(np.diff(ics) > 1.5 * np.median(np.diff(ics))) + 1
@@ -439,8 +449,6 @@ def fukuchi_feet(table: np.ndarray, strike: dict[str, str | None] | None = None,
         # COP relative to the foot: add back the distance the belt carried the foot since contact.
         rel_mm = ap_sign * copx[idx] + belt_mm_s * (idx - s) / rate
         rel_mm = _hold_reliable(rel_mm, ok)
-        rel_mm = np.convolve(np.r_[np.full(2, rel_mm[0]), rel_mm, np.full(2, rel_mm[-1])],
-                             np.ones(5) / 5, "valid")
         hi = f >= ANCHOR_FORCE_FRAC * peak
         anchor_mm = float(np.average(rel_mm[hi], weights=f[hi]))
         length_frac = (rel_mm - anchor_mm) / L + ANCHOR_COP_FRAC
@@ -471,6 +479,7 @@ def fukuchi_feet(table: np.ndarray, strike: dict[str, str | None] | None = None,
         "belt_speed_m_s": belt_speed_m_s,
         "anchor_cop_frac": ANCHOR_COP_FRAC,
         "plate_lowpass_hz": PLATE_LOWPASS_HZ,
+        "cop_lowpass_hz": COP_LOWPASS_HZ,
         "strike_index": strike_index,
         "resampled_hz": out_rate_hz,
     }
