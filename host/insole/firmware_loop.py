@@ -49,7 +49,8 @@ def check_environment() -> None:
 
 def micropython_command(script: Path, firmware_dir: Path = FIRMWARE_DIR,
                         files: dict[str, Path] | None = None, heap_mb: int = 16,
-                        drive: bool = False, realtime: bool = False) -> list[str]:
+                        drive: bool = False, realtime: bool = False,
+                        speed: float = 1.0) -> list[str]:
     """The ``node`` command line that runs ``script`` with the firmware and fakes in /lib."""
     cmd = ["node", str(RUNNER), "--heap-mb", str(heap_mb), "--lib", str(firmware_dir),
            "--lib", str(FAKES_DIR)]
@@ -58,7 +59,7 @@ def micropython_command(script: Path, firmware_dir: Path = FIRMWARE_DIR,
     if drive:
         cmd.append("--drive")
     if realtime:
-        cmd.append("--realtime")
+        cmd += ["--realtime", "--speed", repr(float(speed))]
     cmd.append(str(script))
     return cmd
 
@@ -77,11 +78,10 @@ def run_micropython(script: Path, firmware_dir: Path = FIRMWARE_DIR,
 # setting the fake ADC's pin voltages first, and passes the serial bytes to stdout.
 _DRIVER = r"""
 import sys, machine, rig, pins
-from array import array
 CH = __CH__
 ROWS = __ROWS__
 COLS = __COLS__
-units = array("H", [0]) * (ROWS * CH)
+units = bytearray(ROWS * CH * 2)  # u16 LE readings, row-major
 with open("/units.bin", "rb") as f:
     f.readinto(units)
 with open("/tmp/settings.txt", "w") as f:
@@ -96,7 +96,8 @@ drv = rig.Driver(clock, app.poll, poll_every=5)
 def set_row(i):
     o = (row + i) * CH
     for c in range(len(gpios)):
-        machine.set_uv(gpios[c], units[o + COLS[c]] * 100)
+        k = 2 * (o + COLS[c])
+        machine.set_uv(gpios[c], (units[k] | (units[k + 1] << 8)) * 100)
 CHUNK = __CHUNK__
 def drive_chunk():
     global row
@@ -116,15 +117,15 @@ def drive_chunk():
 
 def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
                  firmware_dir: Path = FIRMWARE_DIR, start_us: int = 0,
-                 timeout_s: float | None = None) -> dict:
+                 timeout_s: float | None = None, speed: float = 1.0) -> dict:
     """Run the firmware on a simulated foot; pass every byte it writes to its serial port to ``write``.
 
     Args:
         foot: a ``SimFoot`` (``.units`` (n, C) uint16 readings in 100 µV, ``.info`` with
             ``zones``, ``side`` and ``rate_hz``).
         write: called with each chunk of serial bytes, in order (a pty writer or a file).
-        realtime: pace the firmware to the wall clock (device time = elapsed time); otherwise
-            as fast as MicroPython runs.
+        realtime: pace the firmware to the wall clock (device time = elapsed time × ``speed``);
+            otherwise as fast as MicroPython runs.
         firmware_dir: ``firmware/`` or a folder of compiled ``.mpy`` files.
         start_us: the fake clock's start (to exercise the ticks_us wrap).
 
@@ -160,7 +161,7 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
         data = Path(tmp) / "units.bin"
         data.write_bytes(units.tobytes())
         cmd = micropython_command(script, firmware_dir, {"/units.bin": data}, heap_mb,
-                                  drive=True, realtime=realtime)
+                                  drive=True, realtime=realtime, speed=speed)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
         try:
             assert proc.stdout is not None
@@ -192,3 +193,100 @@ def _board_zones(firmware_dir: Path) -> tuple[str, ...]:
 
 def summary_json(stats: dict) -> str:
     return json.dumps(stats, sort_keys=True)
+
+
+# --- `insole sim SCENARIO --firmware` ------------------------------------------------------------
+
+
+def run_cli(feet: dict, out: str | None, pty: bool, speed: float = 1.0) -> int:
+    """``insole sim --firmware``: the firmware, fed each simulated foot, writes the capture(s).
+
+    With ``out``, one capture file (one foot) or ``left.bin``/``right.bin`` in a directory, as
+    fast as MicroPython runs; with ``pty``, live on one pseudo-terminal per foot, paced to the
+    wall clock. Transport faults of the simulator (loss, corruption) are not applied: the bytes
+    are exactly what the firmware wrote. Feet run in parallel, one node process each.
+    """
+    import threading
+
+    check_environment()
+    sides = list(feet)
+    results: dict[str, dict] = {}
+    errors: list[BaseException] = []
+
+    def one(side: str, write: Callable[[bytes], None], realtime: bool) -> None:
+        try:
+            results[side] = run_firmware(feet[side], write, realtime=realtime, speed=speed)
+        except BaseException as e:  # noqa: BLE001  re-raised in the caller's thread
+            errors.append(e)
+
+    if pty:
+        from .sim.pty import Pty
+
+        ports = {s: Pty.open() for s in sides}
+        try:
+            for s in sides:
+                print(f"{s} {ports[s].path}", flush=True)
+            writers = {s: _PtyWriter(ports[s].master) for s in sides}
+            threads = [threading.Thread(target=one, args=(s, writers[s].write, True), daemon=True)
+                       for s in sides]
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        finally:
+            for p in ports.values():
+                p.close(drain_s=2.0)
+    else:
+        if out is None:
+            raise FirmwareLoopError("say where the capture goes: --out PATH or --pty")
+        path = Path(out)
+        if len(sides) == 1:
+            targets = {sides[0]: path}
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            targets = {s: path / f"{s}.bin" for s in sides}
+        files = {s: open(targets[s], "wb") for s in sides}  # noqa: SIM115  closed below
+        try:
+            threads = [threading.Thread(target=one, args=(s, files[s].write, False), daemon=True)
+                       for s in sides]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            for f in files.values():
+                f.close()
+        if not errors:
+            for s in sides:
+                print(f"{s} {targets[s]} {results[s]['bytes']} bytes (firmware under MicroPython)")
+    if errors:
+        raise errors[0]
+    return 0
+
+
+class _PtyWriter:
+    # Writes the firmware's serial bytes to a pty master; when nobody reads for 2 s the chunk
+    # is dropped (as a UART with no reader would lose bytes) instead of stalling the firmware.
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.dropped_bytes = 0
+
+    def write(self, data: bytes) -> None:
+        import os
+        import select
+
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+                view = view[n:]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.dropped_bytes += len(view)
+                return
+            if not select.select([], [self.fd], [], 2.0)[1]:
+                self.dropped_bytes += len(view)
+                return

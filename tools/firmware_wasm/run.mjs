@@ -2,12 +2,12 @@
 // firmware files and the edge fakes (machine, bluetooth) in /lib.
 //
 //   node tools/firmware_wasm/run.mjs --lib DIR [--lib DIR ...] [--file SRC:DEST ...]
-//        [--heap-mb N] [--drive] [--realtime] SCRIPT.py
+//        [--heap-mb N] [--drive] [--realtime [--speed X]] SCRIPT.py
 //
 // The script's stdout goes to our stdout byte for byte (binary safe), its stderr to stderr.
 // With --drive, after the script runs, the global drive_chunk() is called until it returns a
 // negative number; it returns the device time in ms reached, and with --realtime we wait for
-// the wall clock to catch up before the next chunk (output is flushed after every chunk).
+// the wall clock (times X) to catch up before the next chunk (output is flushed after every chunk).
 // Exit status: 0 ok, 1 Python exception (message on stderr), 2 harness error.
 import fs from "node:fs";
 import path from "node:path";
@@ -20,7 +20,7 @@ const modPath = path.join(root, "node_modules", "@micropython",
 
 const args = process.argv.slice(2);
 const libs = [], files = [];
-let heapMb = 16, drive = false, realtime = false, script = null;
+let heapMb = 16, drive = false, realtime = false, speed = 1, script = null;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === "--lib") libs.push(args[++i]);
@@ -28,6 +28,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === "--heap-mb") heapMb = parseInt(args[++i], 10);
   else if (a === "--drive") drive = true;
   else if (a === "--realtime") realtime = true;
+  else if (a === "--speed") speed = parseFloat(args[++i]);
   else script = a;
 }
 
@@ -87,7 +88,7 @@ async function main() {
         flushAll();
         if (deviceMs < 0) break;
         if (realtime) {
-          const wait = t0 + deviceMs - Date.now();
+          const wait = t0 + deviceMs / speed - Date.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
       }

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                           "holding left.bin and right.bin (both)")
     p.add_argument("--truth", metavar="PATH", help="write the ground truth (JSON) here")
     p.add_argument("--speed", default="1", metavar="X", help="with --pty: run X times real time")
+    p.add_argument("--firmware", action="store_true",
+                   help="firmware in the loop: run the real firmware/ under MicroPython (Node, "
+                        "`make setup`) on these readings; its serial bytes go to --pty or --out")
     f = p.add_argument_group("faults")
     f.add_argument("--loss-pct", default=None, metavar="P", help="drop P %% of frames")
     f.add_argument("--corrupt-pct", default=None, metavar="P", help="damage one byte in P %% of frames")
@@ -101,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
                         body_mass_kg=mass, **faults) for s in sides}
     if args.truth:
         write_truth(args.truth, truth_document(feet))
+    if args.firmware:  # see insole.firmware_loop
+        from ..firmware_loop import run_cli as run_firmware_cli
+        return run_firmware_cli(feet, args.out, args.pty, speed)
     if args.pty:
         return _run_pty(feet, speed)
     out = Path(args.out)
