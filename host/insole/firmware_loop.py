@@ -86,6 +86,8 @@ with open("/units.bin", "rb") as f:
     f.readinto(units)
 with open("/tmp/settings.txt", "w") as f:
     f.write("side=__SIDE__\nrate_hz=__RATE__\n")
+if pins.BATTERY_ADC_GPIO is not None:
+    machine.set_uv(pins.BATTERY_ADC_GPIO, 2050000)  # a charged LiPo behind the divider
 clock = rig.Clock(__START_US__)
 app, port, radio = rig.make_app(clock, BLE=False, SERIAL_STREAM=True)
 app.start()
@@ -102,9 +104,10 @@ CHUNK = __CHUNK__
 def drive_chunk():
     global row
     if row >= ROWS:
+        # end of the run: the last partial batch goes out, as it would after a STOP
+        rig.sample_timer().deinit()
+        app.sampler.stop()
         app.poll()
-        for _ in range(3):
-            app.housekeeping()
         out.write(port.take())
         return -1
     n = min(CHUNK, ROWS - row)
