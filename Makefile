@@ -31,6 +31,12 @@ demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse i
 bench: setup ## print decode/analyse speed, memory and accuracy figures
 	$(PY) bench/run.py
 
+.PHONY: hardware
+hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, print the divider table
+	$(PY) tools/hardware_svg.py
+	$(PY) tools/hardware_bom.py
+	$(PY) tools/hardware_divider.py
+
 lint: setup ## ruff check
 	$(VENV)/bin/ruff check host tests tools bench
 

@@ -193,12 +193,35 @@ def _edges_at(length_frac: float) -> tuple[float, float]:
     raise ValueError(f"length_frac {length_frac} outside 0..1")
 
 
+def across(length_frac: float, width_frac: float) -> float:
+    """A point's distance from the medial tangent line, as a fraction of the insole's maximum
+    width (``width_frac`` applied to the local width at ``length_frac``)."""
+    med, lat = _edges_at(length_frac)
+    return med + width_frac * (lat - med)
+
+
 def medial_offset(zone: str) -> float:
     """A zone centre's distance from the medial tangent line, as a fraction of the insole's
     maximum width (the width_frac of the zone applied to the local width at its length)."""
-    length_frac, width_frac = zone_positions()[zone]
-    med, lat = _edges_at(length_frac)
-    return med + width_frac * (lat - med)
+    return across(*zone_positions()[zone])
+
+
+def to_mm(length_frac: float, width_frac: float, foot_length_mm: float) -> tuple[float, float]:
+    """A point on the insole in millimetres: (from the medial tangent line, from the heel)."""
+    return across(length_frac, width_frac) * width_to_length() * foot_length_mm, length_frac * foot_length_mm
+
+
+def zone_tail(zone: str) -> list[tuple[float, float]]:
+    """The route of a zone's sensor tail as (length_frac, width_frac) waypoints, from the sensor
+    centre to where it leaves the insole over its edge."""
+    try:
+        return [(float(a), float(b)) for a, b in zones_file()["zones"][zone]["tail"]]
+    except KeyError:
+        raise InputFileError(f"hardware/zones.json has no tail route for zone {zone!r}") from None
+
+
+def sensor_diameter_mm() -> float:
+    return float(zones_file()["sensor"]["active_diameter_mm"])
 
 
 def zone_map_xy(side: str = "left") -> dict[str, tuple[float, float]]:
