@@ -9,9 +9,11 @@ applied on demand; the ground truth always stays the model's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,35 @@ FAULT_OPTIONS = ("loss_pct", "corrupt_pct", "overrun_at", "overrun_ms", "disconn
 
 class SimulatorError(InsoleError):
     """A simulator request that cannot be met (unknown scenario, rate or duration out of range)."""
+
+
+def frame_many(packets: list[bytes]) -> list[bytes]:
+    """``[protocol.frame(p) for p in packets]``, vectorised over all packets at once.
+
+    Every packet the device sends with an ATT MTU of 247 is at most 244 bytes, so COBS never
+    needs a 0xFF block: in ``code ‖ packet ‖ crc ‖ 0x00`` each zero byte (and the leading code)
+    becomes the distance to the next zero. The tests check it equals ``protocol.frame``.
+    """
+    if not packets:
+        return []
+    if max(len(p) for p in packets) + 4 >= 254:
+        return [protocol.frame(p) for p in packets]
+    raws = [p + zlib.crc32(p).to_bytes(4, "little") for p in packets]
+    lens = np.fromiter((len(r) for r in raws), np.int64, len(raws))
+    src = np.frombuffer(b"".join(raws), np.uint8)
+    starts = np.concatenate(([0], np.cumsum(lens + 2)[:-1]))  # where each frame's code byte goes
+    out = np.zeros(int((lens + 2).sum()), np.uint8)
+    src_starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    out[np.arange(src.shape[0]) + np.repeat(starts + 1 - src_starts, lens)] = src
+    delim = starts + lens + 1
+    z = np.flatnonzero(out == 0)  # code placeholders, zero data bytes, delimiters (in order)
+    is_delim = np.zeros(out.shape[0], bool)
+    is_delim[delim] = True
+    k = np.flatnonzero(~is_delim[z])
+    out[z[k]] = z[k + 1] - z[k]
+    blob = out.tobytes()
+    ends = starts + lens + 2
+    return [blob[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def batch_size(channels: int, mtu: int = ATT_MTU) -> int:
@@ -217,24 +248,29 @@ class SimFoot:
         p_loss = self.faults.loss_pct / 100.0
         p_bad = self.faults.corrupt_pct / 100.0
         first = True
-        for t, pkt in self.packets():
-            fr = protocol.frame(pkt)
-            lost, bad, pos, val = rng.random(), rng.random(), rng.random(), rng.integers(1, 256)
-            if first:
-                first = False
+        it = self.packets()
+        while True:
+            chunk = list(itertools.islice(it, 2048))
+            if not chunk:
+                return
+            framed = frame_many([protocol.encode(p) for _, p in chunk])
+            for (t, _), fr in zip(chunk, framed):
+                lost, bad, pos, val = rng.random(), rng.random(), rng.random(), rng.integers(1, 256)
+                if first:
+                    first = False
+                    yield t, fr
+                    continue
+                if lost < p_loss:
+                    continue
+                if bad < p_bad:
+                    # Change one byte before the delimiter, never into 0x00, so the damage stays
+                    # inside this one frame (exactly one decoder error per corrupted frame).
+                    i = int(pos * (len(fr) - 1))
+                    b = fr[i] ^ int(val)
+                    if b == 0:
+                        b = fr[i] ^ 0xFF if fr[i] != 0xFF else 0x01
+                    fr = fr[:i] + bytes([b]) + fr[i + 1:]
                 yield t, fr
-                continue
-            if lost < p_loss:
-                continue
-            if bad < p_bad:
-                # Change one byte before the delimiter, never into 0x00, so the damage stays
-                # inside this one frame (exactly one decoder error per corrupted frame).
-                i = int(pos * (len(fr) - 1))
-                b = fr[i] ^ int(val)
-                if b == 0:
-                    b = fr[i] ^ 0xFF if fr[i] != 0xFF else 0x01
-                fr = fr[:i] + bytes([b]) + fr[i + 1:]
-            yield t, fr
 
 
 def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, seed: int = 1,
@@ -326,7 +362,11 @@ def _foot_truth(steps: gait.Steps, p: gait.GaitParams, zones: tuple[str, ...],
                 start_true_s: float, drift_ppm: float, last_sample_s: float) -> dict:
     """Truth of the whole steps inside the capture, times on this foot's device clock."""
     drift = drift_ppm * 1e-6
-    m = gait.step_truth(steps, np.arange(len(steps)), p.body_mass_kg, drift)
+    # In blocks of steps, to bound memory on long runs.
+    parts = [gait.step_truth(steps, np.arange(a, min(a + 256, len(steps))), p.body_mass_kg, drift)
+             for a in range(0, len(steps), 256)]
+    m = {k: (np.concatenate([q[k] for q in parts]) if parts[0][k] is not None else None)
+         for k in parts[0]}
     ic = (steps.t_start_s + m["ic_rel_s"] - start_true_s) * (1 + drift)
     to = (steps.t_start_s + m["to_rel_s"] - start_true_s) * (1 + drift)
     inside = np.flatnonzero((ic >= 0.0) & (to <= last_sample_s))

@@ -190,9 +190,8 @@ def _tnorm(rng: np.random.Generator, n: int, limit: float = 2.5) -> np.ndarray:
 
 def _window(tau: np.ndarray, on: float, peak: float, off: float) -> np.ndarray:
     """Asymmetric raised cosine: 0 before on, 1 at peak, 0 after off."""
-    up = np.clip((tau - on) / (peak - on), 0.0, 1.0)
-    down = np.clip((off - tau) / (off - peak), 0.0, 1.0)
-    return np.where(tau < peak, 0.5 - 0.5 * np.cos(np.pi * up), 0.5 - 0.5 * np.cos(np.pi * down))
+    x = np.where(tau < peak, (tau - on) / (peak - on), (off - tau) / (off - peak))
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
 
 
 def _gamma(p: GaitParams) -> float:
@@ -429,6 +428,11 @@ def foot_steps(p: GaitParams, zones: tuple[str, ...], side: str, duration_s: flo
 def zone_forces_n(st: Steps, t_true_s: np.ndarray, body_mass_kg: float) -> np.ndarray:
     """Noise-free zone forces (n_samples, Z) in newtons at true times ``t_true_s``."""
     out = np.zeros((t_true_s.shape[0], len(st.zones)))
+    block = 1 << 18
+    if t_true_s.shape[0] > block:  # bound the temporaries on long runs
+        for a in range(0, t_true_s.shape[0], block):
+            out[a:a + block] = zone_forces_n(st, t_true_s[a:a + block], body_mass_kg)
+        return out
     i = np.searchsorted(st.t_start_s, t_true_s, side="right") - 1
     ok = i >= 0
     i_c = np.where(ok, i, 0)
@@ -467,7 +471,7 @@ def step_truth(st: Steps, i: np.ndarray, body_mass_kg: float, drift: float,
     Contact and toe-off are where total force crosses ``threshold_n`` (found by bisection to
     sub-microsecond precision). Stance is [contact, toe-off]. For rearfoot steps the impact peak
     is the first local maximum of total force (BW) within the first 30 % of stance (found on a
-    grid of ~0.05 % of stance and refined by a parabola), and VALR is the mean slope between the
+    grid of 0.03 % of stance and refined by a parabola), and VALR is the mean slope between the
     instants total force crosses 20 % and 80 % of it ("20-80"); for other steps, or a rearfoot
     step without such a maximum, VALR is the mean slope over 3–12 % of stance ("3-12pct").
     Durations are on the device clock, which runs ``1 + drift`` times as fast as true time.
@@ -482,7 +486,7 @@ def step_truth(st: Steps, i: np.ndarray, body_mass_kg: float, drift: float,
     to = _bisect(st, i, 0.75 * tc, tc, lvl, rising=False)
     dur = to - ic
     # First local maximum in the first 30 % of stance.
-    m = 2000
+    m = 1000
     x = np.linspace(0.0, 0.3, m + 1)
     tt = ic[:, None] + x[None, :] * dur[:, None]
     ii = np.repeat(i, m + 1).reshape(n, m + 1)
