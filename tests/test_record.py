@@ -33,6 +33,13 @@ def start_sim(tmp_path, seconds=30, side="both", scenario="easy-run"):
     return p, ports
 
 
+def stop(p: subprocess.Popen, kill: bool = False) -> tuple[bytes | str, bytes | str]:
+    """End a child and close its pipes (communicate closes them)."""
+    if p.poll() is None:
+        p.kill() if kill else p.terminate()
+    return p.communicate(timeout=20)
+
+
 def start_recorder(ports, out, *extra):
     return subprocess.Popen([*INSOLE, "record", *(f"serial://{v}" for v in ports.values()),
                              "--out", str(out), "-q", *extra],
@@ -59,8 +66,7 @@ def test_record_two_ports_then_ctrl_c_closes_cleanly(tmp_path):
         rec.send_signal(signal.SIGINT)
         stdout, stderr = rec.communicate(timeout=20)
     finally:
-        sim.terminate()
-        sim.wait(timeout=10)
+        stop(sim)
     assert rec.returncode == 0, stderr.decode()
     assert b"Traceback" not in stderr
     meta = json.loads((out / "session.json").read_text())
@@ -89,12 +95,10 @@ def test_sigkill_leaves_a_readable_session_missing_at_most_a_second(tmp_path):
         rec = start_recorder(ports, out)
         wait_for_bytes(out, 1, min_bytes=60_000)
         time.sleep(1.5)
-        rec.kill()
-        rec.wait(timeout=10)
+        stop(rec, kill=True)
         t_killed = time.time()
     finally:
-        sim.terminate()
-        sim.wait(timeout=10)
+        stop(sim)
     meta = json.loads((out / "session.json").read_text())
     assert meta["closed"] is False
     (src,) = load_inputs([out])
@@ -112,12 +116,11 @@ def test_port_unplugged_mid_run_is_a_counted_fault_and_data_is_kept(tmp_path):
     rec = start_recorder(ports, out)
     try:
         wait_for_bytes(out, 2)
-        sim.kill()  # both ptys vanish: the "USB cable pulled" path
-        sim.wait(timeout=10)
+        stop(sim, kill=True)  # both ptys vanish: the "USB cable pulled" path
         stdout, stderr = rec.communicate(timeout=30)
     finally:
         if rec.poll() is None:
-            rec.kill()
+            stop(rec, kill=True)
     assert b"Traceback" not in stderr
     assert rec.returncode == 0
     text = stdout.decode()
@@ -129,12 +132,11 @@ def test_port_unplugged_mid_run_is_a_counted_fault_and_data_is_kept(tmp_path):
     assert all(fs.n > 100 for fs in feet.values())
 
 
-@pytest.mark.parametrize("url", ["loop://", "spy://loop://"])
-def test_pyserial_urls_open_through_serial_for_url(url):
+def test_pyserial_loop_url_opens_through_serial_for_url():
     from insole import protocol as P
     from insole.sources import open_source
 
-    src = open_source(url).open()
+    src = open_source("loop://").open()
     try:
         frame = P.frame(P.Reply(0x12, 0))
         src.write(frame)
@@ -163,3 +165,29 @@ def test_record_from_sim_and_file_urls(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     (fs2,) = streams_from_sources(load_inputs([tmp_path / "s2"])).values()
     assert fs2.n == fs.n
+
+
+def test_spy_url_reads_a_pty_and_hexdumps_the_wire(tmp_path):
+    import os
+    import tty
+
+    from insole import protocol as P
+    from insole.sources import open_source
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    src = open_source(f"spy://{path}").open()
+    try:
+        frame = P.frame(P.Reply(0x13, 0))
+        os.write(master, frame)
+        got = b""
+        for _ in range(40):
+            got += src.read(0.05)
+            if got.endswith(frame):
+                break
+        assert got.endswith(frame)
+    finally:
+        src.close()
+        os.close(master)
+        os.close(slave)
