@@ -56,7 +56,7 @@ def sim_rows(seeds, duration_s: float, lossy: bool, tmp: Path) -> list[str]:
     if lossy:
         variants["lossy"] = {"loss_pct": 3.0, "corrupt_pct": 0.5}
     out = [f"{'scenario':18s} {'seed':>4s} {'faults':6s} {'steps':>6s} {'F1 min':>8s} {'IC med':>8s} "
-           f"{'IC p95':>8s} {'TO med':>8s} {'TO p95':>8s} {'strike':>7s}  flags"]
+           f"{'IC p95':>8s} {'TO med':>8s} {'TO p95':>8s} {'strike':>7s} {'unclas':>6s}  flags"]
     n_fail = 0
     for name in SCENARIOS:
         for seed in seeds:
@@ -81,10 +81,11 @@ def sim_rows(seeds, duration_s: float, lossy: bool, tmp: Path) -> list[str]:
                     f"{_worst(r, 'ic_error_ms', 'p95'):8.2f} "
                     f"{_worst(r, 'to_error_ms'):7.2f}{_mark(r['ok']['to_median_ms_max'])} "
                     f"{_worst(r, 'to_error_ms', 'p95'):8.2f} "
-                    f"{'-' if st is None else f'{100 * st:.0f}%':>7s}  "
+                    f"{'-' if st is None else f'{100 * st:.0f}%':>7s} {c['strike']['unclassified']:6d}  "
                     + ("ok" if fl["ok"] else "! " + "; ".join(bad)))
     out.append(f"{n_fail} simulator run(s) failed a criterion (F1 >= 0.99, IC median <= 2 ms, "
-               "TO median <= 5 ms, flags); F1 min and medians are the worst of left, right, both.")
+               "TO median <= 5 ms, flags); F1 min and medians are the worst of left, right, both; "
+               "strike: agreement over classified steps, unclas: steps the analysis left unclassified.")
     return out
 
 

@@ -85,6 +85,11 @@ def test_strike_agreement_and_unknown_strikes():
     assert (st["n"], st["agree"], st["agreement"]) == (10, 7, 0.7)
     assert st["confusion"] == {"rearfoot": {"midfoot": 3, "rearfoot": 7}}
     assert r["ok"]["strike_agreement_min"] is False
+    # steps the analysis declined to classify are counted apart, not as disagreements
+    det2 = [dict(s, strike=None) if k == 9 else s for k, s in enumerate(det)]
+    st = score(_analysis(det2), _truth(TRUE))["feet"]["left"]["strike"]
+    assert (st["n"], st["agree"], st["unclassified"]) == (9, 6, 1)
+    assert st["confusion"]["rearfoot"]["None"] == 1
     # truth without strike (walking records): no strike figure, and no failure for lack of one
     nostrike = [dict(s, strike=None) for s in TRUE]
     r = score(_analysis(det), _truth(nostrike), criteria={"strike_agreement_min": 0.8})

@@ -7,7 +7,9 @@ once (greedy by error; with steps hundreds of milliseconds apart and a tolerance
 the optimal assignment). Matched pairs are true positives, unmatched detections false positives,
 unmatched true steps false negatives. Over the matched pairs it reports the median and 95th
 percentile of |IC error|, |TO error| and |contact-time error| (ms) and the agreement of strike
-patterns (over true steps whose strike is known). Per foot, and over both feet combined.
+patterns over matched steps whose true strike is known and which the analysis classified (steps
+it declined to classify, strike ``None``/``"unknown"``, are counted as ``unclassified``; the
+confusion table shows them too). Per foot, and over both feet combined.
 
 A truth file may bound the time span in which steps are scored per foot (``scored_from_s``,
 ``scored_to_s``: the converters of real recordings set them so that a contact already under way at
@@ -91,7 +93,7 @@ def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple
     fp = len(det) - tp
     fn = len(true_steps) - tp
     ic_err, to_err, ct_err, ic_signed, to_signed = [], [], [], [], []
-    strike_n = strike_ok = 0
+    strike_n = strike_ok = strike_unclassified = 0
     confusion: dict[str, dict[str, int]] = {}
     for i, j in pairs:
         d, t = det[i], true_steps[j]
@@ -111,11 +113,14 @@ def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple
         if _finite(dc) and _finite(tc):
             ct_err.append(abs(dc - tc))
         if t.get("strike"):
-            strike_n += 1
-            strike_ok += d.get("strike") == t["strike"]
+            got = d.get("strike")
             row = confusion.setdefault(t["strike"], {})
-            got = str(d.get("strike"))
-            row[got] = row.get(got, 0) + 1
+            row[str(got)] = row.get(str(got), 0) + 1
+            if got in (None, "unknown"):  # the analysis declined to classify (e.g. data gap)
+                strike_unclassified += 1
+                continue
+            strike_n += 1
+            strike_ok += got == t["strike"]
     return _rates({
         "n_true": len(true_steps), "n_detected": len(det),
         "n_ignored_outside_span": len(det_steps) - len(det),
@@ -126,7 +131,7 @@ def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple
         "to_bias_ms": round(float(np.mean(to_signed)), 3) if to_signed else None,
         "strike": {"n": strike_n, "agree": int(strike_ok),
                    "agreement": round(strike_ok / strike_n, 4) if strike_n else None,
-                   "confusion": confusion},
+                   "unclassified": strike_unclassified, "confusion": confusion},
         "_raw": (ic_err, to_err, ct_err, ic_signed, to_signed),
     })
 
@@ -143,7 +148,7 @@ def _rates(r: dict) -> dict:
 def _combine(feet: dict) -> dict:
     c = {"n_true": 0, "n_detected": 0, "n_ignored_outside_span": 0, "tp": 0, "fp": 0, "fn": 0}
     raws: list[list[float]] = [[], [], [], [], []]
-    sn = sa = 0
+    sn = sa = su = 0
     confusion: dict[str, dict[str, int]] = {}
     for f in feet.values():
         for k in c:
@@ -152,6 +157,7 @@ def _combine(feet: dict) -> dict:
             acc.extend(x)
         sn += f["strike"]["n"]
         sa += f["strike"]["agree"]
+        su += f["strike"]["unclassified"]
         for t, row in f["strike"]["confusion"].items():
             dst = confusion.setdefault(t, {})
             for g, n in row.items():
@@ -161,7 +167,7 @@ def _combine(feet: dict) -> dict:
               "ic_bias_ms": round(float(np.mean(raws[3])), 3) if raws[3] else None,
               "to_bias_ms": round(float(np.mean(raws[4])), 3) if raws[4] else None,
               "strike": {"n": sn, "agree": sa, "agreement": round(sa / sn, 4) if sn else None,
-                         "confusion": confusion}})
+                         "unclassified": su, "confusion": confusion}})
     return _rates(c)
 
 
