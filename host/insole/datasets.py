@@ -68,10 +68,11 @@ FUKUCHI_CITATION = (
 # Each step is placed on the foot by one landmark: the force-weighted mean COP over the part of
 # stance above 20 % of the step's peak force sits at 0.80 of foot length, between the metatarsal
 # heads (0.68-0.74 in hardware/zones.json), which carry most of a running stance, and the hallux
-# (0.92) that takes the push-off. The strike classification depends on this constant, which is not
-# known from the data: 0.80 is the middle of the range (about 0.66-0.95) that reproduces the
-# metadata's strike for both runners, so it is a calibration on these two trials
-# (docs/validation.md).
+# (0.92) that takes the push-off; it puts the forefoot runner's first contact on the metatarsal
+# heads (0.75). The strike classification depends on this constant, which the plate cannot give:
+# with the analysis's strike rule, values from about 0.77 to 0.97 reproduce the metadata for both
+# runners (at 0.75 half of RBDS002's steps turn rearfoot), so it is in effect calibrated on these
+# two trials (docs/validation.md).
 ANCHOR_COP_FRAC = 0.80
 ANCHOR_FORCE_FRAC = 0.20
 # Zero-phase low-pass of the plate's vertical force before anything else: a 2nd-order Butterworth
