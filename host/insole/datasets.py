@@ -7,9 +7,10 @@ Two public datasets are the reality check for the analysis (see ``docs/validatio
   walking, 100 Hz. Five of the eight sensors become the insole's zones (heel = 1, arch = 5,
   met1 = 7, met5 = 6, hallux = 8); the truth is the contact of the sum of *all eight*.
 * **fukuchi2017** -- Fukuchi, Fukuchi & Duarte 2017 (PeerJ 5:e3298): an instrumented treadmill,
-  running at 2.5 m/s, one vertical-force channel for both feet at 300 Hz. Steps are assigned to
-  feet, each instant's force is spread over the zones around the centre of pressure (COP) in the
-  foot's own frame, and the result is resampled to 500 Hz.
+  running at 2.5 m/s, one vertical-force channel for both feet at 300 Hz. The plate's force is
+  low-passed (zero-phase, 50 Hz) before anything else; steps are assigned to feet, each instant's
+  force is spread over the zones around the centre of pressure (COP) in the foot's own frame, and
+  the result is resampled to 500 Hz.
 
 The converters are pure: :func:`gaitpdb_feet` and :func:`fukuchi_feet` take arrays and return
 :class:`ConvertedFoot` objects and truth dicts; :func:`capture_packets` turns a foot into the
