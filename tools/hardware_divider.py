@@ -117,7 +117,7 @@ def report(supply_v: float, k: float, beta: float, chosen_ohm: int, markdown: bo
                f"one 12-bit step is about {ADC_LSB_MV:.2f} mV.")
     out.append("")
     header = (["R_fixed"] + [f"V@{f}N" for f in FORCES_N] + [f"N/mV@{f}N" for f in FORCES_N]
-              + ["0 below (N)", ">2450mV from (N)", "mA@1500N", ""])
+              + ["ESP32 reads 0 below (N)", "leaves 2450 mV at (N)", "mA@1500N", ""])
     rows = []
     for row in divider_rows(supply_v, k, beta):
         r = row["r_fixed_ohm"]

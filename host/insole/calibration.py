@@ -576,55 +576,75 @@ def _sim_stand_sources(url: str):
     return out
 
 
-def _live_sources(url: str, seconds: float):
-    """Record ``seconds`` of a live serial source (the one place that opens a port)."""
-    from .session import Chunk, SourceData
+def _record_live(urls: list[str], seconds: float, session_dir: Path, out=sys.stdout) -> list:
+    """Record the live sources into a session (the lead's recorder) while cueing each phase.
 
-    try:
-        from . import sources  # the lead's source registry, when present
-    except ImportError:
-        sources = None
-    if sources is not None and hasattr(sources, "capture"):
-        return sources.capture(url, seconds)  # pragma: no cover - depends on that module
-    if not url.startswith("serial://"):
-        raise SourceError(f"{url}: calibrate reads file://, serial:// and sim://stand sources; "
-                          "record other sources with `insole record` and calibrate from the session")
-    try:
-        import serial
-    except ImportError as e:  # pragma: no cover
-        raise SourceError("pyserial is not installed") from e
-    port = url[len("serial://"):]
-    try:
-        ser = serial.serial_for_url(port, baudrate=921600, timeout=0.1)
-    except (serial.SerialException, ValueError) as e:
-        raise SourceError(f"{url}: cannot open ({e})") from e
-    chunks = []
-    with ser:
-        ser.write(P.frame(P.Command(P.CMD_GET_INFO)) + P.frame(P.Command(P.CMD_START)))
-        t_end = time.monotonic() + seconds
-        while time.monotonic() < t_end:
-            data = ser.read(4096)
-            if data:
-                chunks.append(Chunk(time.time(), data))
-        ser.write(P.frame(P.Command(P.CMD_STOP)))
-    return [SourceData(port, "serial", chunks, url=url)]
+    This is the one place that touches ports; the session stays on disk as the raw trial.
+    """
+    import threading
+
+    from .recorder import Recorder
+    from .session import load_session
+
+    rec = Recorder(urls, session_dir, seconds)
+    result: dict = {}
+
+    def _run() -> None:
+        try:
+            rec.run()
+        except InsoleError as e:  # reported by the main thread
+            result["error"] = e
+
+    th = threading.Thread(target=_run, daemon=True)
+    th.start()
+    t0 = time.monotonic()
+    t = 1.0
+    for i, (name, dur, prompt) in enumerate(TRIAL_PHASES):
+        if i:
+            t += TRANSITION_S
+        _sleep_until(t0 + t - (TRANSITION_S if i else 1.0), th)
+        print(f"  get ready: {prompt.lower()}", file=out, flush=True)
+        _sleep_until(t0 + t, th)
+        print(f"  NOW ({dur:.0f} s): {prompt}", file=out, flush=True)
+        t += dur
+    _sleep_until(t0 + t, th)
+    print("  done: relax.", file=out, flush=True)
+    th.join()
+    if "error" in result:
+        raise result["error"]
+    return load_session(session_dir)
 
 
-def load_trial(inputs: list[str], live_seconds: float = 0.0) -> dict[str, FootTrial]:
-    """Standing-trial samples per foot from captures, sessions, ``sim://stand`` or live ports."""
+def _sleep_until(t_mono: float, th) -> None:
+    while time.monotonic() < t_mono and th.is_alive():
+        time.sleep(0.05)
+
+
+LIVE_SCHEMES = ("serial://", "ble://", "socket://", "rfc2217://", "/dev/")
+
+
+def load_trial(inputs: list[str], live_seconds: float = 0.0,
+               session_dir: Path | None = None) -> dict[str, FootTrial]:
+    """Standing-trial samples per foot from captures, sessions, ``sim://stand`` or live ports
+    (recorded for ``live_seconds`` into ``session_dir`` with cues)."""
     from .session import load_inputs
     from .stream import streams_from_sources
 
     srcs = []
+    live = [u for u in inputs if u.startswith(LIVE_SCHEMES)]
     for url in inputs:
+        if url in live:
+            continue
         if url.startswith("sim://"):
             if not url.startswith("sim://stand"):
                 raise SourceError(f"{url}: the calibration trial's simulator scenario is sim://stand")
             srcs += _sim_stand_sources(url)
-        elif url.startswith(("serial://", "ble://")):
-            srcs += _live_sources(url, live_seconds)
         else:
             srcs += load_inputs([url])
+    if live:
+        if session_dir is None:
+            raise SourceError("recording a live trial needs a session directory")
+        srcs += _record_live(live, live_seconds, session_dir)
     feet = streams_from_sources(srcs)
     return {side: _trial_from_stream(fs) for side, fs in feet.items()}
 
@@ -644,7 +664,7 @@ def _positive_mass(text: str) -> float:
 
 def _guide(inputs: list[str], assume_yes: bool, out=sys.stdout) -> float:
     """Print the trial's prompts; for live sources wait for Enter. Returns seconds to record."""
-    live = any(u.startswith(("serial://", "ble://")) for u in inputs)
+    live = any(u.startswith(LIVE_SCHEMES) for u in inputs)
     total = sum(d for _, d, _ in TRIAL_PHASES) + TRANSITION_S * (len(TRIAL_PHASES) - 1) + 4.0
     print("Standing calibration trial: shoes on, insoles in, laces as for running.", file=out)
     for i, (name, dur, prompt) in enumerate(TRIAL_PHASES, 1):
@@ -664,7 +684,11 @@ def _cmd_calibrate(args) -> int:
     if len(args.sources) > 2:
         raise CalibrationError("give one source per foot (at most two)")
     seconds = _guide(args.sources, args.yes)
-    feet = load_trial(args.sources, seconds)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    session = Path(args.session) if args.session else Path(args.out_dir) / f"stand-trial-{stamp}"
+    feet = load_trial(args.sources, seconds, session)
+    if seconds:
+        print(f"the raw trial is in {session} (calibrate again from it: insole calibrate {session} ...)")
     if args.check:
         cals = {c.side: c for c in map(load, args.check)}
         res = check_standing(feet, args.body_mass_kg, cals)
@@ -730,6 +754,8 @@ def register(subparsers) -> None:
     p.add_argument("--tolerance-pct", type=float, default=CHECK_TOLERANCE_PCT)
     p.add_argument("--out-dir", default=".", help="where calibration-<side>.json go (default: here)")
     p.add_argument("--out", help="file name when calibrating one foot")
+    p.add_argument("--session", metavar="DIR",
+                   help="where a live trial is recorded (default: OUT_DIR/stand-trial-<time>)")
     p.add_argument("-y", "--yes", action="store_true", help="start at once, no confirmation")
     p.set_defaults(func=_cmd_calibrate)
 
