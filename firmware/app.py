@@ -12,11 +12,7 @@ from steps import RUNNING_SPM, StepDetector
 from wire import (CMD_GET_INFO, CMD_IDENTIFY, CMD_SET_RATE, CMD_SET_SIDE, CMD_START, CMD_STOP,
                   REPLY_OK, encode_info, encode_reply, encode_status, parse_command)
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _HOUSEKEEPING_MS = const(1000)
 _BLINK_MS = const(100)
@@ -175,8 +171,9 @@ class App:
     def _update_links(self):
         # Who takes DATA now, and the batch size their MTU allows.
         s = self.sampler
-        ble_ok = bool(self.ble and self.ble.data_ready())
-        mtu = self.ble.mtu if ble_ok else None
+        ble = self.ble
+        mtu = ble.mtu if ble is not None and ble.data_ready() else None
+        ble_ok = mtu is not None
         s.set_mtu(mtu)
         if ble_ok or self.serial:
             s.request_close()  # the next packet is sized for the new MTU
@@ -190,20 +187,21 @@ class App:
 
     def _drain(self):
         s = self.sampler
-        ble = self.ble
-        ble_ok = bool(ble and ble.data_ready())
+        ble = self.ble if self.ble is not None and self.ble.data_ready() else None
+        serial = self.serial
         while s.ready():
             pkt = s.packet()
-            if self.serial and not self._serial_sent:
-                self._send_serial(pkt, len(pkt))
+            if serial is not None and not self._serial_sent:
+                serial.send(pkt, len(pkt))
                 self._serial_sent = True
-            if ble_ok and not ble.notify(ble.data_h, pkt):
+            if ble is not None and not ble.notify(ble.data_h, pkt):
                 return  # link congested: keep the packet, try again on the next poll
             s.release()
             self._serial_sent = False
 
     def _send_serial(self, pkt, n):
-        self.serial.send(pkt, n)
+        if self.serial is not None:
+            self.serial.send(pkt, n)
 
     # --- once a second -----------------------------------------------------------------------
 
@@ -240,14 +238,17 @@ class App:
                            self.supply_mv, self.r_fixed_ohm, self.device_id, self.firmware)
 
     def _blink(self, el):
+        led = self.led
+        if led is None:
+            return
         self._identify_left_ms -= el
         self._blink_ms += el
         if self._identify_left_ms <= 0:
             self._identify_left_ms = 0
-            self.led.value(0)
+            led.value(0)
         elif self._blink_ms >= _BLINK_MS:
             self._blink_ms = 0
-            self.led.value(1 - self.led.value())
+            led.value(1 - led.value())
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -281,18 +282,19 @@ class App:
         m = encode_reply(buf, t, code)
         self._reply(buf, m, source)
         if send_info:
+            # Serial: the INFO packet follows the REPLY. BLE: the INFO characteristic is
+            # refreshed for the host to read (CONTROL carries REPLYs only).
             m = self._info(buf)
             if source == _SRC_SERIAL:
                 self._send_serial(buf, m)
-            else:
+            elif self.ble is not None:
                 self.ble.set_info(bytes(memoryview(buf)[:m]))
-                self.ble.send_control(bytes(memoryview(buf)[:m]))
 
     def _reply(self, buf, m, source):
         self.replies += 1
         if source == _SRC_SERIAL:
             self._send_serial(buf, m)
-        else:
+        elif self.ble is not None:
             self.ble.send_control(bytes(memoryview(buf)[:m]))
 
     def _set_rate(self, rate_hz):

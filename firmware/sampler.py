@@ -19,11 +19,7 @@ from array import array
 
 from wire import DATA_HEADER_BYTES, FLAG_OVERRUN, put_data_header, sets_for_mtu
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _MIN_TOLERANCE_US = const(8000)  # the ESP32 queues up to 4 timer callbacks: 4 x 2 ms
 _SERIAL_MTU = const(247)  # serial links batch as a 247-byte ATT MTU would

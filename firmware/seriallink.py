@@ -3,11 +3,7 @@
 # in: any object with write(buf) and a non-blocking readinto(buf) -> count or None.
 from wire import frame_bytes_max, frame_into, unframe_into
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _RX_FRAME_MAX = const(64)  # a command frame is at most 10 bytes; longer is noise
 _RX_CHUNK = const(64)

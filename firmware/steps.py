@@ -6,11 +6,7 @@
 # steps per minute of both feet: twice this foot's contacts per minute.
 from array import array
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _HISTORY = const(4)  # contact intervals averaged for the cadence
 _FLOOR_UNITS = const(2000)  # 0.2 V summed: below this nothing counts as a contact

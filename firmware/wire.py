@@ -6,9 +6,9 @@ from binascii import crc32, unhexlify
 from struct import pack_into, unpack_from
 
 try:
-    from micropython import const
-except ImportError:
-    def const(x):  # noqa: E731  CPython: const() is the identity
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython: const() is the identity
+    def const(x):
         return x
 
 VERSION = const(1)
