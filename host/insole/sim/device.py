@@ -209,10 +209,10 @@ class SimFoot:
         kind = np.r_[np.zeros(len(starts_a), int), np.ones(n_status, int)]
         order = np.lexsort((kind, times))
         yield 0.0, self.info
-        # STATUS k (at k s): sets taken in [k-1, k) s, sets dropped since the start up to k s.
+        # STATUS k (at k s): sets taken in [k-1, k) s, sets dropped since the start before k s.
         edges = np.arange(n_status + 1, dtype=np.int64) * 1_000_000
         taken_per_s = np.diff(np.searchsorted(rel_us, edges, side="left"))
-        overruns_at = np.searchsorted(np.sort(self._dropped_at_us - t_first), edges, side="right")
+        overruns_at = np.searchsorted(np.sort(self._dropped_at_us - t_first), edges, side="left")
         fault_mask_bit = 0
         if self.faults.disconnect_sensor is not None:
             fault_mask_bit = 1 << self.info.zones.index(self.faults.disconnect_sensor)
