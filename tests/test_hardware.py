@@ -237,3 +237,9 @@ def test_bom_lists_every_board_of_the_pin_map_and_a_cost():
     assert 50 < tool.total(rows) < 400
     assert (HW / "bom.md").read_text() == tool.render(), "bom.md is stale: run `make hardware`"
     assert f"about {tool.total(rows):.0f} USD" in tool.render()
+
+
+def test_readme_gives_every_zone_placement_from_the_zone_file():
+    readme = (HW / "README.md").read_text()
+    for z in P.ZONES:
+        assert hardware.zone_placement(z) in readme, f"README placement for {z} differs from zones.json"
