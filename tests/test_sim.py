@@ -13,10 +13,16 @@ import time
 import numpy as np
 import pytest
 import serial
-
 from conftest import ROOT, run_cli
 from insole import hardware, protocol, sensor
-from insole.sim import SCENARIOS, SimulatorError, batch_size, capture_bytes, simulate, truth_document
+from insole.sim import (
+    SCENARIOS,
+    SimulatorError,
+    batch_size,
+    capture_bytes,
+    simulate,
+    truth_document,
+)
 from insole.sim.device import ADC_BITS, ADC_FULL_SCALE_V, frame_many
 
 METS = ("met1", "met23", "met5")

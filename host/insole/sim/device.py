@@ -309,7 +309,9 @@ def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, se
     side_i = protocol.SIDES.index(side)
 
     rng = np.random.default_rng([seed, side_i, 0xDE71CE])
-    drift_ppm = float(rng.uniform(-MAX_DRIFT_PPM, MAX_DRIFT_PPM)) if f.drift_ppm is None else float(f.drift_ppm)
+    drift_ppm = float(rng.uniform(-MAX_DRIFT_PPM, MAX_DRIFT_PPM))
+    if f.drift_ppm is not None:
+        drift_ppm = float(f.drift_ppm)
     clock0 = int(rng.integers(0, 2**32)) if f.clock_start_us is None else int(f.clock_start_us)
     start_true_s = float(rng.uniform(0.0, 0.25))
     device_id = rng.integers(0, 256, 6).astype(np.uint8).tobytes().hex()

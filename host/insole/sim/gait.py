@@ -353,7 +353,8 @@ def calibrate_impact(p: GaitParams) -> tuple[float, float]:
 # --- step generation ------------------------------------------------------------------------
 
 
-def step_sequence(p: GaitParams, duration_s: float, seed: int, margin_s: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+def step_sequence(p: GaitParams, duration_s: float, seed: int,
+                  margin_s: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
     """Initial-contact model times (true s) of alternating steps, and which foot (0 L, 1 R)."""
     rng = np.random.default_rng([seed, 0xC0DE])
     span = duration_s + 2 * margin_s
