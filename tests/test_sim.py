@@ -23,7 +23,7 @@ from insole.sim import (
     simulate,
     truth_document,
 )
-from insole.sim.device import ADC_BITS, ADC_FULL_SCALE_V, frame_many
+from insole.sim.device import ADC_BITS, adc_full_scale_v, frame_many
 
 METS = ("met1", "met23", "met5")
 
@@ -110,7 +110,7 @@ def test_units_are_the_sensor_model_of_the_forces():
     foot = simulate("heel-striker", "left", 5.0, noise_mv=0)
     supply_mv, r_fixed = hardware.divider()
     v = sensor.volts_from_force(foot.forces_n, supply_mv / 1000, r_fixed)
-    lsb = ADC_FULL_SCALE_V / (2**ADC_BITS - 1)
+    lsb = adc_full_scale_v() / (2**ADC_BITS - 1)
     expect = sensor.volts_to_units(np.rint(v / lsb) * lsb)
     assert foot.units.dtype == np.uint16 and np.array_equal(foot.units, expect)
     back = sensor.force_from_volts(sensor.units_to_volts(foot.units), supply_mv / 1000, r_fixed)

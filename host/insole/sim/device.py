@@ -31,10 +31,12 @@ FIRMWARE = "sim-0.1.0"
 TRUTH_SCHEMA = "insole.truth/1"
 ATT_MTU = 247
 MAX_DURATION_S = 4 * 3600.0
-# The ESP32's ADC: 12 bits over 0–3.3 V at 11 dB attenuation (read_uv then calibrates it; the
-# simulator keeps the 12-bit step, ~0.8 mV, as the quantisation before the wire's 100 µV units).
+# The ESP32's ADC: 12 bits over 0 to its full scale at 11 dB attenuation (3.1 V for the default
+# board's chip in hardware/pinmap.json). read_uv calibrates the raw code; the simulator keeps the
+# 12-bit step (~0.76 mV) as the quantisation before the wire's 100 µV units, and saturates at
+# full scale as the real pin does.
 ADC_BITS = 12
-ADC_FULL_SCALE_V = 3.3
+_ADC_FULL_SCALE_FALLBACK_V = 3.3
 DEFAULT_NOISE_MV = 2.0
 DEFAULT_OVERRUN_MS = 100.0
 MAX_DRIFT_PPM = 50.0
@@ -47,6 +49,15 @@ FAULT_OPTIONS = ("loss_pct", "corrupt_pct", "overrun_at", "overrun_ms", "disconn
 
 class SimulatorError(InsoleError):
     """A simulator request that cannot be met (unknown scenario, rate or duration out of range)."""
+
+
+def adc_full_scale_v() -> float:
+    """Full-scale voltage of the default board's ADC (hardware/pinmap.json), in volts."""
+    try:
+        chip = hardware.board().get("chip")
+        return float(hardware.pinmap()["chips"][chip]["full_scale_mv"]) / 1000.0
+    except (KeyError, TypeError, ValueError):
+        return _ADC_FULL_SCALE_FALLBACK_V
 
 
 def frame_many(packets: list[bytes]) -> list[bytes]:
@@ -309,10 +320,13 @@ def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, se
     side_i = protocol.SIDES.index(side)
 
     rng = np.random.default_rng([seed, side_i, 0xDE71CE])
+    # Always drawn, so that overriding one choice leaves the others (and the truth) unchanged.
     drift_ppm = float(rng.uniform(-MAX_DRIFT_PPM, MAX_DRIFT_PPM))
     if f.drift_ppm is not None:
         drift_ppm = float(f.drift_ppm)
-    clock0 = int(rng.integers(0, 2**32)) if f.clock_start_us is None else int(f.clock_start_us)
+    clock0 = int(rng.integers(0, 2**32))
+    if f.clock_start_us is not None:
+        clock0 = int(f.clock_start_us)
     start_true_s = float(rng.uniform(0.0, 0.25))
     device_id = rng.integers(0, 256, 6).astype(np.uint8).tobytes().hex()
     noise_rng = np.random.default_rng([seed, side_i, 0x40153])
@@ -336,7 +350,7 @@ def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, se
     volts = sensor.volts_from_force(forces, supply_mv / 1000.0, r_fixed)
     if f.noise_mv > 0:
         volts = volts + noise_rng.normal(0.0, f.noise_mv / 1000.0, volts.shape)
-    lsb = ADC_FULL_SCALE_V / (2**ADC_BITS - 1)
+    lsb = adc_full_scale_v() / (2**ADC_BITS - 1)
     volts = np.clip(np.rint(volts / lsb), 0, 2**ADC_BITS - 1) * lsb
     units = sensor.volts_to_units(volts)
     if f.disconnect_sensor is not None:
