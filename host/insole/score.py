@@ -254,16 +254,17 @@ def _load(path: str, what: str) -> dict:
         raise InputFileError(f"{path}: not a JSON {what} file ({e})") from e
 
 
-def _fmt(v, spec=".1f") -> str:
+def _fmt(v, spec=".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
 def format_table(result: dict) -> str:
     """A readable table of a :func:`score` result."""
     head = (f"{'foot':9s} {'true':>5s} {'det':>5s} {'tp':>5s} {'fp':>4s} {'fn':>4s} {'F1':>6s} "
-            f"{'IC med':>7s} {'IC p95':>7s} {'TO med':>7s} {'TO p95':>7s} {'CT med':>7s} {'strike':>7s}")
+            f"{'IC med':>7s} {'IC p95':>7s} {'TO med':>7s} {'TO p95':>7s} {'CT med':>7s} {'strike':>7s} {'uncl':>5s}")
     lines = [f"score of {result.get('scenario') or 'analysis'} (match within {result['tolerance_ms']:g} ms; "
-             "errors in ms, |detected - true|)", head]
+             "errors in ms, |detected - true|; strike: agreement over classified steps, uncl: "
+             "steps left unclassified)", head]
     rows = [*result["feet"].items(), ("both", result["combined"])]
     for name, r in rows:
         st = r["strike"]["agreement"]
@@ -271,7 +272,8 @@ def format_table(result: dict) -> str:
                      f"{r['f1']:6.3f} {_fmt(r['ic_error_ms']['median']):>7s} {_fmt(r['ic_error_ms']['p95']):>7s} "
                      f"{_fmt(r['to_error_ms']['median']):>7s} {_fmt(r['to_error_ms']['p95']):>7s} "
                      f"{_fmt(r['contact_error_ms']['median']):>7s} "
-                     f"{(_fmt(100 * st, '.0f') + '%') if st is not None else '-':>7s}")
+                     f"{(_fmt(100 * st, '.0f') + '%') if st is not None else '-':>7s} "
+                     f"{r['strike']['unclassified']:5d}")
     fl = result["flags"]
     for e in fl["expected"]:
         lines.append(f"expected flag {e['code']} ({e['side'] or 'any side'}): "
