@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import run_cli
 from insole.errors import InputFileError
@@ -148,3 +150,17 @@ def test_cli_bad_files_one_line(tmp_path):
         assert r.returncode == 2
         err = r.stderr.decode().strip()
         assert err.startswith("insole score: error:") and "\n" not in err and "Traceback" not in err
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0, 10, allow_nan=False), max_size=30),
+       st.lists(st.floats(0, 10, allow_nan=False), max_size=30),
+       st.floats(0.001, 0.1))
+def test_matching_invariants(det, true, tol):
+    pairs = match_steps(det, true, tol)
+    assert len({i for i, _ in pairs}) == len(pairs) == len({j for _, j in pairs})  # one to one
+    assert all(abs(det[i] - true[j]) <= tol + 1e-12 for i, j in pairs)
+    # maximal: no unmatched detection lies within the tolerance of an unmatched true step
+    md, mt = {i for i, _ in pairs}, {j for _, j in pairs}
+    assert not any(abs(det[i] - true[j]) <= tol for i in range(len(det)) if i not in md
+                   for j in range(len(true)) if j not in mt)
