@@ -9,6 +9,13 @@ DEMO_OUT ?= demo-out
 DEMO_SECONDS ?= 60
 
 .PHONY: help setup test demo bench lint clean
+.PHONY: firmware firmware-pins deploy flash typecheck-firmware demo-firmware
+# Firmware: compiled into FW_BUILD; stubs for the type check live in STUBS, never in the venv.
+FW_BUILD := build/firmware
+STUBS := .stubs
+ESP32_STUBS_VERSION := 1.29.0.post1
+MPREMOTE := $(VENV)/bin/mpremote
+IMAGE ?=
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -20,7 +27,17 @@ $(VENV)/.stamp: requirements-dev.txt host/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e host
 	touch $@
 
-setup: $(VENV)/.stamp ## build .venv/ with the pinned packages and the insole package
+# The MicroPython WebAssembly port that runs the firmware tests (pinned in package-lock.json).
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(STUBS)/.stamp-$(ESP32_STUBS_VERSION): | $(VENV)/.stamp
+	rm -rf $(STUBS)
+	$(PY) -m pip install --quiet --target $(STUBS) "micropython-esp32-stubs==$(ESP32_STUBS_VERSION)"
+	touch $@
+
+setup: $(VENV)/.stamp node_modules/.stamp $(STUBS)/.stamp-$(ESP32_STUBS_VERSION) ## build .venv/ (pinned packages, insole), node_modules/ (MicroPython wasm) and .stubs/
 
 test: setup ## run the whole suite (host, firmware under MicroPython, end to end)
 	$(PY) -m pytest tests
@@ -30,6 +47,7 @@ demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse i
 
 bench: setup ## print decode/analyse speed, memory and accuracy figures
 	$(PY) bench/run.py
+	$(PY) tools/firmware_bench.py
 
 .PHONY: hardware
 hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, print the divider table
@@ -37,8 +55,36 @@ hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, pri
 	$(PY) tools/hardware_bom.py
 	$(PY) tools/hardware_divider.py
 
+firmware-pins: setup ## regenerate firmware/pins.py from hardware/pinmap.json (BOARD=name for another board)
+	$(PY) tools/firmware_pins.py $(if $(BOARD),--board $(BOARD))
+
+firmware: setup ## compile every firmware/*.py with mpy-cross -march=xtensawin into build/firmware/
+	$(PY) tools/firmware_pins.py --check $(if $(BOARD),--board $(BOARD))
+	rm -rf $(FW_BUILD) && mkdir -p $(FW_BUILD)
+	for f in firmware/*.py; do \
+	  $(VENV)/bin/mpy-cross -march=xtensawin -o $(FW_BUILD)/$$(basename $${f%.py}).mpy $$f || exit 1; \
+	done
+	# MicroPython runs main.py itself at boot (not main.mpy): ship it as source
+	rm $(FW_BUILD)/main.mpy && cp firmware/main.py $(FW_BUILD)/main.py
+	@ls $(FW_BUILD)
+
+deploy: firmware ## copy build/firmware to the board: make deploy PORT=/dev/ttyUSB0 (see docs/firmware.md)
+	$(MPREMOTE) connect $(PORT) exec "import os; [os.remove(f) for f in os.listdir() if f.endswith('.py') and f not in ('boot.py', 'main.py')]"
+	$(MPREMOTE) connect $(PORT) cp $(FW_BUILD)/*.mpy $(FW_BUILD)/main.py : + reset
+
+flash: setup ## write a MicroPython image: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-v1.29.x.bin
+	@test -n "$(IMAGE)" || { echo "IMAGE= missing: download ESP32_GENERIC v1.29.x (.bin) from micropython.org/download/ESP32_GENERIC/ (docs/firmware.md)"; exit 2; }
+	$(PY) -m esptool --chip esp32 --port $(PORT) erase-flash
+	$(PY) -m esptool --chip esp32 --port $(PORT) --baud 460800 write-flash -z 0x1000 $(IMAGE)
+
+typecheck-firmware: setup ## pyright over firmware/ against the MicroPython ESP32 stubs in .stubs/
+	$(VENV)/bin/pyright -p firmware/pyrightconfig.json
+
+demo-firmware: setup ## the demo with the real firmware under MicroPython as the device behind each pty
+	$(PY) tools/demo.py --firmware --out $(DEMO_OUT)-firmware --seconds $(DEMO_SECONDS)
+
 lint: setup ## ruff check
 	$(VENV)/bin/ruff check host tests tools bench
 
 clean: ## remove the venv, build output and demo output
-	rm -rf $(VENV) build $(DEMO_OUT) node_modules
+	rm -rf $(VENV) build $(DEMO_OUT) $(DEMO_OUT)-firmware node_modules $(STUBS)
