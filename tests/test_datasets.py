@@ -216,3 +216,14 @@ def test_cli_convert_bad_input_one_line(tmp_path, args):
     assert r.returncode == 2
     err = r.stderr.decode().strip()
     assert err.startswith("insole convert: error:") and "\n" not in err and "Traceback" not in err
+
+
+def test_fukuchi_axis_sign_is_found_from_the_data():
+    table, info = datasets.load_fukuchi(FUKUCHI / "RBDS001runT25forces.txt")
+    _, notes = datasets.fukuchi_feet(table, foot_length_mm=275.0)
+    mirrored = table.copy()
+    mirrored[:, 4] = 5000.0 - mirrored[:, 4]  # the lab's x axis pointing the other way
+    _, notes_m = datasets.fukuchi_feet(mirrored, foot_length_mm=275.0)
+    assert (notes["ap_axis"], notes_m["ap_axis"]) == ("COPx", "-COPx")
+    for side in ("left", "right"):
+        assert np.allclose(notes["strike_index"][side], notes_m["strike_index"][side], atol=0.02)
