@@ -9,11 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import serial
-from conftest import ROOT, run_cli
 from insole import hardware, protocol, sensor
 from insole.sim import (
     SCENARIOS,
@@ -25,7 +25,13 @@ from insole.sim import (
 )
 from insole.sim.device import ADC_BITS, adc_full_scale_v, frame_many
 
-METS = ("met1", "met23", "met5")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `insole ARGS...` as a user would (own helper: tests/firmware has its own conftest)."""
+    return subprocess.run([sys.executable, "-m", "insole.cli", *map(str, args)],
+                          capture_output=True, timeout=timeout, cwd=ROOT)
 
 
 def decode(foot, **kw):
