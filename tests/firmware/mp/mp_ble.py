@@ -110,7 +110,7 @@ def test_gatt_table():
     a, radio, drv = boot()
     t = table(radio)
     ins = t[SVC]
-    R, W, WNR, N = 0x02, 0x08, 0x04, 0x10
+    R, W, N = 0x02, 0x08, 0x10
     assert ins["fb620002-ed75-40c4-ab3f-ac4c69b6bad7"][0] == N
     assert ins["fb620003-ed75-40c4-ab3f-ac4c69b6bad7"][0] == R | N
     assert ins["fb620004-ed75-40c4-ab3f-ac4c69b6bad7"][0] == R

@@ -94,7 +94,7 @@ def test_info_is_first_on_the_serial_stream():
 def test_start_and_stop():
     a, port, drv = fresh()
     drv.run(50)
-    other = one_reply(a, port, drv, b"\x01\x11", 0x11, 0)
+    one_reply(a, port, drv, b"\x01\x11", 0x11, 0)
     drv.run(100)
     a.poll()
     assert not data_of(packets(port)), "no DATA after STOP"
