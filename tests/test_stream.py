@@ -105,3 +105,33 @@ def test_clock_estimate_recovers_offset_and_drift():
     assert est["clock_drift_ppm"] == pytest.approx(40, abs=3)
     assert est["clock_offset_s"] == pytest.approx(1000.002, abs=0.001)
     assert est["clock_residual_ms"] < 2
+
+
+def test_raw_fast_path_equals_decoding_each_packet():
+    """add_raw (headers read in bulk) must build exactly what decode()+add() builds."""
+    rng = np.random.default_rng(7)
+    pk = [INFO] + packets(300, sets=5)
+    raws = [P.encode(p) for p in pk]
+    # loss, duplicates, reordering, a device overrun, damaged lengths and foreign packets
+    for i in sorted(rng.choice(np.arange(5, 295), 20, replace=False), reverse=True):
+        del raws[i]
+    raws.insert(50, raws[49])
+    raws[60], raws[61] = raws[61], raws[60]
+    raws.insert(70, raws[70][:-2])  # bad length
+    raws.insert(80, b"\x01\x01\x00")  # short DATA
+    raws.insert(90, P.encode(P.Status("right", 1, 2, 3, 500, 499, 0, 0, 1, 170)))
+    raws.insert(95, b"\x01\x7f\x00\x00")  # unknown type
+    slow = FootAssembler()
+    errors_slow: dict[str, int] = {}
+    for r in raws:
+        try:
+            slow.add(P.decode(r), 1.0)
+        except P.ProtocolError as e:
+            errors_slow[e.kind] = errors_slow.get(e.kind, 0) + 1
+    fast = FootAssembler()
+    errors_fast = fast.add_raw(raws, [1.0] * len(raws))
+    a, b = slow.finish(errors_slow), fast.finish(dict(errors_fast))
+    assert errors_slow == dict(errors_fast) and errors_slow
+    assert a.quality == b.quality
+    np.testing.assert_array_equal(a.volts, b.volts)
+    assert len(a.statuses) == len(b.statuses) == 1

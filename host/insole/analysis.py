@@ -240,85 +240,154 @@ class StepMetrics:
 
         A step that is not ``complete`` (missing samples inside it, or an event estimated
         across a gap) gets its timing only: its force metrics would be computed on holes.
+        Everything but the impact peak is computed for all steps at once.
         """
         cfg = self.config
+        k = len(regions)
+        n, c = force_n.shape
         zi = {z: i for i, z in enumerate(zones)}
-        total = np.nansum(force_n, axis=1)
+        f0 = np.nan_to_num(force_n)
+        total = f0.sum(axis=1)
         total[np.all(np.isnan(force_n), axis=1)] = np.nan
+        a = regions[:, 0].astype(np.int64) if k else np.zeros(0, np.int64)
+        b = regions[:, 1].astype(np.int64) if k else np.zeros(0, np.int64)
+        complete = np.ones(k, bool) if complete is None else np.asarray(complete, bool)
+        bw = body_weight_n
+        # zone impulses and peaks over [a, b)
+        cs = np.vstack([np.zeros((1, c)), np.cumsum(f0, axis=0)])
+        imp = cs[b] - cs[a]
+        tot_imp = imp.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = np.where(tot_imp[:, None] > 0, imp / tot_imp[:, None], 0.0)
+        peak = np.zeros(k)
+        if k:  # max over each [a, b): reduceat over the interleaved edges, every other segment
+            t0 = np.append(np.nan_to_num(total), 0.0)
+            peak = np.maximum.reduceat(t0, np.column_stack([a, b]).ravel())[::2]
+        # strike pattern from the zone that loads first (onsets within the first 80 ms)
+        strike, first_zones = self._strike_all(f0, zones, a, period_s)
+        # centre of pressure along/across the foot from the zone positions
         pos = hardware.zone_positions()
-        length_pos = np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones])
-        width_pos = np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones])
+        lp = np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones])
+        wp = np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones])
+        known = ~np.isnan(lp)
+        cop = {}
+        if known.any() and k:
+            m = min(int(np.min(b - a)), max(2, int(round(0.010 / period_s)) + 1))
+            idx = a[:, None] + np.arange(m)
+            w = f0[idx][:, :, known]
+            ws = w.sum(axis=2)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ci = (w @ lp[known]) / ws
+            cop["strike_index"] = np.nanmean(np.where(ws > 0, ci, np.nan), axis=1) if m else None
+            for key, posv in (("cop_length_frac", lp), ("cop_width_frac", wp)):
+                cols = []
+                for q in (a, (a + b - 1) // 2, b - 1):
+                    ww = f0[q][:, known]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        cols.append((ww @ posv[known]) / ww.sum(axis=1))
+                cop[key] = np.round(np.stack(cols, axis=1), 4)
+        ml = None
+        if "met1" in zi and "met5" in zi:
+            m1, m5 = imp[:, zi["met1"]], imp[:, zi["met5"]]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ml = np.where(m1 + m5 > 0, (m1 - m5) / (m1 + m5), np.nan)
         met_idx = [zi[z] for z in METATARSAL_ZONES if z in zi]
+        met_share = shares[:, met_idx].sum(axis=1) if met_idx else None
+
+        ic_r = np.round(ic_s, 5).tolist()
+        to_r = np.round(to_s, 5).tolist()
+        contact_r = np.round((to_s - ic_s) * 1e3, 2).tolist()
+        stride_r = np.round(np.diff(ic_s) * 1e3, 2).tolist()
+        swing_r = np.round((ic_s[1:] - to_s[:-1]) * 1e3, 2).tolist()
+        peak_r = np.round(peak / bw, 4).tolist()
+        shares_r = np.round(shares, 5).tolist()
         steps = []
-        n_steps = len(regions)
-        for i in range(n_steps):
-            a, b = int(regions[i, 0]), int(regions[i, 1])
-            seg = total[a:b]
-            zf = np.nan_to_num(force_n[a:b])
-            contact_s = to_s[i] - ic_s[i]
-            st: dict = {"ic_s": round(float(ic_s[i]), 5), "to_s": round(float(to_s[i]), 5),
-                        "contact_ms": round(contact_s * 1e3, 2)}
-            if i + 1 < n_steps:
-                st["stride_ms"] = round((ic_s[i + 1] - ic_s[i]) * 1e3, 2)
-                st["swing_ms"] = round((ic_s[i + 1] - to_s[i]) * 1e3, 2)
-            if complete is not None and not complete[i]:
+        for i in range(k):
+            st: dict = {"ic_s": ic_r[i], "to_s": to_r[i], "contact_ms": contact_r[i]}
+            if i + 1 < k:
+                st["stride_ms"] = stride_r[i]
+                st["swing_ms"] = swing_r[i]
+            if not complete[i]:
                 st.update(complete=False, peak_force_bw=None, impact_peak_bw=None,
                           valr_bw_per_s=None, valr_method=None, strike=None,
                           zone_impulse_share=None)
                 steps.append(st)
                 continue
             st["complete"] = True
-            peak = float(np.nanmax(seg))
-            st["peak_force_bw"] = round(peak / body_weight_n, 4)
+            st["peak_force_bw"] = peak_r[i]
             # impact peak and loading rate, on the total force in BW
-            imp = self._impact_peak(seg)
-            if imp is not None:
-                valr = self._valr_2080(seg, imp, period_s, body_weight_n)
-            else:
-                valr = None
+            seg = total[a[i]:b[i]]
+            ip = self._impact_peak(seg)
+            valr = self._valr_2080(seg, ip, period_s, bw) if ip is not None else None
             if valr is not None:
-                st["impact_peak_bw"] = round(float(seg[imp]) / body_weight_n, 4)
+                st["impact_peak_bw"] = round(float(seg[ip]) / bw, 4)
                 st["valr_bw_per_s"] = round(valr, 3)
                 st["valr_method"] = "20-80"
             else:
                 st["impact_peak_bw"] = None
-                st["valr_bw_per_s"] = round(self._valr_stance(total, a, b, ic_s[i], contact_s,
-                                                              period_s, body_weight_n), 3)
+                st["valr_bw_per_s"] = round(self._valr_stance(total, a[i], b[i], ic_s[i],
+                                                              to_s[i] - ic_s[i], period_s, bw), 3)
                 st["valr_method"] = "3-12pct"
-            # strike pattern from the zone that loads first
-            st["strike"], st["first_zones"] = self._strike(force_n, zones, a, b, period_s)
-            # zone impulse shares
-            imp_z = zf.sum(axis=0)
-            tot = imp_z.sum()
-            shares = imp_z / tot if tot > 0 else np.zeros_like(imp_z)
-            st["zone_impulse_share"] = {z: round(float(shares[j]), 5) for j, z in enumerate(zones)}
-            if met_idx:
-                st["metatarsal_share"] = round(float(shares[met_idx].sum()), 5)
-            if "met1" in zi and "met5" in zi:
-                m1, m5 = imp_z[zi["met1"]], imp_z[zi["met5"]]
-                st["forefoot_ml_balance"] = round(float((m1 - m5) / (m1 + m5)), 4) if m1 + m5 > 0 else None
-            # centre of pressure along the foot: strike index at contact, path at 0/50/100 %
-            ok = ~np.isnan(length_pos)
-            if ok.any():
-                w = zf[:, ok]
-                ws = w.sum(axis=1)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    cop_l = (w @ length_pos[ok]) / ws
-                    cop_w = (w @ width_pos[ok]) / ws
-                k_ic = min(len(seg) - 1, max(1, int(round(0.010 / period_s))))
-                first = cop_l[:k_ic + 1]
-                first = first[~np.isnan(first)]
-                st["strike_index"] = round(float(first.mean()), 4) if len(first) else None
-                valid = ~np.isnan(cop_l)
-                if valid.any():
-                    idx = np.flatnonzero(valid)
-                    st["cop_length_frac"] = [round(float(cop_l[idx[int(q * (len(idx) - 1))]]), 4)
-                                             for q in (0.0, 0.5, 1.0)]
-                    st["cop_width_frac"] = [round(float(cop_w[idx[int(q * (len(idx) - 1))]]), 4)
-                                            for q in (0.0, 0.5, 1.0)]
+            st["strike"] = strike[i]
+            st["first_zones"] = first_zones[i]
+            st["zone_impulse_share"] = dict(zip(zones, shares_r[i]))
+            if met_share is not None:
+                st["metatarsal_share"] = round(float(met_share[i]), 5)
+            if ml is not None:
+                st["forefoot_ml_balance"] = None if np.isnan(ml[i]) else round(float(ml[i]), 4)
+            if cop:
+                si = cop["strike_index"][i]
+                st["strike_index"] = None if np.isnan(si) else round(float(si), 4)
+                st["cop_length_frac"] = cop["cop_length_frac"][i].tolist()
+                st["cop_width_frac"] = cop["cop_width_frac"][i].tolist()
             steps.append(st)
         self.steps_ = steps
         return self
+
+    def _strike_all(self, f0: np.ndarray, zones: tuple[str, ...], a: np.ndarray,
+                    period_s: float) -> tuple[list[str], list[list[str]]]:
+        """Foot-strike pattern of every step from the order in which the zones load.
+
+        A zone's onset is where it first carries ``onset_n`` (interpolated), searched from the
+        sample before contact over the next 80 ms. Zones loading within
+        ``strike_mixed_window_ms`` of the first count together: heel without metatarsals (or
+        hallux) is a rearfoot strike, metatarsals without heel a forefoot strike, the arch first
+        or heel and metatarsals together a midfoot strike.
+        """
+        cfg = self.config
+        k = len(a)
+        if not k:
+            return [], []
+        n = f0.shape[0]
+        w = max(3, int(round(0.080 / period_s)) + 1)
+        idx = np.clip((a - 1)[:, None] + np.arange(w), 0, n - 1)
+        z = f0[idx]  # (k, w, C)
+        above = z > cfg.onset_n
+        has = above.any(axis=1)
+        j = above.argmax(axis=1)  # (k, C)
+        jm = np.maximum(j - 1, 0)
+        kk = np.arange(k)[:, None]
+        cc = np.arange(z.shape[2])[None, :]
+        f_prev, f_at = z[kk, jm, cc], z[kk, j, cc]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(j > 0, (cfg.onset_n - f_prev) / (f_at - f_prev), 0.0)
+        onset = np.where(has, (jm + np.where(j > 0, frac, 0.0)) * period_s, np.inf)
+        t_first = onset.min(axis=1)
+        within = (onset - t_first[:, None]) <= cfg.strike_mixed_window_ms * 1e-3
+        within &= has
+        zi = {zz: i for i, zz in enumerate(zones)}
+        heel = within[:, zi["heel"]] if "heel" in zi else np.zeros(k, bool)
+        fore_idx = [zi[zz] for zz in (*METATARSAL_ZONES, "hallux") if zz in zi]
+        met = within[:, fore_idx].any(axis=1) if fore_idx else np.zeros(k, bool)
+        first = onset.argmin(axis=1)
+        mid_idx = [zi[zz] for zz in ("arch", "midfoot_lateral") if zz in zi]
+        mid_first = np.isin(first, mid_idx)
+        anyhas = has.any(axis=1)
+        strike = np.select([~anyhas, heel & ~met, met & ~heel & ~mid_first],
+                           ["unknown", "rearfoot", "forefoot"], "midfoot").tolist()
+        order = np.argsort(onset, axis=1, kind="stable")
+        first_zones = [[zones[c] for c in order[i] if within[i, c]] for i in range(k)]
+        return strike, first_zones
 
     def _impact_peak(self, seg: np.ndarray) -> int | None:
         cfg = self.config
@@ -359,34 +428,6 @@ class StepMetrics:
         f1 = np.interp(t1 / period_s, idx, total[a - 1:b + 1])
         f2 = np.interp(t2 / period_s, idx, total[a - 1:b + 1])
         return float((f2 - f1) / bw / (t2 - t1))
-
-    def _strike(self, force_n, zones, a, b, period_s) -> tuple[str, list[str]]:
-        cfg = self.config
-        lo = max(0, a - 1)
-        seg = np.nan_to_num(force_n[lo:b])
-        onset = {}
-        for j, z in enumerate(zones):
-            above = np.flatnonzero(seg[:, j] > cfg.onset_n)
-            if len(above):
-                k = above[0]
-                # interpolate the onset between samples for a fair race between zones
-                if k > 0:
-                    f0, f1 = seg[k - 1, j], seg[k, j]
-                    onset[z] = (k - 1 + (cfg.onset_n - f0) / (f1 - f0)) * period_s
-                else:
-                    onset[z] = 0.0
-        if not onset:
-            return "unknown", []
-        t_first = min(onset.values())
-        first = sorted((z for z, t in onset.items() if t - t_first <= cfg.strike_mixed_window_ms * 1e-3),
-                       key=onset.get)
-        heel = "heel" in first
-        met = any(z in METATARSAL_ZONES or z == "hallux" for z in first)
-        if heel and not met:
-            return "rearfoot", first
-        if met and not heel and first[0] not in ("arch", "midfoot_lateral"):
-            return "forefoot", first
-        return "midfoot", first
 
 
 def _first_crossing(x: np.ndarray, level: float) -> float | None:

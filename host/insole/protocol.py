@@ -288,32 +288,31 @@ def _check_crc(raw: bytes) -> bytes:
 
 
 def _cobs_decode_many(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
-    """Undo COBS on many frames at once: ``buf[starts[i]:ends[i]]`` is frame i's body.
+    """Undo COBS on many frames at once: ``buf[starts[i]:ends[i]]`` is frame i's body, and
+    ``buf[ends[i]]`` its 0x00 delimiter.
 
     Walks every frame's chain of code bytes in lock-step (one numpy pass per block, not per
     byte). A code byte becomes the zero it stands for, unless it is a frame's first code or
-    follows a 0xFF code, in which case it is dropped. Returns the decoded bytes, each frame's
-    [start, end) in them, and a mask of frames whose chain ran past their end.
+    follows a 0xFF code, in which case it is dropped, like the delimiters. Returns the decoded
+    bytes, each frame's [start, end) in them, and a mask of frames whose chain ran past their end.
     """
     n = len(starts)
     pos = starts.astype(np.int64).copy()
     ends = ends.astype(np.int64)
     prev = np.zeros(n, np.int64)
     bad = np.zeros(n, bool)
-    keep = np.ones(len(buf), bool)
     value = buf.copy()
-    if len(buf):
-        keep[buf == 0] = False  # the delimiters
+    dropped = [ends]
     active = np.flatnonzero(pos < ends)
     first = True
     while len(active):
         p = pos[active]
         code = buf[p].astype(np.int64)
         if first:
-            keep[p] = False
+            dropped.append(p)
         else:
             after_ff = prev[active] == 0xFF
-            keep[p[after_ff]] = False
+            dropped.append(p[after_ff])
             value[p[~after_ff]] = 0
         prev[active] = code
         newp = p + code
@@ -321,8 +320,11 @@ def _cobs_decode_many(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
         bad[active[newp > ends[active]]] = True
         active = active[newp < ends[active]]
         first = False
-    csum = np.concatenate(([0], np.cumsum(keep)))
-    return value[keep].tobytes(), csum[starts], csum[ends], bad
+    drop = np.sort(np.concatenate(dropped))
+    # a kept byte at p lands at p - (number of dropped bytes before p)
+    out = np.delete(value, drop)
+    return (out.tobytes(), starts - np.searchsorted(drop, starts), ends - np.searchsorted(drop, ends),
+            bad)
 
 
 ERROR_KINDS = ("garbage", "empty_frame", "oversize", "cobs", "short_frame", "crc", "short",
