@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from insole import calibration as C
 from insole import hardware
 from insole import protocol as P
@@ -15,6 +17,13 @@ from insole.errors import InputFileError
 from insole.sensor import DEFAULT_K_N_OHM, volts_from_force
 
 ZONES = ("heel", "arch", "met1", "met23", "met5")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `insole ARGS...` as a user would (kept here: tests/firmware has its own conftest)."""
+    return subprocess.run([sys.executable, "-m", "insole.cli", *map(str, args)],
+                          capture_output=True, timeout=timeout, cwd=ROOT)
 
 
 def _trial(side, tmp_path, **kw):
@@ -247,3 +256,47 @@ def _running_capture(side: str, k: float, body_mass_kg: float, seconds: float = 
     for seq, i in enumerate(range(0, len(t), per)):
         out += P.frame(P.Data(side, seq, i * 2000, 2000, units[i:i + per]))
     return bytes(out)
+
+
+@pytest.mark.slow
+def test_live_trial_over_a_serial_port_is_recorded_cued_and_fitted(tmp_path):
+    """A device behind a pseudo-terminal streams a standing trial in real time."""
+    import os
+    import threading
+    import time
+    import tty
+
+    phase_s = 4.5
+    raw = C.synthetic_standing_trial("left", 70.0, k_n_ohm=DEFAULT_K_N_OHM * 0.8, rate_hz=100,
+                                     phases=C.trial_phases(phase_s))
+    seconds = 1 + 3 * phase_s + 2 * C.TRANSITION_S + 1
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+    stop = threading.Event()
+
+    def device():
+        step = max(1, int(len(raw) * 0.05 / seconds))
+        t0 = time.monotonic()
+        for i in range(0, len(raw), step):
+            if stop.is_set():
+                return
+            os.write(master, raw[i:i + step])
+            time.sleep(max(0.0, t0 + (i + step) / len(raw) * seconds - time.monotonic()))
+
+    th = threading.Thread(target=device, daemon=True)
+    th.start()
+    try:
+        r = run_cli("calibrate", f"serial://{port}", "--body-mass-kg", "70", "--yes", "--phase-s", phase_s,
+                    "--out-dir", tmp_path, "--session", tmp_path / "trial", timeout=120)
+    finally:
+        stop.set()
+        th.join(timeout=5)
+        os.close(master)
+        os.close(slave)
+    out = r.stdout.decode()
+    assert r.returncode == 0, out + r.stderr.decode()
+    assert "NOW" in out and "LEFT foot only" in out
+    assert (tmp_path / "trial" / "session.json").is_file()
+    cal = C.load(tmp_path / "calibration-left.json")
+    assert cal.channels["heel"][0] == pytest.approx(DEFAULT_K_N_OHM * 0.8, rel=0.03)

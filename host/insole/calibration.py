@@ -63,6 +63,12 @@ TRIAL_PHASES = (
     ("right", 10.0, "Now stand still on the RIGHT foot only"),
 )
 TRANSITION_S = 3.0
+
+
+def trial_phases(phase_s: float = 10.0) -> tuple:
+    """The guided trial's phases with ``phase_s`` seconds each."""
+    return tuple((name, float(phase_s), prompt) for name, _, prompt in TRIAL_PHASES)
+
 MIN_PHASE_S = 2.0
 CHECK_TOLERANCE_PCT = 10.0
 
@@ -552,8 +558,18 @@ def synthetic_standing_trial(side: str, body_mass_kg: float = 72.0, zones=None,
 def _trial_from_stream(fs) -> FootTrial:
     v = np.asarray(fs.volts, dtype=float)
     keep = ~np.all(np.isnan(v), axis=1)
-    return FootTrial(fs.side, tuple(fs.zones), v[keep], fs.rate_hz, fs.info.supply_mv,
-                     fs.info.r_fixed_ohm, fs.info.device_id, fs.source)
+    zones, supply_mv, r_fixed = tuple(fs.zones), fs.info.supply_mv, fs.info.r_fixed_ohm
+    if fs.quality.get("missing_info"):
+        # The port was opened after the device sent INFO: take the divider and zones from the
+        # pin map the firmware was built from (the default board), and say so.
+        supply_mv, r_fixed = hardware.divider()
+        default_zones = hardware.default_zones()
+        if len(default_zones) == v.shape[1]:
+            zones = default_zones
+        log.warning("%s: no INFO packet; assuming the pin map's divider (%d mV, %d ohm) and zones %s",
+                    fs.source, supply_mv, r_fixed, ", ".join(zones))
+    return FootTrial(fs.side, zones, v[keep], fs.rate_hz, supply_mv, r_fixed,
+                     fs.info.device_id, fs.source)
 
 
 def _sim_stand_sources(url: str):
@@ -576,7 +592,8 @@ def _sim_stand_sources(url: str):
     return out
 
 
-def _record_live(urls: list[str], seconds: float, session_dir: Path, out=sys.stdout) -> list:
+def _record_live(urls: list[str], seconds: float, session_dir: Path, phases=TRIAL_PHASES,
+                 out=sys.stdout) -> list:
     """Record the live sources into a session (the lead's recorder) while cueing each phase.
 
     This is the one place that touches ports; the session stays on disk as the raw trial.
@@ -599,7 +616,7 @@ def _record_live(urls: list[str], seconds: float, session_dir: Path, out=sys.std
     th.start()
     t0 = time.monotonic()
     t = 1.0
-    for i, (name, dur, prompt) in enumerate(TRIAL_PHASES):
+    for i, (name, dur, prompt) in enumerate(phases):
         if i:
             t += TRANSITION_S
         _sleep_until(t0 + t - (TRANSITION_S if i else 1.0), th)
@@ -624,7 +641,7 @@ LIVE_SCHEMES = ("serial://", "ble://", "socket://", "rfc2217://", "/dev/")
 
 
 def load_trial(inputs: list[str], live_seconds: float = 0.0,
-               session_dir: Path | None = None) -> dict[str, FootTrial]:
+               session_dir: Path | None = None, phases=TRIAL_PHASES) -> dict[str, FootTrial]:
     """Standing-trial samples per foot from captures, sessions, ``sim://stand`` or live ports
     (recorded for ``live_seconds`` into ``session_dir`` with cues)."""
     from .session import load_inputs
@@ -644,7 +661,7 @@ def load_trial(inputs: list[str], live_seconds: float = 0.0,
     if live:
         if session_dir is None:
             raise SourceError("recording a live trial needs a session directory")
-        srcs += _record_live(live, live_seconds, session_dir)
+        srcs += _record_live(live, live_seconds, session_dir, phases)
     feet = streams_from_sources(srcs)
     return {side: _trial_from_stream(fs) for side, fs in feet.items()}
 
@@ -662,12 +679,23 @@ def _positive_mass(text: str) -> float:
     return v
 
 
-def _guide(inputs: list[str], assume_yes: bool, out=sys.stdout) -> float:
+def _phase_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 4 <= v <= 120:
+        raise argparse.ArgumentTypeError(f"{v:g} s per phase: use 4-120 s (steady parts shorter "
+                                         f"than {MIN_PHASE_S:g} s cannot be found)")
+    return v
+
+
+def _guide(inputs: list[str], assume_yes: bool, phases=TRIAL_PHASES, out=sys.stdout) -> float:
     """Print the trial's prompts; for live sources wait for Enter. Returns seconds to record."""
     live = any(u.startswith(LIVE_SCHEMES) for u in inputs)
-    total = sum(d for _, d, _ in TRIAL_PHASES) + TRANSITION_S * (len(TRIAL_PHASES) - 1) + 4.0
+    total = sum(d for _, d, _ in phases) + TRANSITION_S * (len(phases) - 1) + 4.0
     print("Standing calibration trial: shoes on, insoles in, laces as for running.", file=out)
-    for i, (name, dur, prompt) in enumerate(TRIAL_PHASES, 1):
+    for i, (name, dur, prompt) in enumerate(phases, 1):
         print(f"  {i}. {prompt} ({dur:.0f} s)", file=out)
     if not live:
         print(f"Reading the recorded trial from {', '.join(inputs)}.", file=out)
@@ -683,10 +711,11 @@ def _guide(inputs: list[str], assume_yes: bool, out=sys.stdout) -> float:
 def _cmd_calibrate(args) -> int:
     if len(args.sources) > 2:
         raise CalibrationError("give one source per foot (at most two)")
-    seconds = _guide(args.sources, args.yes)
+    phases = trial_phases(args.phase_s)
+    seconds = _guide(args.sources, args.yes, phases)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     session = Path(args.session) if args.session else Path(args.out_dir) / f"stand-trial-{stamp}"
-    feet = load_trial(args.sources, seconds, session)
+    feet = load_trial(args.sources, seconds, session, phases)
     if seconds:
         print(f"the raw trial is in {session} (calibrate again from it: insole calibrate {session} ...)")
     if args.check:
@@ -754,6 +783,8 @@ def register(subparsers) -> None:
     p.add_argument("--tolerance-pct", type=float, default=CHECK_TOLERANCE_PCT)
     p.add_argument("--out-dir", default=".", help="where calibration-<side>.json go (default: here)")
     p.add_argument("--out", help="file name when calibrating one foot")
+    p.add_argument("--phase-s", type=_phase_seconds, default=10.0, metavar="S",
+                   help="seconds of each phase of a live trial (default 10, at least 4)")
     p.add_argument("--session", metavar="DIR",
                    help="where a live trial is recorded (default: OUT_DIR/stand-trial-<time>)")
     p.add_argument("-y", "--yes", action="store_true", help="start at once, no confirmation")
