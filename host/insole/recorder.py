@@ -10,7 +10,6 @@ the other source goes on, and nothing already received is lost.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import json
 import logging
@@ -202,27 +201,36 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def export_csv(inputs: list[str], out_path: str | Path) -> int:
-    """One row per sample set: time, side, each zone's force (N); NaN rows for missing samples."""
-    from .analysis import Calibration
+    """One row per sample set: time, side, each zone's force (N) and the total.
+
+    Time is seconds since that foot's first sample on its device clock. A missing sample set
+    (lost packet, device drop) is a row with empty force cells: gaps stay visible.
+    """
+    from .analysis import Calibration, total_force
 
     feet = streams_from_sources(load_inputs(inputs))
     zones = sorted({z for fs in feet.values() for z in fs.zones}, key=P.ZONES.index)
     rows = 0
-    with open(out_path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["t_s", "side", *[f"{z}_force_n" for z in zones], "total_force_n"])
+    try:
+        f = open(out_path, "w", newline="")
+    except OSError as e:
+        raise InsoleError(f"cannot write {out_path}: {e.strerror}") from e
+    with f:
+        f.write(",".join(["t_s", "side", *[f"{z}_force_n" for z in zones], "total_force_n"]) + "\n")
         for side, fs in feet.items():
-            force = Calibration().apply(fs).force_n_
-            t = fs.t_s
-            col = {z: i for i, z in enumerate(fs.zones)}
-            for k in range(fs.n):
-                vals = [force[k, col[z]] if z in col else np.nan for z in zones]
-                tot = np.nansum([force[k, i] for i in range(force.shape[1])])
-                missing = np.isnan(force[k]).all()
-                w.writerow([f"{t[k]:.4f}", side,
-                            *("" if np.isnan(v) else f"{v:.2f}" for v in vals),
-                            "" if missing else f"{tot:.2f}"])
-                rows += 1
+            cal = Calibration().apply(fs)
+            force = cal.force_n_
+            table = np.full((fs.n, len(zones) + 2), np.nan)
+            table[:, 0] = fs.t_s
+            for i, z in enumerate(zones):
+                if z in fs.zones:
+                    table[:, i + 1] = force[:, fs.zones.index(z)]
+            table[:, -1] = total_force(force, cal.fault_mask_)
+            fmt = "%.4f," + side + "," + ",".join(["%.2f"] * (len(zones) + 1)) + "\n"
+            for start in range(0, fs.n, 50_000):
+                chunk = table[start:start + 50_000]
+                f.write("".join(fmt % tuple(r) for r in chunk.tolist()).replace("nan", ""))
+            rows += fs.n
     return rows
 
 
