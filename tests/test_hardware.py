@@ -126,7 +126,7 @@ def test_arch_sensor_sits_where_a_healthy_arch_leaves_it_unloaded():
     assert hardware.zone_positions()["midfoot_lateral"][1] >= 0.75
 
 
-def test_analysis_takes_zone_positions_from_the_hardware_file(monkeypatch):
+def test_analysis_takes_zone_positions_from_the_hardware_file(monkeypatch, tmp_path):
     """No module but insole.hardware holds zone coordinates; the analysis reads the loader."""
     pos = hardware.zone_positions()
     # a zone mapped to a pair of fractions, or a length_frac key, outside the loader
@@ -135,12 +135,43 @@ def test_analysis_takes_zone_positions_from_the_hardware_file(monkeypatch):
     offenders = [p.name for p in (ROOT / "host" / "insole").rglob("*.py")
                  if p.name != "hardware.py" and literal.search(p.read_text())]
     assert offenders == [], f"zone coordinates hard-coded in {offenders}; read insole.hardware instead"
-    analysis = pytest.importorskip("insole.analysis")
-    assert "hardware.zone_positions()" in Path(analysis.__file__).read_text()
-    # and a change in the file reaches the analysis: move the heel, the strike index follows
-    moved = dict(pos, heel=(0.30, 0.5))
+    report = pytest.importorskip("insole.report")
+    # a change in the zone file reaches the analysis: move the heel forward, the strike index follows
+    capture = tmp_path / "run.bin"
+    capture.write_bytes(_running_capture())
+    before = report.analyse_paths([str(capture)], body_mass_kg=70.0)
+    si0 = before["feet"]["left"]["summary"].get("strike_index_median")
+    if si0 is None:
+        pytest.skip("the analysis reports no strike index yet")
+    moved = dict(pos, heel=(pos["heel"][0] + 0.2, pos["heel"][1]))
     monkeypatch.setattr(hardware, "zone_positions", lambda: moved)
-    assert analysis.hardware.zone_positions()["heel"] == (0.30, 0.5)
+    after = report.analyse_paths([str(capture)], body_mass_kg=70.0)
+    si1 = after["feet"]["left"]["summary"]["strike_index_median"]
+    assert si1 > si0 + 0.02, "the analysis did not follow the zone file's heel position"
+
+
+def _running_capture(seconds: float = 20.0, rate_hz: int = 500) -> bytes:
+    """Rearfoot-strike steps: the heel loads first, the forefoot 40 ms later."""
+    import numpy as np
+
+    from insole.sensor import volts_from_force
+
+    zones = hardware.default_zones()
+    stride_s, contact_s = 0.72, 0.26
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    ph = np.mod(t - 0.3, stride_s)
+    forces = np.zeros((len(t), len(zones)))
+    for c, z in enumerate(zones):
+        delay = 0.0 if z == "heel" else 0.04
+        u = np.clip((ph - delay) / (contact_s - delay), 0, 1)
+        forces[:, c] = np.where((ph >= delay) & (ph < contact_s), 600 * np.sin(np.pi * u), 0.0)
+    supply_mv, r_fixed = hardware.divider()
+    units = np.clip(np.rint(volts_from_force(forces, supply_mv / 1e3, r_fixed) / P.SAMPLE_UNIT_V), 0,
+                    65535).astype(np.uint16)
+    out = bytearray(P.frame(P.Info("left", zones, rate_hz, supply_mv, r_fixed, "a0b1c2d3e401", "test")))
+    for seq, i in enumerate(range(0, len(t), 20)):
+        out += P.frame(P.Data("left", seq, i * 2000, 2000, units[i:i + 20]))
+    return bytes(out)
 
 
 def test_map_coordinates_mirror_for_the_right_foot():
