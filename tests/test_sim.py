@@ -407,3 +407,48 @@ def test_pty_stops_on_sigterm():
             assert proc.wait(10) == 0
     finally:
         _finish(proc)
+
+
+def test_pty_device_answers_commands_like_the_firmware():
+    proc = _start_pty_sim("easy-run", "--pty", "--side", "left", "--duration-s", "60", "--rate-hz", "200")
+    try:
+        port = _read_ports(proc, 1)["left"]
+        with serial.Serial(port, timeout=0.2) as c:
+            d = protocol.StreamDecoder()
+
+            def command(raw: bytes, wait_s: float = 0.6) -> list:
+                c.write(protocol.frame(raw))
+                got: list = []
+                t_end = time.monotonic() + wait_s
+                while time.monotonic() < t_end:
+                    got += d.feed(c.read(4096))
+                return got
+
+            got = command(protocol.encode(protocol.Command(protocol.CMD_GET_INFO)))
+            replies = [p for p in got if isinstance(p, protocol.Reply)]
+            assert replies == [protocol.Reply(protocol.CMD_GET_INFO, protocol.REPLY_OK)]
+            k = got.index(replies[0])
+            infos = [p for p in got[k:] if isinstance(p, protocol.Info)]
+            assert infos and infos[0].side == "left" and infos[0].rate_hz == 200
+            got = command(protocol.encode(protocol.Command(protocol.CMD_STOP)), wait_s=2.5)
+            k = [i for i, p in enumerate(got) if isinstance(p, protocol.Reply)][0]
+            after = got[k + 1:]
+            assert not any(isinstance(p, protocol.Data) for p in after)
+            assert [p.streaming for p in after if isinstance(p, protocol.Status)][-1] == 0
+            got = command(protocol.encode(protocol.Command(protocol.CMD_START)))
+            assert protocol.Reply(protocol.CMD_START, 0) in got
+            assert any(isinstance(p, protocol.Data) for p in got)
+            codes = {}
+            for raw in (bytes([1, protocol.CMD_SET_RATE]) + (5000).to_bytes(2, "little"),
+                        bytes([1, protocol.CMD_SET_RATE]) + (500).to_bytes(2, "little"),
+                        bytes([1, protocol.CMD_SET_SIDE, 1]), bytes([1, protocol.CMD_SET_SIDE, 0]),
+                        bytes([1, protocol.CMD_IDENTIFY, 7]), bytes([1, 0x2F])):
+                rep = [p for p in command(raw, 0.3) if isinstance(p, protocol.Reply)]
+                assert len(rep) == 1
+                codes[raw] = rep[0].code
+            assert list(codes.values()) == [protocol.REPLY_OUT_OF_RANGE, protocol.REPLY_BUSY,
+                                            protocol.REPLY_BUSY, protocol.REPLY_OK,
+                                            protocol.REPLY_BAD_LENGTH, protocol.REPLY_UNKNOWN_COMMAND]
+            assert d.error_count == 0
+    finally:
+        _finish(proc)

@@ -254,6 +254,11 @@ class SimFoot:
         A frame is sent when its last sample has been taken. The same foot always yields the
         same frames (fault decisions come from the seed).
         """
+        for t, fr, _ in self.frames_with_packets():
+            yield t, fr
+
+    def frames_with_packets(self) -> Iterator[tuple[float, bytes, protocol.Packet]]:
+        """Like :meth:`frames`, with the packet each frame carries (before any damage)."""
         side_i = protocol.SIDES.index(self.side)
         rng = np.random.default_rng([self.seed, side_i, 0xFA17])
         p_loss = self.faults.loss_pct / 100.0
@@ -265,11 +270,11 @@ class SimFoot:
             if not chunk:
                 return
             framed = frame_many([protocol.encode(p) for _, p in chunk])
-            for (t, _), fr in zip(chunk, framed):
+            for (t, pkt), fr in zip(chunk, framed):
                 lost, bad, pos, val = rng.random(), rng.random(), rng.random(), rng.integers(1, 256)
                 if first:
                     first = False
-                    yield t, fr
+                    yield t, fr, pkt
                     continue
                 if lost < p_loss:
                     continue
@@ -281,7 +286,7 @@ class SimFoot:
                     if b == 0:
                         b = fr[i] ^ 0xFF if fr[i] != 0xFF else 0x01
                     fr = fr[:i] + bytes([b]) + fr[i + 1:]
-                yield t, fr
+                yield t, fr, pkt
 
 
 def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, seed: int = 1,

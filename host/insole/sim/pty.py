@@ -8,6 +8,13 @@ clock to the common true time. A pty blocks the writer instead of dropping bytes
 paces itself; if nobody reads and the pty buffer fills, whole frames are dropped (as a UART with
 no reader would lose them) rather than stalling the other foot. Closing the master side at the
 end is what a reader sees as "unplugged".
+
+Like the firmware, the simulated device answers every command written to the port with exactly
+one REPLY: GET_INFO (REPLY, then INFO: opening a port discards the INFO sent at the start, so a
+host asks again), START and STOP (DATA pauses; STATUS goes on with ``streaming`` 0), IDENTIFY,
+SET_SIDE (ok for its own side, busy for the other), SET_RATE (ok for its own rate, 3 out of range,
+4 busy for another rate: a simulated run's rate is fixed by ``--rate-hz``), 1 for an unknown
+command and 2 for a bad length.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ import termios
 import threading
 import time
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .. import protocol as P
 from .device import SimFoot
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,7 @@ class Pty:
     frames_dropped: int = 0
     bytes_sent: int = 0
     _closed: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls) -> Pty:
@@ -56,6 +65,10 @@ class Pty:
 
     def write_frame(self, data: bytes, stop: threading.Event) -> bool:
         """Write one whole frame, or drop it if the pty buffer is full; returns True if sent."""
+        with self._lock:  # frames from the stream and from command replies never interleave
+            return self._write_frame(data, stop)
+
+    def _write_frame(self, data: bytes, stop: threading.Event) -> bool:
         view = memoryview(data)
         written = 0
         deadline = None
@@ -104,15 +117,85 @@ class Pty:
                 pass
 
 
-def _pump(foot: SimFoot, port: Pty, t0_wall: float, speed: float, stop: threading.Event) -> None:
+class Device:
+    """The simulated device's command handler and state (one per foot)."""
+
+    def __init__(self, foot: SimFoot, port: Pty) -> None:
+        self.foot = foot
+        self.port = port
+        self.streaming = True
+        self.commands = 0
+        self._decoder = P.StreamDecoder()
+
+    def reply_code(self, pkt: bytes) -> tuple[int, int, bool]:
+        """(command type, REPLY code, send INFO after the REPLY?) for one received packet."""
+        t = pkt[1] if len(pkt) >= 2 else 0
+        if len(pkt) < 2 or pkt[0] != P.VERSION or t not in P.COMMANDS:
+            return t, P.REPLY_UNKNOWN_COMMAND, False
+        if len(pkt) != 2 + P.COMMAND_ARG_BYTES[t]:
+            return t, P.REPLY_BAD_LENGTH, False
+        if t == P.CMD_START:
+            self.streaming = True
+        elif t == P.CMD_STOP:
+            self.streaming = False
+        elif t == P.CMD_GET_INFO:
+            return t, P.REPLY_OK, True
+        elif t == P.CMD_SET_RATE:
+            rate = int.from_bytes(pkt[2:4], "little")
+            if not P.RATE_MIN_HZ <= rate <= P.RATE_MAX_HZ:
+                return t, P.REPLY_OUT_OF_RANGE, False
+            if rate != self.foot.rate_hz:
+                return t, P.REPLY_BUSY, False
+        elif t == P.CMD_SET_SIDE:
+            if pkt[2] > 1:
+                return t, P.REPLY_OUT_OF_RANGE, False
+            if P.SIDES[pkt[2]] != self.foot.side:
+                return t, P.REPLY_BUSY, False
+        return t, P.REPLY_OK, False
+
+    def feed(self, data: bytes, stop: threading.Event) -> None:
+        """Bytes the host wrote to the port: answer each command in them."""
+        out: list = []
+        self._decoder.feed_raw(data, out, as_bytes=True)
+        for pkt in out:
+            self.commands += 1
+            t, code, info = self.reply_code(pkt)
+            self.port.write_frame(P.frame(P.Reply(t, code)), stop)
+            if info:
+                self.port.write_frame(P.frame(self.foot.info), stop)
+
+
+def _listen(dev: Device, stop: threading.Event) -> None:
+    fd = dev.port.master
+    while not stop.is_set():
+        try:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                continue
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            continue
+        except (OSError, ValueError):
+            return  # the port is closed
+        if data:
+            dev.feed(data, stop)
+
+
+def _pump(dev: Device, t0_wall: float, speed: float, stop: threading.Event) -> None:
+    foot, port = dev.foot, dev.port
     try:
-        for t_dev, fr in foot.frames():
+        for t_dev, fr, pkt in foot.frames_with_packets():
             due = t0_wall + foot.true_time_s(t_dev) / speed
             wait = due - time.monotonic()
             if wait > 0 and stop.wait(wait):
                 break
             if stop.is_set():
                 break
+            if not dev.streaming:
+                if isinstance(pkt, P.Data):
+                    continue  # stopped: no DATA (its seq numbers are skipped)
+                if isinstance(pkt, P.Status):
+                    fr = P.frame(replace(pkt, streaming=0))
             port.write_frame(fr, stop)
     except Exception:  # a dead writer must not leave the other foot and the CLI hanging
         log.exception("%s: simulator writer failed", foot.side)
@@ -124,9 +207,12 @@ def stream(feet: dict[str, SimFoot], ports: dict[str, Pty], stop: threading.Even
     """Write every foot's frames to its pty in real time (``speed`` × faster) until done or
     ``stop`` is set. Returns when all writers have finished; the ports stay open."""
     t0 = time.monotonic()
-    threads = [threading.Thread(target=_pump, args=(feet[s], ports[s], t0, speed, stop),
+    devices = {s: Device(feet[s], ports[s]) for s in feet}
+    threads = [threading.Thread(target=_pump, args=(devices[s], t0, speed, stop),
                                 name=f"sim-{s}", daemon=True) for s in feet]
-    for t in threads:
+    listeners = [threading.Thread(target=_listen, args=(devices[s], stop), name=f"sim-{s}-cmd",
+                                  daemon=True) for s in feet]
+    for t in threads + listeners:
         t.start()
     try:
         while any(t.is_alive() for t in threads):
@@ -134,5 +220,5 @@ def stream(feet: dict[str, SimFoot], ports: dict[str, Pty], stop: threading.Even
                 t.join(0.2)
     finally:
         stop.set()
-        for t in threads:
+        for t in threads + listeners:
             t.join(2.0)
