@@ -1,16 +1,12 @@
-"""Shared fixtures: where ../shared is, and a runner for the `insole` CLI in a subprocess."""
+"""Shared fixtures for the host tests. Importable helpers live in helpers.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("INSOLE_SHARED", ROOT.parent / "shared"))
+from helpers import SHARED
 
 
 @pytest.fixture(scope="session")
@@ -18,9 +14,3 @@ def shared() -> Path:
     if not (SHARED / "PROTOCOL.md").is_file():
         pytest.fail(f"../shared not found at {SHARED}; set INSOLE_SHARED")
     return SHARED
-
-
-def run_cli(*args: str, timeout: float = 300, input: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run `insole ARGS...` as a user would, from the venv's interpreter."""
-    return subprocess.run([sys.executable, "-m", "insole.cli", *map(str, args)],
-                          capture_output=True, timeout=timeout, input=input, cwd=ROOT)

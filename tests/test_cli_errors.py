@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from insole import protocol as P
 from insole import sim
 

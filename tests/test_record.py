@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 from insole.session import REC_MAGIC, load_inputs
 from insole.stream import streams_from_sources
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import hardware
 from . import protocol as P
 from .errors import InputFileError, ProtocolError
 from .session import FRAMING_PACKETS, SourceData
@@ -197,8 +198,13 @@ class FootAssembler:
         c = self._channels
         if info is None:
             self.q["missing_info"] += 1
-            info = P.Info(self._side or "left", P.ZONES[:c], int(round(1e6 / self._period)),
-                          3300, 1000, "000000000000", "unknown")
+            # no INFO arrived: assume the default board's zones and divider, and say so
+            supply_mv, r_fixed_ohm = hardware.divider()
+            zones = hardware.default_zones()
+            if len(zones) != c:
+                zones = P.ZONES[:c]
+            info = P.Info(self._side or "left", zones, int(round(1e6 / self._period)),
+                          supply_mv, r_fixed_ohm, "000000000000", "unknown")
         elif len(info.zones) != c:
             raise InputFileError(f"{self.source}: INFO lists {len(info.zones)} zones but DATA "
                                  f"carries {c} channels")
