@@ -281,7 +281,7 @@ def test_same_seed_same_bytes_other_seed_other_run():
 @pytest.mark.parametrize("kw", [
     {"scenario": "marathon"}, {"rate_hz": 10}, {"rate_hz": 2000}, {"duration_s": 0},
     {"duration_s": -3}, {"side": "middle"}, {"loss_pct": 150}, {"disconnect_sensor": "toe"},
-    {"overrun_at": [99.0]}, {"bogus_fault": 1},
+    {"overrun_at": [99.0]}, {"bogus_fault": 1}, {"seed": -1}, {"seed": 1.5},
 ])
 def test_bad_requests_raise_simulator_error(kw):
     args = {"scenario": "easy-run", "side": "left", "duration_s": 10.0} | kw
@@ -328,6 +328,8 @@ def test_cli_out_one_side_is_the_capture_file(tmp_path):
     ["walk", "--duration-s", "0", "--out", "x"],
     ["walk", "--duration-s", "soon", "--out", "x"],
     ["walk", "--side", "middle", "--out", "x"],
+    ["walk", "--seed", "-4", "--out", "x"],
+    ["walk", "--loss-pct", "lots", "--out", "x"],
     ["walk"],
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args, tmp_path):

@@ -316,6 +316,8 @@ def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, se
         raise SimulatorError(f"side must be left or right, not {side!r}")
     check_rate(rate_hz)
     duration_s = check_duration(duration_s)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SimulatorError(f"seed must be a whole number ≥ 0, got {seed!r}")
     if body_mass_kg is not None and not 20.0 <= float(body_mass_kg) <= 250.0:
         raise SimulatorError(f"body mass {body_mass_kg} kg is not plausible (20-250 kg)")
     zones = hardware.default_zones()
