@@ -59,26 +59,34 @@ class Calibration:
             force[:, c] = force_from_volts(v[:, c], supply_v, info.r_fixed_ohm, k, beta)
         sat = (v >= FAULT_FRACTION * supply_v)
         self.saturated_samples_ = int(sat.sum())
-        self.fault_mask_ = _fault_mask(v, supply_v, stream.rate_hz)
+        self.fault_mask_, self.fault_reasons_ = _fault_mask(v, supply_v, stream.rate_hz)
         self.force_n_ = force
         return self
 
 
-def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> int:
-    """Bit i set when channel i reads 0 V or ≥ 99.5 % of supply for a whole second or more."""
+def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> tuple[int, dict[int, str]]:
+    """Channels that look broken, as a bit mask and a reason per channel.
+
+    A channel that never leaves 0 V is disconnected, or never loaded (a healthy arch can stay
+    under the original ESP32 ADC's 150 mV floor all run): reported, and it adds nothing to the
+    total anyway. A channel at or above 99.5 % of the supply for a second or more is shorted:
+    reported and left out of the total force.
+    """
     n_sec = max(1, int(round(rate_hz)))
-    mask = 0
+    mask, reasons = 0, {}
     for c in range(v.shape[1]):
         col = v[:, c]
-        # a channel that never leaves 0 is a fault; a long run of 0 V is normal in swing only for
-        # < ~1 s, so for zero readings we ask the whole stream, for shorts one second
-        if np.all(col[~np.isnan(col)] <= 0.0):
+        seen = col[~np.isnan(col)]
+        if len(seen) and np.all(seen <= 0.0):
             mask |= 1 << c
+            reasons[c] = ("reads 0 V throughout: disconnected, or never loaded above the ADC's "
+                          "floor")
             continue
         short = (col >= FAULT_FRACTION * supply_v).astype(np.int8)
         if _longest_run(short) >= n_sec:
             mask |= 1 << c
-    return mask
+            reasons[c] = "at or above 99.5 % of the supply for a second or more: shorted"
+    return mask, reasons
 
 
 def _longest_run(x: np.ndarray) -> int:
@@ -674,7 +682,8 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
     for side, fs in feet.items():
         cal = calibrations.get(side) or Calibration()
         cal.apply(fs)
-        total = total_force(cal.force_n_, cal.fault_mask_)
+        shorted = sum(1 << c for c, r in cal.fault_reasons_.items() if "shorted" in r)
+        total = total_force(cal.force_n_, shorted)
         det = StepDetector(**config.detector).detect(total, fs.period_us * 1e-6)
         pre[side] = (fs, cal, total, det)
     # body weight: given, or the stride-average identity (one foot's mean force over whole
@@ -714,6 +723,9 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
         q = dict(fs.quality)
         q["sensor_fault_mask"] = cal.fault_mask_ | q.get("device_fault_mask", 0)
         q["sensor_faults"] = [z for c, z in enumerate(fs.zones) if q["sensor_fault_mask"] & (1 << c)]
+        q["sensor_fault_reasons"] = {
+            z: cal.fault_reasons_.get(c, "the device set its fault bit (0 V or a short for a second)")
+            for c, z in enumerate(fs.zones) if q["sensor_fault_mask"] & (1 << c)}
         q["saturated_samples"] = cal.saturated_samples_
         q["partial_steps_skipped"] = det.partial_
         q["calibration"] = cal.name
