@@ -169,3 +169,22 @@ def test_rearfoot_runner_loads_the_heel_first():
         first = np.argmax(foot.forces_n[a:a + 200] > 10.0, axis=0) / 1000.0
         onset = dict(zip(z, first))
         assert all(onset["heel"] + 0.010 < onset[m] for m in METS)
+
+
+def test_a_custom_midfoot_scenario():
+    from insole.sim import GaitParams, Scenario
+
+    sc = Scenario("midfoot", "a midfoot striker", GaitParams(strike="midfoot", met_share=0.62,
+                                                           cadence_spm=175, contact_ms=235))
+    foot = simulate(sc, "right", 20.0, rate_hz=1000, noise_mv=0)
+    doc = truth_document({"right": foot})
+    assert doc["scenario"] == "midfoot" and doc["expected_flags"] == []
+    z = foot.info.zones
+    t = (foot.t_us - foot.t_us[0]) / 1e6
+    steps = foot.truth["steps"]
+    assert steps and all(s["strike"] == "midfoot" and s["valr_method"] == "3-12pct" for s in steps)
+    for s in steps:
+        a = int(np.searchsorted(t, s["ic_s"]))
+        onset = dict(zip(z, np.argmax(foot.forces_n[a:a + 200] > 10.0, axis=0) / 1000.0))
+        assert abs(onset["heel"] - min(onset[m] for m in METS)) < 0.010  # heel and forefoot together
+        assert 0.58 < sum(s["zone_impulse_share"][m] for m in METS) < 0.66

@@ -184,6 +184,7 @@ class SimFoot:
     drift_ppm: float
     start_true_s: float
     cadence_at: object = field(repr=False, default=None)
+    scenario_def: Scenario | None = field(repr=False, default=None)
     _dropped_at_us: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
 
     @property
@@ -289,12 +290,13 @@ class SimFoot:
                 yield t, fr, pkt
 
 
-def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, seed: int = 1,
+def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: int = 500, seed: int = 1,
              body_mass_kg: float | None = None, **faults) -> SimFoot:
     """Simulate one insole for ``duration_s`` seconds of device time.
 
     Args:
-        scenario: a key of :data:`insole.sim.SCENARIOS`.
+        scenario: a key of :data:`insole.sim.SCENARIOS`, or a :class:`Scenario` of your own
+            (e.g. ``Scenario("mid", "...", GaitParams(strike="midfoot"))``).
         side: ``"left"`` or ``"right"``.
         duration_s: length of the capture (device clock), 0 < duration ≤ 4 h.
         rate_hz: sample rate, 25–1000 Hz (the batch size stays MTU-based).
@@ -374,7 +376,7 @@ def simulate(scenario: str, side: str, duration_s: float, rate_hz: int = 500, se
         u = np.clip(t_true_s / duration_s, 0.0, 1.0)
         return float(p.cadence_spm * (1 + p.drift_cadence * gait._ramp(u, p)))
 
-    return SimFoot(scenario=sc.name, side=side, seed=int(seed), rate_hz=int(rate_hz),
+    return SimFoot(scenario=sc.name, scenario_def=sc, side=side, seed=int(seed), rate_hz=int(rate_hz),
                    duration_s=float(duration_s), body_mass_kg=float(p.body_mass_kg), info=info,
                    units=units, t_us=t_us, forces_n=forces, truth=truth, faults=f,
                    drift_ppm=drift_ppm, start_true_s=start_true_s, cadence_at=cadence_at,
@@ -412,7 +414,9 @@ def _foot_truth(steps: gait.Steps, p: gait.GaitParams, zones: tuple[str, ...],
     return {"zones": list(zones), "steps": out}
 
 
-def get_scenario(name: str) -> Scenario:
+def get_scenario(name: str | Scenario) -> Scenario:
+    if isinstance(name, Scenario):
+        return name
     try:
         return SCENARIOS[name]
     except KeyError:
@@ -447,7 +451,7 @@ def truth_document(feet: dict[str, SimFoot], **extra) -> dict:
     if not feet:
         raise SimulatorError("no feet to describe")
     any_foot = next(iter(feet.values()))
-    sc = get_scenario(any_foot.scenario)
+    sc = any_foot.scenario_def or get_scenario(any_foot.scenario)
     sides = [s for s in protocol.SIDES if s in feet]
     doc = {
         "schema": TRUTH_SCHEMA,
