@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED, run_cli
+from helpers import SHARED, run_cli
 from insole import datasets, hardware, protocol
 from insole.sensor import force_from_volts, units_to_volts
 

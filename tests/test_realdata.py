@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from conftest import SHARED, run_cli
+from helpers import SHARED, run_cli
 from insole import datasets
 from insole.score import score
 

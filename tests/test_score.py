@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from helpers import run_cli
 from insole.errors import InputFileError
 from insole.score import match_steps, score
 
