@@ -335,9 +335,10 @@ def build(board, cfg=None):
     from settings import Settings
     settings = Settings(board.SETTINGS_PATH)
     steps = StepDetector(settings.rate_hz)
-    full_uv = pins.SUPPLY_MV * 995  # 99.5 % of the supply, in uV
-    if cfg.ADC_SATURATION_UV < full_uv:
-        full_uv = cfg.ADC_SATURATION_UV
+    # A short reads 99.5 % of the supply, or the ADC's full scale if that comes first.
+    full_uv = pins.SUPPLY_MV * 995
+    if pins.ADC_FULL_SCALE_MV * 1000 < full_uv:
+        full_uv = pins.ADC_FULL_SCALE_MV * 1000
     sampler = Sampler(board.sensor_adcs(), board.ticks_us, board.ticks_diff, steps,
                       rate_hz=settings.rate_hz, full_scale_units=full_uv // 100)
     serial = None

@@ -41,9 +41,13 @@ def battery_reader():
 
 
 def led():
+    # machine.Signal hides the polarity: LED_ACTIVE_LOW boards light the LED with a 0.
     if pins.LED_GPIO is None:
         return None
-    return machine.Pin(pins.LED_GPIO, machine.Pin.OUT, value=0)
+    pin = machine.Pin(pins.LED_GPIO, machine.Pin.OUT)
+    sig = machine.Signal(pin, invert=pins.LED_ACTIVE_LOW)
+    sig.value(0)
+    return sig
 
 
 class _SampleTimer:
@@ -82,7 +86,10 @@ class _UsbSerial:
     def __init__(self, baud):
         import micropython
         import select
-        machine.UART(0, baud)
+        try:
+            machine.UART(0, baud)  # the REPL's UART, behind the board's USB bridge
+        except (OSError, ValueError):
+            pass  # keep the boot baud rate; the host must then open the port at that rate
         micropython.kbd_intr(-1)
         self._out = sys.stdout.buffer
         self._in = sys.stdin.buffer
@@ -108,9 +115,16 @@ def serial_port(baud):
     return _UsbSerial(baud)
 
 
-def safe_mode():
-    # BOOT button (GPIO0) held low at reset: leave the REPL alone, do not start the firmware.
-    return machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
+def safe_mode(window_ms=1000):
+    # BOOT button (GPIO0) pressed during the first second after reset: leave the REPL alone and
+    # do not start the firmware. (Held *at* reset, GPIO0 low selects the ROM bootloader instead.)
+    button = machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP)
+    start = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), start) < window_ms:
+        if button.value() == 0:
+            return True
+        time.sleep_ms(10)
+    return False
 
 
 def idle():

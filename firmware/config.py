@@ -14,10 +14,6 @@ BLE = True
 # Start streaming DATA at boot (serial) and on connection (BLE) without waiting for START.
 STREAM_ON_BOOT = True
 
-# A reading at or above this many microvolts is a short even when it is below 99.5 % of the
-# supply: with 11 dB attenuation the ESP32's ADC saturates near 3.1 V.
-ADC_SATURATION_UV = 3100000
-
 # Hardware watchdog: reset the board if the sampler makes no progress for this long.
 WATCHDOG_MS = 5000
 

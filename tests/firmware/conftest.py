@@ -1,14 +1,16 @@
 """Firmware tests under the real MicroPython (the pinned WebAssembly port, run by Node).
 
 Each ``mp/mp_*.py`` file runs in one node process per firmware variant: the source files in
-``firmware/`` and the ``.mpy`` files ``make firmware`` deploys (compiled into a temporary
-folder here with the same mpy-cross command). Every ``test_*`` function in it becomes one
-pytest test.
+``firmware/``, the ``.mpy`` files ``make firmware`` deploys (compiled into a temporary folder
+here with the same mpy-cross command), and the sources with ``pins.py`` generated for each other
+board of ``hardware/pinmap.json``. Every ``test_*`` function in it becomes one pytest test.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +39,34 @@ def compile_firmware(out_dir: Path) -> Path:
     return out_dir
 
 
+def other_boards() -> list[str]:
+    """Boards of hardware/pinmap.json other than the default (pins.py is generated for that)."""
+    pm = json.loads((ROOT / "hardware" / "pinmap.json").read_text())
+    return sorted(b for b in pm["boards"] if b != pm["default_board"])
+
+
+def firmware_for_board(board: str, out_dir: Path) -> Path:
+    """The firmware sources with pins.py generated for another board of the pin map."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import firmware_pins
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for src in (ROOT / "firmware").glob("*.py"):
+        shutil.copy(src, out_dir / src.name)
+    pm = json.loads(firmware_pins.PINMAP.read_text())
+    (out_dir / "pins.py").write_text(firmware_pins.render(pm, board))
+    return out_dir
+
+
+VARIANTS = ["py", "mpy", *(f"board:{b}" for b in other_boards())]
+
+
 @pytest.fixture(scope="session")
 def firmware_dirs(tmp_path_factory) -> dict[str, Path]:
-    return {"py": ROOT / "firmware", "mpy": compile_firmware(tmp_path_factory.mktemp("fw-mpy"))}
+    dirs = {"py": ROOT / "firmware", "mpy": compile_firmware(tmp_path_factory.mktemp("fw-mpy"))}
+    for b in other_boards():
+        dirs[f"board:{b}"] = firmware_for_board(b, tmp_path_factory.mktemp("fw-board"))
+    return dirs
 
 
 _RESULTS: dict[tuple[str, str], dict[str, str]] = {}
@@ -80,7 +107,7 @@ def make_mp_tests(script_name: str):
     script = HERE / "mp" / script_name
     names = mp_test_names(script)
 
-    @pytest.mark.parametrize("variant", ["py", "mpy"])
+    @pytest.mark.parametrize("variant", VARIANTS)
     @pytest.mark.parametrize("name", names)
     def test(name, variant, firmware_dirs, shared):
         check_mp(script, name, variant, firmware_dirs, shared)

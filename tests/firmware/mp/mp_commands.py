@@ -6,10 +6,12 @@ from struct import unpack_from
 
 import machine
 import mptest
+import pins
 import rig
 import wire
 
-GPIOS = (36, 39, 34, 32, 33)
+GPIOS = pins.SENSOR_GPIOS
+C = len(GPIOS)
 SETTINGS = "/tmp/cmd-settings.txt"
 
 
@@ -24,7 +26,8 @@ def fresh(**cfg):
 def boot(**cfg):
     for g in GPIOS:
         machine.set_uv(g, 1200000)
-    machine.set_uv(35, 1950000)  # battery divider tap: 3.9 V battery
+    if pins.BATTERY_ADC_GPIO is not None:  # divider tap: a 3.9 V battery
+        machine.set_uv(pins.BATTERY_ADC_GPIO, -(-3900 * 1000000 // pins.BATTERY_DIVIDER_X1000))
     clock = rig.Clock(123456)
     cfg.setdefault("BLE", False)
     a, port, radio = rig.make_app(clock, settings_path=SETTINGS, **cfg)
@@ -83,7 +86,7 @@ def test_info_is_first_on_the_serial_stream():
     assert got[0][1] == wire.INFO, got[0]
     info = got[0]
     c = info[3]
-    assert c == 5 and bytes(info[4:4 + c]) == bytes((0, 1, 2, 3, 4))
+    assert c == C and bytes(info[4:4 + c]) == bytes(pins.ZONE_IDS)
     rate, supply, r_fixed = unpack_from("<HHI", info, 4 + c)
     assert rate == 500 and supply == 3300
     assert bytes(info[12 + c:18 + c]) == machine.unique_id()
@@ -158,12 +161,12 @@ def test_get_info():
     a, port, drv = fresh()
     other = one_reply(a, port, drv, b"\x01\x13", 0x13, 0)
     infos = [p for p in other if p[1] == wire.INFO]
-    assert len(infos) == 1 and infos[0][3] == 5
+    assert len(infos) == 1 and infos[0][3] == C
 
 
 def test_identify_blinks_the_led():
     a, port, drv = fresh()
-    led = 5
+    led = pins.LED_GPIO
     before = machine.Pin.toggles.get(led, 0)
     one_reply(a, port, drv, b"\x01\x14", 0x14, 0)
     drv.run(500 * 2)  # 2 s
@@ -201,15 +204,15 @@ def test_status_every_second():
     assert 2 <= len(st) <= 4, len(st)
     f = unpack_from("<BBBBHIHHIBBB", st[-1])
     # flags, battery_pct, battery_mv, uptime, rate, achieved, overruns, fault, streaming, cad
-    assert f[4] == 3900 and f[3] == 60, f
+    assert abs(f[4] - 3900) <= 2 and f[3] == 60, f
     assert f[6] == 500 and f[7] == 500 and f[8] == 0 and f[9] == 0 and f[10] == 1, f
     assert f[5] >= 2
 
 
 def test_fault_bit_set_and_stream_goes_on():
     a, port, drv = fresh()
-    machine.set_uv(34, 0)  # met1 disconnected
-    machine.set_uv(32, 3300000)  # met23 shorted to the supply
+    machine.set_uv(GPIOS[2], 0)  # channel 2 disconnected
+    machine.set_uv(GPIOS[3], 3300000)  # channel 3 shorted to the supply
     drv.run(500 * 2 + 10)
     got = packets(port)
     st = [p for p in got if p[1] == wire.STATUS]
@@ -276,8 +279,10 @@ def test_run_loop_catches_logs_and_resets_after_repeated_errors():
         # each pass of the main loop: 2 ms pass and the timer fires; every 50th pass an ADC read
         # fails inside the sampler (as an I2C/ADC driver error would)
         state["n"] += 1
+        if state["n"] > 5000:
+            raise AssertionError("the run loop never reset the board")
         clock.advance(2000)
-        machine.fail_reads(36 if state["n"] % 50 == 0 else -1)
+        machine.fail_reads(GPIOS[0] if state["n"] % 50 == 0 else -1)
         machine.Timer.active[0].fire()
         machine.fail_reads(-1)
 

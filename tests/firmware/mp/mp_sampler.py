@@ -10,7 +10,7 @@ import rig
 from sampler import Sampler
 from steps import StepDetector
 
-GPIOS = (36, 39, 34, 32, 33)
+GPIOS = machine.ADC1_GPIOS[:5]  # five ADC1 pads of the board's chip: a 5-channel sampler
 FULL = 32835  # 99.5 % of 3.3 V in 100 uV units
 
 

@@ -4,8 +4,14 @@
 # The test or the firmware-in-the-loop driver sets pin voltages with set_uv() and fires timers.
 from array import array
 
-ADC1_GPIOS = (32, 33, 34, 35, 36, 37, 38, 39)
-_uv = array("i", [0] * 40)  # voltage at each GPIO, microvolts
+# ADC1 pads per chip; the chip is the one the generated pins.py was made for.
+_ADC1 = {"esp32": (32, 33, 34, 35, 36, 37, 38, 39), "esp32s3": (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)}
+try:
+    from pins import CHIP as _CHIP
+except ImportError:
+    _CHIP = "esp32"
+ADC1_GPIOS = _ADC1[_CHIP]
+_uv = array("i", [0] * 49)  # voltage at each GPIO, microvolts
 _failing = -1  # GPIO whose ADC read raises OSError (a test's injected hardware fault)
 
 
@@ -31,7 +37,7 @@ class Pin:
     levels = {}  # gpio -> input level a test wants read
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
-        if not 0 <= id <= 39:
+        if not 0 <= id <= 48:
             raise ValueError("invalid pin")
         self.id = id
         self.mode = mode
@@ -45,6 +51,23 @@ class Pin:
         if v != self._v:
             Pin.toggles[self.id] = Pin.toggles.get(self.id, 0) + 1
         self._v = v
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+
+class Signal:
+    def __init__(self, pin, invert=False):
+        self._pin = pin
+        self._invert = bool(invert)
+
+    def value(self, v=None):
+        if v is None:
+            return self._pin.value() ^ self._invert
+        self._pin.value((1 if v else 0) ^ self._invert)
 
     def on(self):
         self.value(1)

@@ -54,7 +54,6 @@ class Config:
     SERIAL_BAUD = 921600
     BLE = True
     STREAM_ON_BOOT = True
-    ADC_SATURATION_UV = 3100000
     WATCHDOG_MS = 5000
     IDENTIFY_MS = 3000
 
