@@ -16,6 +16,8 @@ STUBS := .stubs
 ESP32_STUBS_VERSION := 1.29.0.post1
 MPREMOTE := $(VENV)/bin/mpremote
 IMAGE ?=
+FLASH_CHIP ?= esp32
+FLASH_OFFSET ?= 0x1000
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -74,8 +76,8 @@ deploy: firmware ## copy build/firmware to the board: make deploy PORT=/dev/ttyU
 
 flash: setup ## write a MicroPython image: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-v1.29.x.bin
 	@test -n "$(IMAGE)" || { echo "IMAGE= missing: download ESP32_GENERIC v1.29.x (.bin) from micropython.org/download/ESP32_GENERIC/ (docs/firmware.md)"; exit 2; }
-	$(PY) -m esptool --chip esp32 --port $(PORT) erase-flash
-	$(PY) -m esptool --chip esp32 --port $(PORT) --baud 460800 write-flash -z 0x1000 $(IMAGE)
+	$(PY) -m esptool --chip $(FLASH_CHIP) --port $(PORT) erase-flash
+	$(PY) -m esptool --chip $(FLASH_CHIP) --port $(PORT) --baud 460800 write-flash -z $(FLASH_OFFSET) $(IMAGE)
 
 typecheck-firmware: setup ## pyright over firmware/ against the MicroPython ESP32 stubs in .stubs/
 	$(VENV)/bin/pyright -p firmware/pyrightconfig.json
