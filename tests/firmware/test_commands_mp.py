@@ -1,5 +1,5 @@
 """Every command and every error code, through the real firmware's serial port, under MicroPython."""
 
-from conftest import make_mp_tests
+from fwtest import make_mp_tests
 
 test_commands = make_mp_tests("mp_commands.py")

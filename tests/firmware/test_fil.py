@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ROOT  # noqa: F401  (tests/firmware/conftest.py)
+from fwtest import ROOT
 from insole import protocol
 from insole.score import match_steps
 

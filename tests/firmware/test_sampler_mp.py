@@ -1,5 +1,5 @@
 """Sampling under MicroPython: values, timestamps, batch sizes per MTU, overruns, no allocation."""
 
-from conftest import make_mp_tests
+from fwtest import make_mp_tests
 
 test_sampler = make_mp_tests("mp_sampler.py")
