@@ -50,7 +50,8 @@ def check_environment() -> None:
 def micropython_command(script: Path, firmware_dir: Path = FIRMWARE_DIR,
                         files: dict[str, Path] | None = None, heap_mb: int = 16,
                         drive: bool = False, realtime: bool = False,
-                        speed: float = 1.0) -> list[str]:
+                        speed: float = 1.0,
+                        pacing: tuple[float, float, float] | None = None) -> list[str]:
     """The ``node`` command line that runs ``script`` with the firmware and fakes in /lib."""
     cmd = ["node", str(RUNNER), "--heap-mb", str(heap_mb), "--lib", str(firmware_dir),
            "--lib", str(FAKES_DIR)]
@@ -60,6 +61,9 @@ def micropython_command(script: Path, firmware_dir: Path = FIRMWARE_DIR,
         cmd.append("--drive")
     if realtime:
         cmd += ["--realtime", "--speed", repr(float(speed))]
+        if pacing is not None:
+            t0_ms, offset_ms, scale = pacing
+            cmd += ["--t0-ms", repr(t0_ms), "--offset-ms", repr(offset_ms), "--scale", repr(scale)]
     cmd.append(str(script))
     return cmd
 
@@ -90,6 +94,11 @@ if pins.BATTERY_ADC_GPIO is not None:
     machine.set_uv(pins.BATTERY_ADC_GPIO, 2050000)  # a charged LiPo behind the divider
 clock = rig.Clock(__START_US__)
 app, port, radio = rig.make_app(clock, BLE=False, SERIAL_STREAM=True)
+# The device has been up for a while: its 32-bit clock reads the simulated foot's first sample
+# time one period before the first tick (white box: the firmware never sets its clock).
+t_pre = (__FIRST_US__ - 1000000 // __RATE__) & 0xFFFFFFFF
+app.sampler._slot_lo = t_pre & 0xFFFF
+app.sampler._slot_hi = t_pre >> 16
 app.start()
 out = sys.stdout.buffer
 gpios = pins.SENSOR_GPIOS
@@ -120,7 +129,8 @@ def drive_chunk():
 
 def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
                  firmware_dir: Path = FIRMWARE_DIR, start_us: int = 0,
-                 timeout_s: float | None = None, speed: float = 1.0) -> dict:
+                 timeout_s: float | None = None, speed: float = 1.0,
+                 wall_t0: float | None = None) -> dict:
     """Run the firmware on a simulated foot; pass every byte it writes to its serial port to ``write``.
 
     Args:
@@ -131,6 +141,9 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
             otherwise as fast as MicroPython runs.
         firmware_dir: ``firmware/`` or a folder of compiled ``.mpy`` files.
         start_us: the fake clock's start (to exercise the ticks_us wrap).
+        wall_t0: with ``realtime``, the wall-clock time (``time.time()``) at which the
+            simulation's true time 0 falls; the foot's own start offset and clock drift are then
+            honoured, so two feet run side by side as the simulator runs them.
 
     Returns:
         dict with ``rows``, ``bytes`` written, ``rate_hz``, ``seconds`` and the node exit status.
@@ -155,7 +168,8 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
     src = (_DRIVER.replace("__CH__", str(chans)).replace("__ROWS__", str(rows))
            .replace("__COLS__", repr(tuple(cols))).replace("__SIDE__", str(side))
            .replace("__RATE__", str(rate_hz)).replace("__START_US__", str(int(start_us)))
-           .replace("__CHUNK__", str(chunk)))
+           .replace("__CHUNK__", str(chunk))
+           .replace("__FIRST_US__", str(int(foot.t_us[0]) & 0xFFFFFFFF if len(foot.t_us) else 0)))
     heap_mb = 16 + (units.nbytes >> 20) * 2
     total = 0
     with tempfile.TemporaryDirectory(prefix="insole-fil-") as tmp:
@@ -164,7 +178,8 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
         data = Path(tmp) / "units.bin"
         data.write_bytes(units.tobytes())
         cmd = micropython_command(script, firmware_dir, {"/units.bin": data}, heap_mb,
-                                  drive=True, realtime=realtime, speed=speed)
+                                  drive=True, realtime=realtime, speed=speed,
+                                  pacing=_pacing(foot, wall_t0))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
         try:
             assert proc.stdout is not None
@@ -184,6 +199,15 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
         raise FirmwareLoopError(f"firmware under MicroPython failed (exit {rc}): {err.strip()[-2000:]}")
     return {"rows": rows, "bytes": total, "rate_hz": rate_hz, "seconds": rows / rate_hz,
             "returncode": rc}
+
+
+def _pacing(foot, wall_t0: float | None) -> tuple[float, float, float] | None:
+    # Device time d (ms since the first sample) is due at wall_t0 + start + d / (1 + drift).
+    if wall_t0 is None:
+        return None
+    start_s = float(getattr(foot, "start_true_s", 0.0))
+    drift_ppm = float(getattr(foot, "drift_ppm", 0.0))
+    return wall_t0 * 1000.0, start_s * 1000.0, 1.0 / (1.0 + drift_ppm * 1e-6)
 
 
 def _board_zones(firmware_dir: Path) -> tuple[str, ...]:
@@ -216,9 +240,14 @@ def run_cli(feet: dict, out: str | None, pty: bool, speed: float = 1.0) -> int:
     results: dict[str, dict] = {}
     errors: list[BaseException] = []
 
+    import time
+
+    wall_t0 = time.time() + 1.0  # both feet share true time 0, after node has started
+
     def one(side: str, write: Callable[[bytes], None], realtime: bool) -> None:
         try:
-            results[side] = run_firmware(feet[side], write, realtime=realtime, speed=speed)
+            results[side] = run_firmware(feet[side], write, realtime=realtime, speed=speed,
+                                         wall_t0=wall_t0 if realtime else None)
         except BaseException as e:  # noqa: BLE001  re-raised in the caller's thread
             errors.append(e)
 

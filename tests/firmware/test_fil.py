@@ -83,6 +83,8 @@ def test_samples_are_the_simulators_readings(captures):
     got = np.concatenate([p.samples for p in pkts if isinstance(p, protocol.Data)])
     assert got.shape == foot.units.shape
     assert np.array_equal(got, foot.units)
+    first = next(p for p in pkts if isinstance(p, protocol.Data))
+    assert first.t0_us == int(foot.t_us[0]) & 0xFFFFFFFF, "the device clock starts where the sim's does"
 
 
 def _steps(path):

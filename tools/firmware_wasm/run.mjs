@@ -2,12 +2,14 @@
 // firmware files and the edge fakes (machine, bluetooth) in /lib.
 //
 //   node tools/firmware_wasm/run.mjs --lib DIR [--lib DIR ...] [--file SRC:DEST ...]
-//        [--heap-mb N] [--drive] [--realtime [--speed X]] SCRIPT.py
+//        [--heap-mb N] [--drive] [--realtime [--speed X] [--t0-ms T --offset-ms O --scale K]]
+//        SCRIPT.py
 //
 // The script's stdout goes to our stdout byte for byte (binary safe), its stderr to stderr.
 // With --drive, after the script runs, the global drive_chunk() is called until it returns a
 // negative number; it returns the device time in ms reached, and with --realtime we wait for
-// the wall clock (times X) to catch up before the next chunk (output is flushed after every chunk).
+// the wall clock (times X) to catch up before the next chunk: device time d is due at wall
+// time T + (O + d * K) / X (epoch ms; T defaults to the start, so two feet can share one T) (output is flushed after every chunk).
 // Exit status: 0 ok, 1 Python exception (message on stderr), 2 harness error.
 import fs from "node:fs";
 import path from "node:path";
@@ -21,6 +23,7 @@ const modPath = path.join(root, "node_modules", "@micropython",
 const args = process.argv.slice(2);
 const libs = [], files = [];
 let heapMb = 16, drive = false, realtime = false, speed = 1, script = null;
+let t0Ms = null, offsetMs = 0, scale = 1;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === "--lib") libs.push(args[++i]);
@@ -29,6 +32,9 @@ for (let i = 0; i < args.length; i++) {
   else if (a === "--drive") drive = true;
   else if (a === "--realtime") realtime = true;
   else if (a === "--speed") speed = parseFloat(args[++i]);
+  else if (a === "--t0-ms") t0Ms = parseFloat(args[++i]);
+  else if (a === "--offset-ms") offsetMs = parseFloat(args[++i]);
+  else if (a === "--scale") scale = parseFloat(args[++i]);
   else script = a;
 }
 
@@ -82,13 +88,13 @@ async function main() {
     mp.runPython(fs.readFileSync(script, "utf8"));
     if (drive) {
       const driveChunk = mp.globals.get("drive_chunk");
-      const t0 = Date.now();
+      const t0 = t0Ms === null ? Date.now() : t0Ms;
       for (;;) {
         const deviceMs = driveChunk();
         flushAll();
         if (deviceMs < 0) break;
         if (realtime) {
-          const wait = t0 + deviceMs / speed - Date.now();
+          const wait = t0 + (offsetMs + deviceMs * scale) / speed - Date.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
       }
