@@ -83,7 +83,8 @@ def test_record_two_ports_then_ctrl_c_closes_cleanly(tmp_path):
     # export: one row per sample set, both feet, forces in newtons
     r = run_cli("export", out, "--csv", tmp_path / "x.csv")
     assert r.returncode == 0, r.stderr.decode()
-    rows = list(csv.reader((tmp_path / "x.csv").open()))
+    with (tmp_path / "x.csv").open() as f:
+        rows = list(csv.reader(f))
     assert rows[0][:2] == ["t_s", "side"] and rows[0][2].endswith("_force_n")
     assert len(rows) - 1 == sum(fs.n for fs in feet.values())
 
