@@ -171,6 +171,19 @@ def _combine(feet: dict) -> dict:
     return _rates(c)
 
 
+def _alignment_s(analysis_foot: dict, truth_foot: dict) -> float:
+    """Device seconds between the truth's first sample and the analysed recording's first one.
+
+    Both carry the wire ``t0_us`` of their first sample (analysis:
+    ``device.first_sample_t0_us``; truth: ``device.first_t0_us``); 0 when either is missing.
+    """
+    a = (analysis_foot.get("device") or {}).get("first_sample_t0_us")
+    t = (truth_foot.get("device") or {}).get("first_t0_us")
+    if a is None or t is None:
+        return 0.0
+    return ((int(a) - int(t)) % (1 << 32)) / 1e6
+
+
 def _check(doc: dict, what: str, schema: str) -> None:
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
@@ -202,9 +215,21 @@ def score(analysis: dict, truth: dict, tolerance_s: float = DEFAULT_TOLERANCE_S,
     feet = {}
     for side, tf in truth["feet"].items():
         true_steps = [s for s in tf.get("steps", []) if _finite(s.get("ic_s"))]
-        det_steps = (analysis["feet"].get(side) or {}).get("steps", [])
+        af = analysis["feet"].get(side) or {}
+        det_steps = af.get("steps", [])
         span = (float(tf.get("scored_from_s", -math.inf)), float(tf.get("scored_to_s", math.inf)))
+        shift = _alignment_s(af, tf)
+        if shift:
+            # a recording that started after the device: move the truth onto its clock and
+            # score only the span the recording covers
+            dur = float((af.get("summary") or {}).get("duration_s") or math.inf)
+            true_steps = [dict(s, ic_s=s["ic_s"] - shift, to_s=s["to_s"] - shift)
+                          for s in true_steps]
+            # only whole steps inside the recording, as the analysis counts them
+            true_steps = [s for s in true_steps if s["ic_s"] > 0 and s["to_s"] < dur]
+            span = (max(span[0] - shift, 0.0), min(span[1] - shift, dur))
         feet[side] = _foot(det_steps, true_steps, tolerance_s, span)
+        feet[side]["aligned_by_s"] = round(shift, 6)
     combined = _combine(feet)
     for f in feet.values():
         f.pop("_raw")
