@@ -80,6 +80,15 @@ def test_record_two_ports_then_ctrl_c_closes_cleanly(tmp_path):
         assert fs.info.firmware != "unknown", "the recorder's GET_INFO got no INFO back"
         assert fs.n > 500
         assert fs.host_sync is not None and fs.quality["clock_residual_ms"] < 50
+    # the recording started after the device: scored against the truth on the device clock
+    from insole.analysis import analyse
+    from insole.score import score
+
+    result = score(analyse(feet), json.loads((tmp_path / "truth.json").read_text()))
+    for side in ("left", "right"):
+        assert result["feet"][side]["tp"] >= 5
+        assert result["feet"][side]["f1"] >= 0.99, result["feet"][side]
+        assert result["feet"][side]["ic_error_ms"]["median"] <= 2
     # export: one row per sample set, both feet, forces in newtons
     r = run_cli("export", out, "--csv", tmp_path / "x.csv")
     assert r.returncode == 0, r.stderr.decode()
