@@ -180,21 +180,24 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
         cmd = micropython_command(script, firmware_dir, {"/units.bin": data}, heap_mb,
                                   drive=True, realtime=realtime, speed=speed,
                                   pacing=_pacing(foot, wall_t0))
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-        try:
-            assert proc.stdout is not None
-            while True:
-                b = proc.stdout.read1(65536)
-                if not b:
-                    break
-                total += len(b)
-                write(b)
-            rc = proc.wait(timeout=timeout_s)
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        err_path = Path(tmp) / "stderr.txt"
+        # stderr to a file: a pipe nobody drains while stdout streams could block node.
+        with open(err_path, "wb") as err_file, subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=err_file, cwd=ROOT) as proc:
+            try:
+                assert proc.stdout is not None
+                while True:
+                    b = proc.stdout.read1(65536)
+                    if not b:
+                        break
+                    total += len(b)
+                    write(b)
+                rc = proc.wait(timeout=timeout_s)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        err = err_path.read_text(errors="replace")
     if rc != 0:
         raise FirmwareLoopError(f"firmware under MicroPython failed (exit {rc}): {err.strip()[-2000:]}")
     return {"rows": rows, "bytes": total, "rate_hz": rate_hz, "seconds": rows / rate_hz,

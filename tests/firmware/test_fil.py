@@ -103,3 +103,23 @@ def test_same_steps_as_the_simulators_capture(captures):
     recall = len(pairs) / len(sim_ic)
     f1 = 2 * precision * recall / (precision + recall)
     assert f1 >= 0.99, (f1, len(fil_ic), len(sim_ic))
+
+
+def test_ticks_us_wrap_during_a_run():
+    # The fake ticks_us wraps at 2**30 (as on the ESP32) 5 s into this run: the stream must not
+    # notice (the firmware's 32-bit clock accumulates ticks_diff).
+    from insole import firmware_loop
+    from insole.sim import simulate
+    foot = simulate(SCENARIO, "right", 12, rate_hz=1000, seed=SEED)
+    buf = bytearray()
+    firmware_loop.run_firmware(foot, buf.extend, start_us=(1 << 30) - 5_000_000)
+    dec = protocol.StreamDecoder()
+    pkts = dec.feed(bytes(buf))
+    assert dec.error_count == 0
+    assert pkts[0].side == "right" and pkts[0].rate_hz == 1000
+    data = [p for p in pkts if isinstance(p, protocol.Data)]
+    t0 = np.array([p.t0_us for p in data], dtype=np.int64)
+    n = np.array([p.n_sets for p in data])
+    assert {p.period_us for p in data} == {1000}
+    assert (np.diff(t0) % (1 << 32) == n[:-1] * 1000).all()
+    assert np.array_equal(np.concatenate([p.samples for p in data]), foot.units)
