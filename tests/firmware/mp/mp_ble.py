@@ -205,6 +205,20 @@ def test_commands_over_control_get_one_reply_each():
         assert got == [bytes((1, 4, t, code))], (cmd, got)
 
 
+def test_full_command_queue_answers_busy():
+    a, radio, drv = boot()
+    connect(radio, drv)
+    c = control_h(radio)
+    radio.take_notifications(c)
+    for _ in range(9):  # written faster than the main loop runs: 8 fit in the queue
+        radio.central_write(c, b"\x01\x13")
+    busy = [n[2] for n in radio.take_notifications(c)]
+    assert busy == [b"\x01\x04\x13\x04"], busy
+    drv.run(5)
+    ok = [n[2] for n in radio.take_notifications(c)]
+    assert ok == [b"\x01\x04\x13\x00"] * 8, ok
+
+
 def test_stop_over_ble_stops_data():
     a, radio, drv = boot()
     connect(radio, drv)
