@@ -129,7 +129,7 @@ class App:
         s = self.sampler
         s.error = None
         s.emit = False
-        s.discard_all()
+        s.reset()
         s.configure(s.rate_hz)
         self._serial_sent = False
         self._update_links()

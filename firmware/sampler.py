@@ -136,6 +136,9 @@ class Sampler:
             self._tick()
         except Exception as e:  # noqa: BLE001  the main loop restarts the stream and logs it
             self.error = e
+            if self.emit:
+                self.overruns += 1  # this sample set is lost
+                self._pending_overrun = 1
 
     # Measured: see `make bench` (about 0.25 ms per 5-channel set in the wasm port; the ESP32
     # estimate is printed beside it).
@@ -255,6 +258,19 @@ class Sampler:
     def release(self):
         self._tail = (self._tail + 1) % self._nbuf
         self._consumed = (self._consumed + 1) & 0xFFFF
+
+    def reset(self):
+        # With the timer stopped: drop every ready packet and the partial batch. Their sample
+        # sets count as dropped, and the next packet carries the overrun bit.
+        dropped = self._fill
+        while self.ready():
+            dropped += (self._lens[self._tail] - DATA_HEADER_BYTES) // (2 * self.channels)
+            self.release()
+        self._fill = 0
+        self._close_req = False
+        if dropped:
+            self.overruns += dropped
+            self._pending_overrun = 1
 
     def discard_all(self):
         # Drop every ready packet (link gone): not an overrun, nobody was listening.

@@ -253,12 +253,22 @@ def test_exception_in_sampling_is_logged_and_stream_restarted():
     else:
         raise AssertionError("the failure must reach the main loop")
     a.sampler._reads[1] = good
+    partial = a.sampler._fill
+    assert partial > 0, "a partial batch was being filled when it failed"
     a.recover()
+    assert a.sampler.overruns == 3 + partial, "failed and discarded sets count as dropped"
     drv.poll = a.poll
     packets(port)
     drv.run(100)
-    assert data_of(packets(port)), "streaming again"
+    d = data_of(packets(port))
+    assert d, "streaming again"
     assert a.restarts == 1
+    # the restarted stream starts a fresh batch: full packets only, on the period grid
+    t0s = [unpack_from("<I", p, 6)[0] for p in d]
+    ns = [p[12] for p in d]
+    assert all(b - a_ == n * 2000 for a_, b, n in zip(t0s, t0s[1:], ns)), (t0s, ns)
+    assert ns[0] == wire.sets_for_mtu(247, C), ns
+    assert d[0][2] & 0x04, "the first packet after the restart says sets were dropped"
 
 
 def test_run_loop_catches_logs_and_resets_after_repeated_errors():
