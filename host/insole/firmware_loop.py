@@ -51,7 +51,8 @@ def micropython_command(script: Path, firmware_dir: Path = FIRMWARE_DIR,
                         files: dict[str, Path] | None = None, heap_mb: int = 16,
                         drive: bool = False, realtime: bool = False,
                         speed: float = 1.0,
-                        pacing: tuple[float, float, float] | None = None) -> list[str]:
+                        pacing: tuple[float, float, float] | None = None,
+                        stdin: bool = False) -> list[str]:
     """The ``node`` command line that runs ``script`` with the firmware and fakes in /lib."""
     cmd = ["node", str(RUNNER), "--heap-mb", str(heap_mb), "--lib", str(firmware_dir),
            "--lib", str(FAKES_DIR)]
@@ -59,6 +60,8 @@ def micropython_command(script: Path, firmware_dir: Path = FIRMWARE_DIR,
         cmd += ["--file", f"{src}:{dest}"]
     if drive:
         cmd.append("--drive")
+    if stdin:
+        cmd.append("--stdin")
     if realtime:
         cmd += ["--realtime", "--speed", repr(float(speed))]
         if pacing is not None:
@@ -110,6 +113,10 @@ def set_row(i):
         k = 2 * (o + COLS[c])
         machine.set_uv(gpios[c], (units[k] | (units[k + 1] << 8)) * 100)
 CHUNK = __CHUNK__
+def feed_serial(hex_bytes):
+    # the host's bytes to the device's serial port (commands), from node's stdin
+    from binascii import unhexlify
+    port.inbox.extend(unhexlify(hex_bytes))
 def drive_chunk():
     global row
     if row >= ROWS:
@@ -130,7 +137,7 @@ def drive_chunk():
 def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
                  firmware_dir: Path = FIRMWARE_DIR, start_us: int = 0,
                  timeout_s: float | None = None, speed: float = 1.0,
-                 wall_t0: float | None = None) -> dict:
+                 wall_t0: float | None = None, command_fd: int | None = None) -> dict:
     """Run the firmware on a simulated foot; pass every byte it writes to its serial port to ``write``.
 
     Args:
@@ -144,6 +151,8 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
         wall_t0: with ``realtime``, the wall-clock time (``time.time()``) at which the
             simulation's true time 0 falls; the foot's own start offset and clock drift are then
             honoured, so two feet run side by side as the simulator runs them.
+        command_fd: a file descriptor whose bytes (the host's commands, e.g. read from a pty
+            master) are passed to the firmware's serial port while it runs.
 
     Returns:
         dict with ``rows``, ``bytes`` written, ``rate_hz``, ``seconds`` and the node exit status.
@@ -179,11 +188,14 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
         data.write_bytes(units.tobytes())
         cmd = micropython_command(script, firmware_dir, {"/units.bin": data}, heap_mb,
                                   drive=True, realtime=realtime, speed=speed,
-                                  pacing=_pacing(foot, wall_t0))
+                                  pacing=_pacing(foot, wall_t0), stdin=command_fd is not None)
         err_path = Path(tmp) / "stderr.txt"
         # stderr to a file: a pipe nobody drains while stdout streams could block node.
         with open(err_path, "wb") as err_file, subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=err_file, cwd=ROOT) as proc:
+                cmd, stdout=subprocess.PIPE, stderr=err_file, cwd=ROOT,
+                stdin=subprocess.PIPE if command_fd is not None else subprocess.DEVNULL) as proc:
+            if command_fd is not None:
+                _forward(command_fd, proc)
             try:
                 assert proc.stdout is not None
                 while True:
@@ -202,6 +214,34 @@ def run_firmware(foot, write: Callable[[bytes], None], realtime: bool = False,
         raise FirmwareLoopError(f"firmware under MicroPython failed (exit {rc}): {err.strip()[-2000:]}")
     return {"rows": rows, "bytes": total, "rate_hz": rate_hz, "seconds": rows / rate_hz,
             "returncode": rc}
+
+
+def _forward(fd: int, proc: subprocess.Popen) -> None:
+    # A daemon thread passing what the host writes (readable on fd) to node's stdin.
+    import os
+    import select
+    import threading
+
+    def pump() -> None:
+        assert proc.stdin is not None
+        while proc.poll() is None:
+            try:
+                if not select.select([fd], [], [], 0.1)[0]:
+                    continue
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            try:
+                proc.stdin.write(data)
+                proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
+
+    threading.Thread(target=pump, name="firmware-commands", daemon=True).start()
 
 
 def _pacing(foot, wall_t0: float | None) -> tuple[float, float, float] | None:
@@ -233,7 +273,8 @@ def run_cli(feet: dict, out: str | None, pty: bool, speed: float = 1.0) -> int:
 
     With ``out``, one capture file (one foot) or ``left.bin``/``right.bin`` in a directory, as
     fast as MicroPython runs; with ``pty``, live on one pseudo-terminal per foot, paced to the
-    wall clock. Transport faults of the simulator (loss, corruption) are not applied: the bytes
+    wall clock, and what the host writes to the pty (commands) reaches the firmware's serial
+    port. Transport faults of the simulator (loss, corruption) are not applied: the bytes
     are exactly what the firmware wrote. Feet run in parallel, one node process each.
     """
     import threading
@@ -247,10 +288,12 @@ def run_cli(feet: dict, out: str | None, pty: bool, speed: float = 1.0) -> int:
 
     wall_t0 = time.time() + 1.0  # both feet share true time 0, after node has started
 
-    def one(side: str, write: Callable[[bytes], None], realtime: bool) -> None:
+    def one(side: str, write: Callable[[bytes], None], realtime: bool,
+            command_fd: int | None = None) -> None:
         try:
             results[side] = run_firmware(feet[side], write, realtime=realtime, speed=speed,
-                                         wall_t0=wall_t0 if realtime else None)
+                                         wall_t0=wall_t0 if realtime else None,
+                                         command_fd=command_fd)
         except BaseException as e:  # noqa: BLE001  re-raised in the caller's thread
             errors.append(e)
 
@@ -262,7 +305,8 @@ def run_cli(feet: dict, out: str | None, pty: bool, speed: float = 1.0) -> int:
             for s in sides:
                 print(f"{s} {ports[s].path}", flush=True)
             writers = {s: _PtyWriter(ports[s].master) for s in sides}
-            threads = [threading.Thread(target=one, args=(s, writers[s].write, True), daemon=True)
+            threads = [threading.Thread(target=one, args=(s, writers[s].write, True,
+                                                          ports[s].master), daemon=True)
                        for s in sides]
             for t in threads:
                 t.start()

@@ -2,8 +2,8 @@
 // firmware files and the edge fakes (machine, bluetooth) in /lib.
 //
 //   node tools/firmware_wasm/run.mjs --lib DIR [--lib DIR ...] [--file SRC:DEST ...]
-//        [--heap-mb N] [--drive] [--realtime [--speed X] [--t0-ms T --offset-ms O --scale K]]
-//        SCRIPT.py
+//        [--heap-mb N] [--drive [--stdin]] [--realtime [--speed X] [--t0-ms T --offset-ms O
+//        --scale K]] SCRIPT.py
 //
 // The script's stdout goes to our stdout byte for byte (binary safe), its stderr to stderr.
 // With --drive, after the script runs, the global drive_chunk() is called until it returns a
@@ -23,7 +23,7 @@ const modPath = path.join(root, "node_modules", "@micropython",
 const args = process.argv.slice(2);
 const libs = [], files = [];
 let heapMb = 16, drive = false, realtime = false, speed = 1, script = null;
-let t0Ms = null, offsetMs = 0, scale = 1;
+let t0Ms = null, offsetMs = 0, scale = 1, useStdin = false;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === "--lib") libs.push(args[++i]);
@@ -35,6 +35,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === "--t0-ms") t0Ms = parseFloat(args[++i]);
   else if (a === "--offset-ms") offsetMs = parseFloat(args[++i]);
   else if (a === "--scale") scale = parseFloat(args[++i]);
+  else if (a === "--stdin") useStdin = true;
   else script = a;
 }
 
@@ -88,8 +89,16 @@ async function main() {
     mp.runPython(fs.readFileSync(script, "utf8"));
     if (drive) {
       const driveChunk = mp.globals.get("drive_chunk");
+      // --stdin: bytes arriving on our stdin go to the script's feed_serial(hex) between chunks
+      // (the host's commands to the device's serial port).
+      let inBytes = [];
+      if (useStdin) process.stdin.on("data", (chunk) => { for (const b of chunk) inBytes.push(b); });
       const t0 = t0Ms === null ? Date.now() : t0Ms;
       for (;;) {
+        if (inBytes.length) {
+          mp.globals.get("feed_serial")(Buffer.from(inBytes).toString("hex"));
+          inBytes = [];
+        }
         const deviceMs = driveChunk();
         flushAll();
         if (deviceMs < 0) break;
