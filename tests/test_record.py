@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from helpers import ROOT, run_cli
 from insole.session import REC_MAGIC, load_inputs

@@ -250,7 +250,6 @@ class StepMetrics:
         across a gap) gets its timing only: its force metrics would be computed on holes.
         Everything but the impact peak is computed for all steps at once.
         """
-        cfg = self.config
         k = len(regions)
         n, c = force_n.shape
         zi = {z: i for i, z in enumerate(zones)}
