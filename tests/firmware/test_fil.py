@@ -87,6 +87,15 @@ def test_samples_are_the_simulators_readings(captures):
     assert first.t0_us == int(foot.t_us[0]) & 0xFFFFFFFF, "the device clock starts where the sim's does"
 
 
+def test_on_device_cadence_matches_the_model(captures):
+    # The firmware's own step detector (STATUS cadence_spm) against the simulator's model cadence.
+    fil = [p.cadence_spm for p in _decode(captures[0])[0] if isinstance(p, protocol.Status)]
+    sim = [p.cadence_spm for p in _decode(captures[1])[0] if isinstance(p, protocol.Status)]
+    n = min(len(fil), len(sim))
+    diff = np.abs(np.array(fil[5:n], dtype=int) - np.array(sim[5:n], dtype=int))
+    assert n > 100 and diff.max() <= 3, diff.max()
+
+
 def _steps(path):
     r = _run_cli("analyse", path, "--json", "-")
     assert r.returncode == 0, r.stderr.decode()
