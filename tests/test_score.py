@@ -164,3 +164,15 @@ def test_matching_invariants(det, true, tol):
     md, mt = {i for i, _ in pairs}, {j for _, j in pairs}
     assert not any(abs(det[i] - true[j]) <= tol for i in range(len(det)) if i not in md
                    for j in range(len(true)) if j not in mt)
+
+
+def test_a_recording_that_started_late_is_aligned_by_t0():
+    # the device started 2.0 s before the recording: truth times are 2 s later on its clock
+    truth = _truth([dict(s, ic_s=s["ic_s"] + 2.0, to_s=s["to_s"] + 2.0) for s in TRUE])
+    truth["feet"]["left"]["device"] = {"first_t0_us": 4_294_000_000}
+    analysis = _analysis(TRUE)
+    analysis["feet"]["left"]["device"] = {"first_sample_t0_us": (4_294_000_000 + 2_000_000) % 2**32}
+    analysis["feet"]["left"]["summary"] = {"duration_s": 60.0}
+    f = score(analysis, truth)["feet"]["left"]
+    assert (f["tp"], f["fp"], f["fn"], f["aligned_by_s"]) == (10, 0, 0, 2.0)
+    assert f["ic_error_ms"]["median"] == pytest.approx(0.0, abs=1e-6)

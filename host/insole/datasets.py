@@ -173,7 +173,8 @@ class ConvertedFoot:
 
     def truth(self) -> dict:
         return {"zones": list(self.zones), "steps": self.truth_steps,
-                "scored_from_s": round(self.scored_from_s, 6), "scored_to_s": round(self.scored_to_s, 6)}
+                "scored_from_s": round(self.scored_from_s, 6), "scored_to_s": round(self.scored_to_s, 6),
+                "device": {"first_t0_us": self.t0_us & 0xFFFFFFFF}}
 
 
 def sets_per_packet(channels: int, mtu: int = ATT_MTU) -> int:

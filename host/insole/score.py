@@ -223,10 +223,12 @@ def score(analysis: dict, truth: dict, tolerance_s: float = DEFAULT_TOLERANCE_S,
             # a recording that started after the device: move the truth onto its clock and
             # score only the span the recording covers
             dur = float((af.get("summary") or {}).get("duration_s") or math.inf)
-            true_steps = [dict(s, ic_s=s["ic_s"] - shift, to_s=s["to_s"] - shift)
+            true_steps = [dict(s, ic_s=s["ic_s"] - shift,
+                               to_s=s["to_s"] - shift if _finite(s.get("to_s")) else None)
                           for s in true_steps]
             # only whole steps inside the recording, as the analysis counts them
-            true_steps = [s for s in true_steps if s["ic_s"] > 0 and s["to_s"] < dur]
+            true_steps = [s for s in true_steps if s["ic_s"] > 0 and s["to_s"] is not None
+                          and s["to_s"] < dur]
             span = (max(span[0] - shift, 0.0), min(span[1] - shift, dur))
         feet[side] = _foot(det_steps, true_steps, tolerance_s, span)
         feet[side]["aligned_by_s"] = round(shift, 6)
