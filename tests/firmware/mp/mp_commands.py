@@ -308,4 +308,55 @@ def test_run_loop_catches_logs_and_resets_after_repeated_errors():
     assert log.count("error") >= 3, log
 
 
+class _Stop(Exception):
+    pass
+
+
+def _patch_board_for_boot(clock, port, passes):
+    import board
+    board.ticks_us = clock.ticks_us
+    board.ticks_ms = clock.ticks_ms
+    board.SETTINGS_PATH = SETTINGS
+    board.LOG_PATH = "/tmp/boot-log.txt"
+    board.serial_port = lambda baud: port
+    state = {"n": 0}
+
+    def idle():
+        state["n"] += 1
+        if state["n"] > passes:
+            raise _Stop()
+        clock.advance(2000)
+        machine.Timer.active[0].fire()
+
+    board.idle = idle
+    return board
+
+
+def test_main_py_boots_the_firmware_and_safe_mode_skips_it():
+    import sys
+    for g in GPIOS:
+        machine.set_uv(g, 1000000)
+    clock = rig.Clock(0)
+    port = rig.FakeSerial()
+    _patch_board_for_boot(clock, port, 1500)
+    machine.Timer.active.clear()
+    machine.Pin.levels[0] = 1  # BOOT not pressed
+    sys.modules.pop("main", None)
+    try:
+        import main  # noqa: F401  the file MicroPython runs at boot
+    except _Stop:
+        pass
+    got = packets(port)
+    assert got[0][1] == wire.INFO and data_of(got) and [p for p in got if p[1] == wire.STATUS]
+    # BOOT pressed within the first second: no timer, no stream, the REPL stays free
+    machine.Timer.active.clear()
+    machine.Pin.levels[0] = 0
+    sys.modules.pop("main", None)
+    try:
+        import main  # noqa: F401,F811
+    finally:
+        machine.Pin.levels[0] = 1
+    assert not machine.Timer.active and not port.take()
+
+
 mptest.run(globals())
