@@ -62,6 +62,7 @@ class BleLink:
         self.commands = []  # bytes written to CONTROL, oldest first, bounded
         self.commands_dropped = 0
         self.notify_failures = 0
+        self.too_long = 0  # notifications not sent because they exceed MTU - 3
         self.events = 0  # connects + disconnects + MTU changes, for the main loop to notice
         ble.active(True)
         ble.config(gap_name=name, mtu=PREFERRED_MTU)
@@ -152,7 +153,9 @@ class BleLink:
         if conn is None:
             return False
         if len(payload) > self.mtu - 3:
-            raise ValueError("notification longer than MTU - 3")
+            # e.g. the 21-byte STATUS while the MTU is still 23: the central reads it instead
+            self.too_long += 1
+            return False
         try:
             self._ble.gatts_notify(conn, handle, payload)
         except OSError:

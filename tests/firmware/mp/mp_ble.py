@@ -156,8 +156,10 @@ def test_no_data_before_mtu_exchange_then_batches_fit_the_mtu():
         n_sets = wire.sets_for_mtu(mtu, C)
         a, radio, drv = boot()
         radio.central_connect()
-        drv.run(100)
+        drv.run(1100)  # over a second at MTU 23: STATUS (21 bytes) cannot be notified either
         assert not data(radio), "MTU 23 cannot carry a sample set: wait for the exchange"
+        assert a.restarts == 0 and a.ble.too_long >= 1
+        assert len(radio.central_read(status_h(radio))) == 21, "STATUS stays readable"
         radio.central_mtu(mtu)
         drv.run(500)
         pk = data(radio)
