@@ -132,3 +132,17 @@ def test_ticks_us_wrap_during_a_run():
     assert {p.period_us for p in data} == {1000}
     assert (np.diff(t0) % (1 << 32) == n[:-1] * 1000).all()
     assert np.array_equal(np.concatenate([p.samples for p in data]), foot.units)
+
+
+def test_disconnected_sensor_sets_its_fault_bit_and_streaming_goes_on():
+    from insole import firmware_loop
+    from insole.sim import simulate
+    foot = simulate(SCENARIO, "left", 10, seed=SEED, disconnect_sensor="met1", disconnect_at_s=4)
+    bit = 1 << foot.info.zones.index("met1")
+    buf = bytearray()
+    firmware_loop.run_firmware(foot, buf.extend)
+    pkts = protocol.StreamDecoder().feed(bytes(buf))
+    masks = [p.fault_mask for p in pkts if isinstance(p, protocol.Status)]
+    assert masks[:4] == [0, 0, 0, 0] and masks[5:] == [bit] * (len(masks) - 5), masks
+    sets = sum(p.n_sets for p in pkts if isinstance(p, protocol.Data))
+    assert sets == len(foot.units), "every sample set still streamed"
