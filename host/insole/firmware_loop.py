@@ -95,6 +95,7 @@ with open("/tmp/settings.txt", "w") as f:
     f.write("side=__SIDE__\nrate_hz=__RATE__\n")
 if pins.BATTERY_ADC_GPIO is not None:
     machine.set_uv(pins.BATTERY_ADC_GPIO, 2050000)  # a charged LiPo behind the divider
+machine.set_unique_id(b"\xa4\xcf\x12\x00\x3f\x9a" if __SIDE__ == 0 else b"\xa4\xcf\x12\x00\x3f\x9b")
 clock = rig.Clock(__START_US__)
 app, port, radio = rig.make_app(clock, BLE=False, SERIAL_STREAM=True)
 # The device has been up for a while: its 32-bit clock reads the simulated foot's first sample

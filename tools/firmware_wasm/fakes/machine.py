@@ -169,8 +169,16 @@ def reset():
     raise ResetRequested()
 
 
+_unique_id = b"\xa4\xcf\x12\x00\x3f\x9a"
+
+
+def set_unique_id(uid):
+    global _unique_id
+    _unique_id = bytes(uid)
+
+
 def unique_id():
-    return b"\xa4\xcf\x12\x00\x3f\x9a"
+    return _unique_id
 
 
 def idle():
