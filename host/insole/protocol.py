@@ -278,6 +278,10 @@ def unframe(body: bytes) -> bytes:
     return _check_crc(cobs_decode(body))
 
 
+def _raise_cobs() -> bytes:
+    raise ProtocolError("cobs", "COBS block runs past the end of the frame")
+
+
 def _check_crc(raw: bytes) -> bytes:
     if len(raw) < 6:
         raise ProtocolError("short_frame", f"frame of {len(raw)} bytes cannot hold a packet and CRC")
@@ -383,34 +387,28 @@ class StreamDecoder:
         starts = np.concatenate(([0], delim[:-1] + 1))
         ends = delim
         raw, rstarts, rends, cobs_bad = _cobs_decode_many(arr, starts, ends)
-        lens = ends - starts
-        for i in range(len(starts)):
-            if lens[i] == 0:
-                self.errors["empty_frame"] += 1
-                continue
-            if lens[i] > MAX_FRAME_BYTES:
-                self.errors["oversize"] += 1
-                continue
-            try:
-                if cobs_bad[i]:
-                    raise ProtocolError("cobs", "COBS block runs past the end of the frame")
-                pkt = _check_crc(raw[rstarts[i]:rends[i]])
-                out.append(pkt if as_bytes else decode(pkt))
-            except ProtocolError as e:
-                kind = "garbage" if self.packets == 0 and not any(self.errors.values()) else e.kind
-                self.errors[kind] += 1
-                continue
-            self.packets += 1
+        lens, bad = (ends - starts).tolist(), cobs_bad.tolist()
+        rs, re_ = rstarts.tolist(), rends.tolist()
+        for i, n in enumerate(lens):
+            if bad[i]:
+                self._take(n, _raise_cobs, out, as_bytes)
+            else:
+                self._take(n, lambda i=i: raw[rs[i]:re_[i]], out, as_bytes)
 
     def _one(self, body: bytes, out: list, as_bytes: bool) -> None:
-        if not body:
+        self._take(len(body), lambda: cobs_decode(body), out, as_bytes)
+
+    def _take(self, body_len: int, unstuff, out: list, as_bytes: bool) -> None:
+        """Count or accept one frame whose body (without 0x00) is ``body_len`` bytes long;
+        ``unstuff()`` returns its COBS-decoded bytes or raises ProtocolError."""
+        if body_len == 0:
             self.errors["empty_frame"] += 1
             return
-        if len(body) > MAX_FRAME_BYTES:
+        if body_len > MAX_FRAME_BYTES:
             self.errors["oversize"] += 1
             return
         try:
-            pkt = unframe(body)
+            pkt = _check_crc(unstuff())
             out.append(pkt if as_bytes else decode(pkt))
         except ProtocolError as e:
             # A bad first chunk of a stream joined mid-frame is garbage, not a damaged frame.
