@@ -47,9 +47,8 @@ test: setup ## run the whole suite (host, firmware under MicroPython, end to end
 demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse it
 	$(PY) tools/demo.py --out $(DEMO_OUT) --seconds $(DEMO_SECONDS)
 
-bench: setup ## print decode/analyse speed, memory and accuracy figures
+bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py
-	$(PY) tools/firmware_bench.py
 
 .PHONY: hardware
 hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, print the divider table
