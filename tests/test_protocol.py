@@ -242,3 +242,12 @@ def test_bulk_path_equals_frame_by_frame(pkts, rnd, n_mut):
             single._one(body, one, False)
     assert [P.encode(p) for p in bulk] == [P.encode(p) for p in one]
     assert whole.errors == single.errors
+    assert whole.packets == single.packets
+    # and the raw-bytes flavour the capture loader uses
+    raw_bulk, raw_one = P.StreamDecoder(), P.StreamDecoder()
+    rb, ro = [], []
+    if 0 in stream:
+        raw_bulk._bulk(bytes(stream[: stream.rfind(0) + 1]), rb, True)
+        for body in bytes(stream[: stream.rfind(0)]).split(b"\x00"):
+            raw_one._one(body, ro, True)
+    assert rb == ro and raw_bulk.errors == raw_one.errors and raw_bulk.packets == raw_one.packets

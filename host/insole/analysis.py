@@ -14,6 +14,9 @@ results land in trailing-underscore attributes, and the method returns ``self``.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -53,12 +56,10 @@ class Calibration:
         info = stream.info
         supply_v = info.supply_mv / 1000.0
         v = stream.volts
-        force = np.empty_like(v)
-        for c, zone in enumerate(info.zones):
-            k, beta = self.channels.get(zone, (DEFAULT_K_N_OHM, DEFAULT_BETA))
-            force[:, c] = force_from_volts(v[:, c], supply_v, info.r_fixed_ohm, k, beta)
-        sat = (v >= FAULT_FRACTION * supply_v)
-        self.saturated_samples_ = int(sat.sum())
+        k, beta = np.array([self.channels.get(z, (DEFAULT_K_N_OHM, DEFAULT_BETA))
+                            for z in info.zones], dtype=float).T
+        force = force_from_volts(v, supply_v, info.r_fixed_ohm, k, beta)
+        self.saturated_samples_ = int(np.count_nonzero(v >= FAULT_FRACTION * supply_v))
         self.fault_mask_, self.fault_reasons_ = _fault_mask(v, supply_v, stream.rate_hz)
         self.force_n_ = force
         return self
@@ -74,16 +75,18 @@ def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> tuple[int, di
     """
     n_sec = max(1, int(round(rate_hz)))
     mask, reasons = 0, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a channel with no sample at all
+        top = np.nanmax(v, axis=0) if len(v) else np.zeros(v.shape[1])
+    shorted_any = np.any(v >= FAULT_FRACTION * supply_v, axis=0)
     for c in range(v.shape[1]):
         col = v[:, c]
-        seen = col[~np.isnan(col)]
-        if len(seen) and np.all(seen <= 0.0):
+        if top[c] <= 0.0:
             mask |= 1 << c
             reasons[c] = ("reads 0 V throughout: disconnected, or never loaded above the ADC's "
                           "floor")
             continue
-        short = (col >= FAULT_FRACTION * supply_v).astype(np.int8)
-        if _longest_run(short) >= n_sec:
+        if shorted_any[c] and _longest_run((col >= FAULT_FRACTION * supply_v).view(np.int8)) >= n_sec:
             mask |= 1 << c
             reasons[c] = "at or above 99.5 % of the supply for a second or more: shorted"
     return mask, reasons
@@ -677,14 +680,18 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
     """Analyse one or two feet; returns the ``insole.analysis/1`` document (a dict)."""
     config = config or AnalysisConfig()
     calibrations = calibrations or {}
-    pre = {}
-    for side, fs in feet.items():
-        cal = calibrations.get(side) or Calibration()
-        cal.apply(fs)
+
+    def first_pass(side: str):
+        fs = feet[side]
+        cal = (calibrations.get(side) or Calibration()).apply(fs)
         shorted = sum(1 << c for c, r in cal.fault_reasons_.items() if "shorted" in r)
         total = total_force(cal.force_n_, shorted)
         det = StepDetector(**config.detector).detect(total, fs.period_us * 1e-6)
-        pre[side] = (fs, cal, total, det)
+        return fs, cal, total, det
+
+    # the feet are independent until body weight; numpy releases the GIL for most of this
+    with ThreadPoolExecutor(max_workers=max(1, min(len(feet), os.cpu_count() or 1))) as ex:
+        pre = dict(zip(feet, ex.map(first_pass, feet)))
     # body weight: given, or the stride-average identity (one foot's mean force over whole
     # strides is half the body weight)
     estimates = {}

@@ -29,12 +29,21 @@ def volts_from_force(force_n, supply_v: float, r_fixed_ohm: float,
 
 def force_from_volts(volts, supply_v: float, r_fixed_ohm: float,
                      k_n_ohm: float = DEFAULT_K_N_OHM, beta: float = DEFAULT_BETA) -> np.ndarray:
-    """Force on the sensor from the pin voltage; NaN where the reading is a fault (≥ 99.5 %)."""
+    """Force on the sensor from the pin voltage; NaN where the reading is a fault (≥ 99.5 %).
+
+    ``k_n_ohm`` and ``beta`` may be arrays that broadcast against ``volts`` (one per channel).
+    """
     v = np.asarray(volts, dtype=float)
+    k = np.asarray(k_n_ohm, dtype=float)
+    beta = np.asarray(beta, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.clip(v, 0.0, None) / (r_fixed_ohm * (supply_v - v))
-        f = k_n_ohm * g**beta
-    return np.where(v >= FAULT_FRACTION * supply_v, np.nan, f)
+        f = np.maximum(v, 0.0)
+        f /= r_fixed_ohm * (supply_v - v)
+        if np.any(beta != 1.0):
+            f **= beta
+        f *= k
+    f[v >= FAULT_FRACTION * supply_v] = np.nan
+    return f
 
 
 def volts_to_units(volts) -> np.ndarray:

@@ -11,6 +11,8 @@ sensor faults, and the device-to-host clock estimate.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -286,8 +288,13 @@ def clock_estimate(sync: np.ndarray, window_s: float | None = None) -> dict:
 def streams_from_sources(sources: list[SourceData]) -> dict[str, FootStream]:
     """Decode each source into a foot stream; one foot per side (a second one is an error)."""
     feet: dict[str, FootStream] = {}
-    for src in sources:
-        fs = stream_from_source(src)
+    if len(sources) > 1:
+        # sources are independent; numpy releases the GIL for much of the work
+        with ThreadPoolExecutor(max_workers=min(len(sources), os.cpu_count() or 1)) as ex:
+            streams = list(ex.map(stream_from_source, sources))
+    else:
+        streams = [stream_from_source(s) for s in sources]
+    for src, fs in zip(sources, streams):
         if fs.side in feet:
             raise InputFileError(f"{src.name} and {feet[fs.side].source} are both the "
                                  f"{fs.side} foot; give one input per foot")
