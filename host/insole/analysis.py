@@ -383,7 +383,8 @@ class StepMetrics:
             frac = np.where(j > 0, (cfg.onset_n - f_prev) / (f_at - f_prev), 0.0)
         onset = np.where(has, (jm + np.where(j > 0, frac, 0.0)) * period_s, np.inf)
         t_first = onset.min(axis=1)
-        within = (onset - t_first[:, None]) <= cfg.strike_mixed_window_ms * 1e-3
+        with np.errstate(invalid="ignore"):  # inf - inf where no zone loaded at all
+            within = (onset - t_first[:, None]) <= cfg.strike_mixed_window_ms * 1e-3
         within &= has
         zi = {zz: i for i, zz in enumerate(zones)}
         heel = within[:, zi["heel"]] if "heel" in zi else np.zeros(k, bool)

@@ -473,6 +473,7 @@ def truth_document(feet: dict[str, SimFoot], **extra) -> dict:
 def write_truth(path, doc: dict) -> None:
     path = Path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc, indent=1) + "\n")
     except OSError as e:
         raise SimulatorError(f"{path}: cannot write the truth file ({e.strerror})") from e
