@@ -24,7 +24,6 @@ _COMMAND_MODULES = (
     "insole.datasets",
     "insole.score",
     "insole.calibration",
-    "insole.live",
 )
 
 
