@@ -3,8 +3,9 @@
 FIRMWARE_VERSION = "1.0.0"
 
 # Stream framed packets on the USB serial port (PROTOCOL.md "Serial framing"). While on, the
-# port carries binary frames, not the REPL: hold the BOOT button (GPIO0) during reset to start
-# with the firmware off and the REPL free (e.g. for `make deploy`).
+# port carries binary frames, not the REPL: press the BOOT button (GPIO0) within a second after
+# reset (not during it: that enters the ROM bootloader) to start with the firmware off and the
+# REPL free (e.g. for `make deploy`).
 SERIAL_STREAM = True
 SERIAL_BAUD = 921600
 
