@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 
 from helpers import ROOT, run_cli
 from insole.session import REC_MAGIC, load_inputs
@@ -83,11 +85,20 @@ def test_record_two_ports_then_ctrl_c_closes_cleanly(tmp_path):
     from insole.analysis import analyse
     from insole.score import score
 
-    result = score(analyse(feet), json.loads((tmp_path / "truth.json").read_text()))
+    doc = analyse(feet)
+    result = score(doc, json.loads((tmp_path / "truth.json").read_text()))
     for side in ("left", "right"):
         assert result["feet"][side]["tp"] >= 5
         assert result["feet"][side]["f1"] >= 0.99, result["feet"][side]
         assert result["feet"][side]["ic_error_ms"]["median"] <= 2
+    # both feet on the host clock: a step is half a stride, flight is step minus contact
+    assert "host clock" in doc["summary"]["time_base"]
+    for side in ("left", "right"):
+        sm = doc["feet"][side]["summary"]
+        assert sm["step_ms_median"] == pytest.approx(sm["stride_ms_median"] / 2, abs=25)
+        assert sm["flight_ms_median"] == pytest.approx(sm["step_ms_median"] - sm["contact_ms_median"],
+                                                       abs=15)
+        assert 50 < sm["flight_ms_median"] < 200  # running has a flight phase
     # export: one row per sample set, both feet, forces in newtons
     r = run_cli("export", out, "--csv", tmp_path / "x.csv")
     assert r.returncode == 0, r.stderr.decode()

@@ -750,6 +750,7 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
         if bw_est:
             doc["body"]["force_coverage"] = round(bw_est / bw, 3)
     doc["summary"] = _run_summary(doc["feet"])
+    doc["summary"].update(_between_feet(doc["feet"], doc["notes"]))
     doc["config"] = {"detector": asdict_safe(pre and next(iter(pre.values()))[3]),
                      "metrics": asdict(config.metrics), "flags": asdict(config.flags)}
     return doc
@@ -802,6 +803,49 @@ def _summary(all_steps: list[dict], steps: list[dict], fs: FootStream) -> dict:
         "forefoot_ml_balance_median": _med(steps, "forefoot_ml_balance"),
         "duration_s": round(fs.quality["duration_s"], 3),
     }
+
+
+def _between_feet(feet: dict, notes: list[str]) -> dict:
+    """Step time and flight time between the feet, on one time base.
+
+    Each foot has its own clock. A recorded session carries host receive times, from which each
+    foot's device clock is mapped onto the host clock (offset and drift by minimum-delay
+    filtering, ``quality.clock_*``). On that common base every step gets ``step_ms`` (its
+    initial contact to the other foot's next one) and ``flight_ms`` (its toe-off to the other
+    foot's next contact; negative: double support, as in walking). A raw capture has no host
+    times, so its feet share no time base and these are left out, with a note.
+    """
+    if not ("left" in feet and "right" in feet):
+        return {}
+    qs = [feet[s]["quality"] for s in ("left", "right")]
+    if any(q.get("clock_drift_ppm") is None for q in qs):
+        notes.append("left/right step and flight times need a common time base: record both "
+                     "feet into one session (raw captures carry no host receive times)")
+        return {}
+    events = []
+    for side in ("left", "right"):
+        q = feet[side]["quality"]
+        scale, offset = 1.0 + q["clock_drift_ppm"] * 1e-6, q["clock_offset_s"]
+        for st in feet[side]["steps"]:
+            events.append((st["ic_s"] * scale + offset, st["to_s"] * scale + offset, side, st))
+    events.sort(key=lambda e: e[0])
+    for k, (ic, to, side, st) in enumerate(events):
+        nxt = next((e for e in events[k + 1:] if e[2] != side), None)
+        if nxt is None or nxt[0] - ic > 1.5:  # no contralateral contact near: a gap or a stop
+            continue
+        st["step_ms"] = round((nxt[0] - ic) * 1e3, 2)
+        st["flight_ms"] = round((nxt[0] - to) * 1e3, 2)
+    out = {"time_base": "host clock: each foot's device clock mapped by its estimated offset and "
+                        "drift (residual " + ", ".join(f"{s} {feet[s]['quality']['clock_residual_ms']:.1f} ms"
+                                                       for s in ("left", "right")) + ")"}
+    for side in ("left", "right"):
+        steps = feet[side]["steps"]
+        feet[side]["summary"]["step_ms_median"] = _med(steps, "step_ms")
+        feet[side]["summary"]["flight_ms_median"] = _med(steps, "flight_ms")
+    left, right = feet["left"]["summary"]["step_ms_median"], feet["right"]["summary"]["step_ms_median"]
+    if left and right:
+        out["step_time_symmetry_index_pct"] = round(200.0 * (left - right) / (left + right), 2)
+    return out
 
 
 def _run_summary(feet: dict) -> dict:
