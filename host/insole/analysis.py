@@ -52,7 +52,8 @@ class Calibration:
         self.name = name
 
     def apply(self, stream: FootStream) -> Calibration:
-        """Sets ``force_n_`` (n, C), ``fault_mask_`` and ``saturated_samples_``; returns self."""
+        """Sets ``force_n_`` (n, C), ``fault_mask_``, ``shorted_mask_`` (channels to leave out of
+        the total), ``fault_reasons_`` and ``saturated_samples_``; returns self."""
         info = stream.info
         supply_v = info.supply_mv / 1000.0
         v = stream.volts
@@ -60,13 +61,14 @@ class Calibration:
                             for z in info.zones], dtype=float).T
         force = force_from_volts(v, supply_v, info.r_fixed_ohm, k, beta)
         self.saturated_samples_ = int(np.count_nonzero(v >= FAULT_FRACTION * supply_v))
-        self.fault_mask_, self.fault_reasons_ = _fault_mask(v, supply_v, stream.rate_hz)
+        self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = _fault_mask(
+            v, supply_v, stream.rate_hz)
         self.force_n_ = force
         return self
 
 
-def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> tuple[int, dict[int, str]]:
-    """Channels that look broken, as a bit mask and a reason per channel.
+def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> tuple[int, int, dict[int, str]]:
+    """Channels that look broken: (all faults, shorted ones) as bit masks, and a reason each.
 
     A channel that never leaves 0 V is disconnected, or never loaded (a healthy arch can stay
     under the original ESP32 ADC's 150 mV floor all run): reported, and it adds nothing to the
@@ -74,7 +76,7 @@ def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> tuple[int, di
     reported and left out of the total force.
     """
     n_sec = max(1, int(round(rate_hz)))
-    mask, reasons = 0, {}
+    mask, shorted, reasons = 0, 0, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a channel with no sample at all
         top = np.nanmax(v, axis=0) if len(v) else np.zeros(v.shape[1])
@@ -88,15 +90,14 @@ def _fault_mask(v: np.ndarray, supply_v: float, rate_hz: float) -> tuple[int, di
             continue
         if shorted_any[c] and _longest_run((col >= FAULT_FRACTION * supply_v).view(np.int8)) >= n_sec:
             mask |= 1 << c
+            shorted |= 1 << c
             reasons[c] = "at or above 99.5 % of the supply for a second or more: shorted"
-    return mask, reasons
+    return mask, shorted, reasons
 
 
 def _longest_run(x: np.ndarray) -> int:
-    if not x.any():
-        return 0
-    d = np.diff(np.concatenate(([0], x, [0])))
-    return int((np.flatnonzero(d == -1) - np.flatnonzero(d == 1)).max())
+    r = _runs(x.astype(bool))
+    return int((r[:, 1] - r[:, 0]).max()) if len(r) else 0
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -542,9 +543,10 @@ class FlagRules:
             "message": f"{message} {_NOT_DIAGNOSIS}", "source": SOURCES[code]})
 
     def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float):
-        """Longest run of the rolling median above baseline·(1+rise) after the baseline.
+        """The longest run, after the baseline, of the rolling median above baseline·(1+rise)
+        that lasts ``hold_s`` and ``hold_min_steps``.
 
-        Returns (baseline, run_start_s, run_end_s, n_steps, rolling_values) or None.
+        Returns (baseline, run_start_s, run_end_s, n_steps, median_level) or None.
         """
         cfg = self.config
         base_end = self._baseline_end(t)
@@ -555,21 +557,25 @@ class FlagRules:
         roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
         t_roll = t[w - 1:]  # a trailing window of w steps ends at this step
         after = t[: len(roll)] >= base_end  # the whole window lies after the baseline
-        above = (roll > base * (1 + rise)) & after
-        if not above.any():
-            return base, None
-        d = np.diff(np.concatenate(([0], above.view(np.int8), [0])))
-        st, en = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
         best = None
-        for a, b in zip(st, en):
+        for a, b in _runs((roll > base * (1 + rise)) & after):
             dur = t_roll[b - 1] - t_roll[a]
-            n = b - a
-            if dur >= cfg.hold_s and n >= cfg.hold_min_steps and (best is None or dur > best[2]):
+            if dur >= cfg.hold_s and b - a >= cfg.hold_min_steps and (best is None or dur > best[2]):
                 best = (a, b, dur)
         if best is None:
-            return base, None
+            return None
         a, b, _ = best
-        return base, (t_roll[a], t_roll[b - 1], b - a, float(np.median(roll[a:b])))
+        return base, t_roll[a], t_roll[b - 1], b - a, float(np.median(roll[a:b]))
+
+    def _drift_flag(self, code: str, side: str, rise_frac: float, r: tuple, what: str) -> None:
+        """A drift-rule flag from a :meth:`_sustained_rise` result; ``what`` ends the message."""
+        base, t0, t1, n, level = r
+        pct = ".0f" if code == "forefoot_overload" else ".1f"
+        self._flag(code, side, "drift", (level / base - 1) * 100, rise_frac * 100,
+                   "% rise over baseline", n, (t0, t1),
+                   f"Your {side} {'forefoot' if code == 'forefoot_overload' else 'arch'}'s share "
+                   f"of each step rose from {base * 100:{pct}} % to {level * 100:{pct}} % and "
+                   f"stayed there for {t1 - t0:.0f} s{what}")
 
     def _heel(self, steps, t, side, drift_ok):
         cfg = self.config
@@ -622,13 +628,9 @@ class FlagRules:
                            "linked to metatarsalgia and metatarsal stress fractures.")
         if drift_ok:
             r = self._sustained_rise(share, t, cfg.met_share_rise_frac)
-            if r and r[1]:
-                base, (t0, t1, n, level) = r
-                self._flag("forefoot_overload", side, "drift", (level / base - 1) * 100,
-                           cfg.met_share_rise_frac * 100, "% rise over baseline", n, (t0, t1),
-                           f"Your {side} forefoot's share of each step rose from {base * 100:.0f} % "
-                           f"to {level * 100:.0f} % and stayed there for {t1 - t0:.0f} s, a sign of "
-                           "fatigue shifting load onto the metatarsal heads.")
+            if r:
+                self._drift_flag("forefoot_overload", side, cfg.met_share_rise_frac, r,
+                                 ", a sign of fatigue shifting load onto the metatarsal heads.")
 
     def _arch(self, steps, t, side, drift_ok):
         cfg = self.config
@@ -646,13 +648,9 @@ class FlagRules:
         if drift_ok:
             r = self._sustained_rise(share, t, cfg.arch_share_rise_frac)
             last = share[t > t[-1] - cfg.baseline_s]
-            if r and r[1] and np.median(last) > cfg.arch_share_end_min:
-                base, (t0, t1, n, level) = r
-                self._flag("arch_collapse", side, "drift", (level / base - 1) * 100,
-                           cfg.arch_share_rise_frac * 100, "% rise over baseline", n, (t0, t1),
-                           f"Your {side} arch's share of each step rose from {base * 100:.1f} % to "
-                           f"{level * 100:.1f} % and stayed there for {t1 - t0:.0f} s: the arch "
-                           "gives way as you tire.")
+            if r and np.median(last) > cfg.arch_share_end_min:
+                self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,
+                                 ": the arch gives way as you tire.")
 
 
 # --- whole analysis ---------------------------------------------------------------------------
@@ -685,8 +683,7 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
     def first_pass(side: str):
         fs = feet[side]
         cal = (calibrations.get(side) or Calibration()).apply(fs)
-        shorted = sum(1 << c for c, r in cal.fault_reasons_.items() if "shorted" in r)
-        total = total_force(cal.force_n_, shorted)
+        total = total_force(cal.force_n_, cal.shorted_mask_)
         det = StepDetector(**config.detector).detect(total, fs.period_us * 1e-6)
         return fs, cal, total, det
 
@@ -751,16 +748,9 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
             doc["body"]["force_coverage"] = round(bw_est / bw, 3)
     doc["summary"] = _run_summary(doc["feet"])
     doc["summary"].update(_between_feet(doc["feet"], doc["notes"]))
-    doc["config"] = {"detector": asdict_safe(pre and next(iter(pre.values()))[3]),
+    doc["config"] = {"detector": vars(StepDetector(**config.detector)),
                      "metrics": asdict(config.metrics), "flags": asdict(config.flags)}
     return doc
-
-
-def asdict_safe(det) -> dict:
-    if not det:
-        return {}
-    return {k: getattr(det, k) for k in ("threshold_n", "merge_gap_ms", "min_contact_ms",
-                                         "max_contact_ms", "min_peak_n")}
 
 
 def _med(steps, key, pred=None):

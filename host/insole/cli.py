@@ -16,7 +16,7 @@ import sys
 from . import __version__
 from .errors import InsoleError
 
-# (module, is it required?) -- optional ones may be absent while they are being built.
+# Each module adds its own subcommand.
 _COMMAND_MODULES = (
     "insole.sim.cli",
     "insole.recorder",
@@ -35,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name or name.startswith((e.name or "") + "."):
-                continue  # that command is not part of this build
-            raise
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -60,6 +60,11 @@ RATE_MAX_HZ = 1000
 
 _DATA_HEADER = struct.Struct("<BBBBHIHB")  # version type flags C seq t0_us period_us N
 DATA_HEADER_BYTES = _DATA_HEADER.size  # 13
+# The same header as a numpy record, for reading many DATA headers at once.
+DATA_HEADER_DTYPE = np.dtype([("version", "u1"), ("type", "u1"), ("flags", "u1"),
+                              ("channels", "u1"), ("seq", "<u2"), ("t0_us", "<u4"),
+                              ("period_us", "<u2"), ("sets", "u1")])
+assert DATA_HEADER_DTYPE.itemsize == DATA_HEADER_BYTES
 _STATUS = struct.Struct("<BBBBHIHHIBBB")  # 21 bytes
 _FLAG_SIDE = 0x01
 _FLAG_OVERRUN = 0x04
@@ -428,6 +433,7 @@ class StreamDecoder:
 
     def _one(self, body: bytes, out: list, as_bytes: bool) -> None:
         self._take(len(body), lambda: cobs_decode(body), out, as_bytes)
+
 
     def _take(self, body_len: int, unstuff, out: list, as_bytes: bool) -> None:
         """Count or accept one frame whose body (without 0x00) is ``body_len`` bytes long;

@@ -225,7 +225,7 @@ def export_csv(inputs: list[str], out_path: str | Path) -> int:
             for i, z in enumerate(zones):
                 if z in fs.zones:
                     table[:, i + 1] = force[:, fs.zones.index(z)]
-            table[:, -1] = total_force(force, cal.fault_mask_)
+            table[:, -1] = total_force(force, cal.shorted_mask_)
             fmt = "%.4f," + side + "," + ",".join(["%.2f"] * (len(zones) + 1)) + "\n"
             for start in range(0, fs.n, 50_000):
                 chunk = table[start:start + 50_000]

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import calibration
 from .analysis import AnalysisConfig, Calibration, analyse
 from .errors import InputFileError, InsoleError
 from .session import load_inputs
@@ -20,20 +21,12 @@ def analyse_paths(paths: list[str], body_mass_kg: float | None = None,
     feet = streams_from_sources(load_inputs(paths))
     cals = {}
     for f in calibration_files or []:
-        cal = _load_calibration(f)
+        cal = calibration.load(f)
         side = cal.side
         if side not in feet:
             raise InputFileError(f"{f}: calibration is for the {side} foot, which is not in the input")
         cals[side] = Calibration(dict(cal.channels), cal.describe())
     return analyse(feet, body_mass_kg=body_mass_kg, calibrations=cals, config=config)
-
-
-def _load_calibration(path: str):
-    try:
-        from . import calibration
-    except ModuleNotFoundError as e:
-        raise InsoleError("calibration files are not supported by this build") from e
-    return calibration.load(path)
 
 
 def format_summary(doc: dict) -> str:

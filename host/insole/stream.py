@@ -26,8 +26,6 @@ from .session import FRAMING_PACKETS, SourceData
 log = logging.getLogger(__name__)
 
 _WRAP = 1 << 32
-_HEADER_DTYPE = np.dtype([("version", "u1"), ("type", "u1"), ("flags", "u1"), ("channels", "u1"),
-                          ("seq", "<u2"), ("t0_us", "<u4"), ("period_us", "<u2"), ("sets", "u1")])
 
 
 @dataclass
@@ -121,7 +119,7 @@ class FootAssembler:
         times = host_times if host_times is not None else [None] * len(raws)
         is_data = [len(r) >= P.DATA_HEADER_BYTES and r[1] == P.DATA for r in raws]
         heads = np.frombuffer(b"".join(r[:P.DATA_HEADER_BYTES] for r, d in zip(raws, is_data) if d),
-                              dtype=_HEADER_DTYPE)
+                              dtype=P.DATA_HEADER_DTYPE)
         seq, t0, period = heads["seq"].tolist(), heads["t0_us"].tolist(), heads["period_us"].tolist()
         chans, sets, flags = heads["channels"].tolist(), heads["sets"].tolist(), heads["flags"].tolist()
         h = 0
