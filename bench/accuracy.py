@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
-from insole import datasets  # noqa: E402
-from insole.report import analyse_paths  # noqa: E402
-from insole.score import score  # noqa: E402
+from insole.cli.analyse import analyse_paths  # noqa: E402
+from insole.validation import datasets  # noqa: E402
+from insole.validation.score import score  # noqa: E402
 
 SCENARIOS = ("easy-run", "heel-striker", "forefoot-overload", "arch-collapse", "forefoot-runner", "walk")
 SIM_CRITERIA = {"f1_min": 0.99, "ic_median_ms_max": 2.0, "to_median_ms_max": 5.0}

@@ -33,8 +33,8 @@ def make_capture() -> Path:
 _CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from insole.session import load_inputs
-from insole.stream import streams_from_sources
+from insole.io.session import load_inputs
+from insole.analysis.stream import streams_from_sources
 from insole.analysis import analyse
 t1 = time.perf_counter()
 feet = streams_from_sources(load_inputs(sys.argv[1:]))

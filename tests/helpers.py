@@ -19,3 +19,28 @@ def run_cli(*args, timeout: float = 300, input: bytes | None = None) -> subproce
     """Run `insole ARGS...` as a user would, from the venv's interpreter."""
     return subprocess.run([sys.executable, "-m", "insole.cli", *map(str, args)],
                           capture_output=True, timeout=timeout, input=input, cwd=ROOT)
+
+
+INSOLE = [sys.executable, "-m", "insole.cli"]
+
+
+def start_sim(tmp_path, seconds=30, side="both", scenario="easy-run"):
+    p = subprocess.Popen([*INSOLE, "sim", scenario, "--side", side, "--pty", "--seed", "4",
+                          "--duration-s", str(seconds), "--truth", str(tmp_path / "truth.json")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    ports = {}
+    want = 2 if side == "both" else 1
+    while len(ports) < want:
+        line = p.stdout.readline()
+        assert line, p.stderr.read()
+        parts = line.split()
+        if len(parts) == 2 and parts[1].startswith("/dev/"):
+            ports[parts[0]] = parts[1]
+    return p, ports
+
+
+def stop(p: subprocess.Popen, kill: bool = False) -> tuple[bytes | str, bytes | str]:
+    """End a child and close its pipes (communicate closes them)."""
+    if p.poll() is None:
+        p.kill() if kill else p.terminate()
+    return p.communicate(timeout=20)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-sim = pytest.importorskip("insole.sim")
-report = pytest.importorskip("insole.report")
-from insole.score import score  # noqa: E402
+from insole import sim
+from insole.analysis import analyse_paths
+from insole.validation.score import score  # noqa: E402
 
 SCENARIOS = ("easy-run", "heel-striker", "forefoot-overload", "arch-collapse", "forefoot-runner", "walk")
 SEEDS = (1, 2, 3, 4, 5)
@@ -40,7 +40,7 @@ def scored(run_dir, scenario: str, seed: int, faults: str) -> dict:
             p = run_dir / f"{scenario}-{seed}-{faults}-{side}.bin"
             sim.write_capture(p, foot)
             paths.append(str(p))
-        analysis = report.analyse_paths(paths)
+        analysis = analyse_paths(paths)
         _CACHE[key] = score(analysis, sim.truth_document(feet), 0.020, CRITERIA)
         for p in paths:
             (run_dir / p).unlink()

@@ -7,8 +7,8 @@ import pytest
 
 from insole import sim
 from insole.analysis import FlagConfig, FlagRules, StepDetector, analyse
-from insole.session import Chunk, SourceData
-from insole.stream import stream_from_source
+from insole.analysis.stream import stream_from_source
+from insole.io.session import Chunk, SourceData
 
 PERIOD_S = 0.002
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insole import calibration as C
-from insole import hardware
 from insole import protocol as P
 from insole.errors import InputFileError
-from insole.sensor import DEFAULT_K_N_OHM, volts_from_force
+from insole.io import trial
+from insole.model import calibration as C
+from insole.model import fits, hardware
+from insole.model.sensor import DEFAULT_K_N_OHM, volts_from_force
+from insole.sim import standing
 
 ZONES = ("heel", "arch", "met1", "met23", "met5")
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,14 +29,14 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def _trial(side, tmp_path, **kw):
-    raw = C.synthetic_standing_trial(side, **kw)
+    raw = standing.synthetic_standing_trial(side, **kw)
     path = tmp_path / f"stand-{side}.bin"
     path.write_bytes(raw)
     return path
 
 
 def _feet(tmp_path, **kw):
-    return C.load_trial([str(_trial("left", tmp_path, **kw)), str(_trial("right", tmp_path, **kw))])
+    return trial.load_trial([str(_trial("left", tmp_path, **kw)), str(_trial("right", tmp_path, **kw))])
 
 
 # --- standing trial -------------------------------------------------------------------------
@@ -43,7 +45,7 @@ def _feet(tmp_path, **kw):
 @pytest.mark.parametrize("scale", [0.6, 1.0, 1.3])
 def test_standing_fit_recovers_a_known_scale(tmp_path, scale):
     feet = _feet(tmp_path, body_mass_kg=81.0, k_n_ohm=DEFAULT_K_N_OHM * scale, seed=3)
-    cals = C.fit_standing(feet, 81.0)
+    cals = fits.fit_standing(feet, 81.0)
     assert set(cals) == {"left", "right"}
     for cal in cals.values():
         for z in ZONES:
@@ -59,8 +61,8 @@ def test_standing_fit_with_bench_prior_recovers_per_channel_k(tmp_path):
     true_beta = {"heel": 1.1, "arch": 0.9, "met1": 1.0, "met23": 1.2, "met5": 1.05}
     # the bench saw each sensor alone with 1/20 of the zone load (a small sensor under a puck)
     prior = C.Calibration("left", {z: (true_k[z] / 20 ** 1, true_beta[z]) for z in ZONES}, "bench")
-    feet = C.load_trial([str(_trial("left", tmp_path, body_mass_kg=65.0, k_n_ohm=true_k, beta=true_beta))])
-    cal = C.fit_standing(feet, 65.0, {"left": prior})["left"]
+    feet = trial.load_trial([str(_trial("left", tmp_path, body_mass_kg=65.0, k_n_ohm=true_k, beta=true_beta))])
+    cal = fits.fit_standing(feet, 65.0, {"left": prior})["left"]
     assert cal.method == "bench+standing"
     for z in ZONES:
         assert cal.channels[z][0] == pytest.approx(true_k[z], rel=0.03)
@@ -70,9 +72,9 @@ def test_standing_fit_with_bench_prior_recovers_per_channel_k(tmp_path):
 
 def test_wrong_relative_k_shows_in_the_steadiness_check(tmp_path):
     true_k = {"heel": 2.0e5, "arch": 4e5, "met1": 8e5, "met23": 8e5, "met5": 8e5}
-    feet = C.load_trial([str(_trial("left", tmp_path, k_n_ohm=true_k))])
-    good = C.fit_standing(feet, 72.0, {"left": C.Calibration("left", {z: (k, 1.0) for z, k in true_k.items()}, "bench")})
-    bad = C.fit_standing(feet, 72.0)
+    feet = trial.load_trial([str(_trial("left", tmp_path, k_n_ohm=true_k))])
+    good = fits.fit_standing(feet, 72.0, {"left": C.Calibration("left", {z: (k, 1.0) for z, k in true_k.items()}, "bench")})
+    bad = fits.fit_standing(feet, 72.0)
     assert bad["left"].checks["loaded_rms_pct"] > 2 * good["left"].checks["loaded_rms_pct"]
 
 
@@ -81,24 +83,24 @@ def test_phases_are_found_and_a_missing_phase_is_named(tmp_path):
     ft = feet["left"]
     total = np.nansum(C.channel_forces(ft.volts, ft.zones, ft.supply_mv / 1e3, ft.r_fixed_ohm,
                                        C.default("left", ft.zones)), axis=1)
-    ph = C.detect_phases(total, ft.rate_hz)
+    ph = fits.detect_phases(total, ft.rate_hz)
     assert set(ph) == {"both", "loaded", "unloaded"}
     # TRIAL_PHASES as generated: both 0-11 s (steady from the start), left 14-24 s, right 27-37 s
     assert ph["both"][1] / ft.rate_hz <= 11.5
     assert 14.0 <= ph["loaded"][0] / ft.rate_hz and ph["loaded"][1] / ft.rate_hz <= 24.0
     assert 27.0 <= ph["unloaded"][0] / ft.rate_hz
-    only_both = C.load_trial([str(_trial("left", tmp_path, phases=(("both", 12.0, ""),)))])
+    only_both = trial.load_trial([str(_trial("left", tmp_path, phases=(("both", 12.0, ""),)))])
     with pytest.raises(C.CalibrationError, match="single-foot phase"):
-        C.fit_standing(only_both, 72.0)
+        fits.fit_standing(only_both, 72.0)
 
 
 def test_check_mode_accepts_a_good_calibration_and_rejects_a_wrong_one(tmp_path):
     feet = _feet(tmp_path, k_n_ohm=DEFAULT_K_N_OHM * 1.2)
-    good = C.fit_standing(feet, 72.0)
-    res = C.check_standing(feet, 72.0, good)
+    good = fits.fit_standing(feet, 72.0)
+    res = fits.check_standing(feet, 72.0, good)
     assert all(abs(v) < 2 for d in res.values() for v in d.values())
     wrong = {s: C.default(s, ZONES) for s in ("left", "right")}
-    res = C.check_standing(feet, 72.0, wrong)
+    res = fits.check_standing(feet, 72.0, wrong)
     assert res["left"]["single_foot_error_pct"] == pytest.approx(100 * (1 / 1.2 - 1), abs=2)
 
 
@@ -118,10 +120,10 @@ def test_bench_fit_recovers_k_and_beta(tmp_path):
         f"met1,{f},{float(volts_from_force(f, supply_mv / 1e3, r_fixed, 3.0e4, 1.1)):.5f}" for f in (5, 10, 30, 60)]
     (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "b.csv").write_text("\n".join(rows2) + "\n")
-    cal = C.bench_calibration(tmp_path / "a.csv", "left")
+    cal = fits.bench_calibration(tmp_path / "a.csv", "left")
     assert cal.channels["heel"][0] == pytest.approx(2.0e4, rel=1e-3)
     assert cal.channels["arch"][1] == pytest.approx(0.85, rel=1e-3)
-    cal2 = C.bench_calibration(tmp_path / "b.csv", "right")
+    cal2 = fits.bench_calibration(tmp_path / "b.csv", "right")
     assert cal2.channels["met1"][0] == pytest.approx(3.0e4, rel=1e-3)
     assert cal2.channels["met1"][1] == pytest.approx(1.1, rel=1e-3)
 
@@ -129,7 +131,7 @@ def test_bench_fit_recovers_k_and_beta(tmp_path):
 def test_bench_needs_two_loads(tmp_path):
     (tmp_path / "t.csv").write_text("zone,mass_kg,ohms\nheel,1,20000\n")
     with pytest.raises(C.CalibrationError, match="two different loads"):
-        C.bench_calibration(tmp_path / "t.csv", "left")
+        fits.bench_calibration(tmp_path / "t.csv", "left")
 
 
 # --- the file -------------------------------------------------------------------------------
@@ -225,7 +227,7 @@ def test_bad_input_exits_2_with_one_line(args):
 
 def test_not_a_trial_exits_2_with_one_line(tmp_path):
     p = tmp_path / "still.bin"
-    p.write_bytes(C.synthetic_standing_trial("left", phases=(("both", 15.0, ""),)))
+    p.write_bytes(standing.synthetic_standing_trial("left", phases=(("both", 15.0, ""),)))
     r = run_cli("calibrate", p, "--body-mass-kg", "70", "--yes")
     err = r.stderr.decode().strip()
     assert r.returncode == 2 and len(err.splitlines()) == 1 and "single-foot phase" in err, err
@@ -267,9 +269,9 @@ def test_live_trial_over_a_serial_port_is_recorded_cued_and_fitted(tmp_path):
     import tty
 
     phase_s = 4.5
-    raw = C.synthetic_standing_trial("left", 70.0, k_n_ohm=DEFAULT_K_N_OHM * 0.8, rate_hz=100,
-                                     phases=C.trial_phases(phase_s))
-    seconds = 1 + 3 * phase_s + 2 * C.TRANSITION_S + 1
+    raw = standing.synthetic_standing_trial("left", 70.0, k_n_ohm=DEFAULT_K_N_OHM * 0.8, rate_hz=100,
+                                     phases=fits.trial_phases(phase_s))
+    seconds = 1 + 3 * phase_s + 2 * fits.TRANSITION_S + 1
     master, slave = os.openpty()
     tty.setraw(slave)
     port = os.ttyname(slave)

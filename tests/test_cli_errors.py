@@ -6,8 +6,8 @@ import json
 import os
 
 import pytest
-
 from helpers import run_cli
+
 from insole import protocol as P
 from insole import sim
 

@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import SHARED, run_cli
-from insole import datasets, hardware, protocol
-from insole.sensor import force_from_volts, units_to_volts
+
+from insole import protocol
+from insole.model import hardware
+from insole.model.sensor import force_from_volts, units_to_volts
+from insole.validation import datasets
 
 GAITPDB = SHARED / "data" / "gaitpdb"
 FUKUCHI = SHARED / "data" / "fukuchi2017"

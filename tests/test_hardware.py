@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from insole import hardware
 from insole import protocol as P
+from insole.model import hardware
 
 ROOT = Path(__file__).resolve().parent.parent
 HW = ROOT / "hardware"
@@ -135,17 +135,17 @@ def test_analysis_takes_zone_positions_from_the_hardware_file(monkeypatch, tmp_p
     offenders = [p.name for p in (ROOT / "host" / "insole").rglob("*.py")
                  if p.name != "hardware.py" and literal.search(p.read_text())]
     assert offenders == [], f"zone coordinates hard-coded in {offenders}; read insole.hardware instead"
-    report = pytest.importorskip("insole.report")
+    from insole.analysis import analyse_paths
     # a change in the zone file reaches the analysis: move the heel forward, the strike index follows
     capture = tmp_path / "run.bin"
     capture.write_bytes(_running_capture())
-    before = report.analyse_paths([str(capture)], body_mass_kg=70.0)
+    before = analyse_paths([str(capture)], body_mass_kg=70.0)
     si0 = before["feet"]["left"]["summary"].get("strike_index_median")
     if si0 is None:
         pytest.skip("the analysis reports no strike index yet")
     moved = dict(pos, heel=(pos["heel"][0] + 0.2, pos["heel"][1]))
     monkeypatch.setattr(hardware, "zone_positions", lambda: moved)
-    after = report.analyse_paths([str(capture)], body_mass_kg=70.0)
+    after = analyse_paths([str(capture)], body_mass_kg=70.0)
     si1 = after["feet"]["left"]["summary"]["strike_index_median"]
     assert si1 > si0 + 0.02, "the analysis did not follow the zone file's heel position"
 
@@ -154,7 +154,7 @@ def _running_capture(seconds: float = 20.0, rate_hz: int = 500) -> bytes:
     """Rearfoot-strike steps: the heel loads first, the forefoot 40 ms later."""
     import numpy as np
 
-    from insole.sensor import volts_from_force
+    from insole.model.sensor import volts_from_force
 
     zones = hardware.default_zones()
     stride_s, contact_s = 0.72, 0.26

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from insole import protocol as P
+from insole.errors import ProtocolError
 
 
 def _vectors(shared):
@@ -104,7 +105,7 @@ def test_decode_rejects_malformed_packets_by_kind():
         bytes([1, 0x12, 1]): "bad_length",
     }
     for raw, kind in cases.items():
-        with pytest.raises(P.ProtocolError) as ei:
+        with pytest.raises(ProtocolError) as ei:
             P.decode(raw)
         assert ei.value.kind == kind, raw
 

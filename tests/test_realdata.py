@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import SHARED, run_cli
-from insole import datasets
-from insole.score import score
 
-report = pytest.importorskip("insole.report")
+from insole.analysis import analyse_paths
+from insole.validation import datasets
+from insole.validation.score import score
 
 GAITPDB = ("GaCo01_01", "GaPt03_01", "JuCo01_01", "JuPt01_01", "SiCo01_01", "SiPt02_01")
 FUKUCHI = {"RBDS001runT25forces": "forefoot", "RBDS002runT25forces": "midfoot"}
@@ -40,7 +39,7 @@ def scored(out_dir, kind: str, name: str) -> dict:
             pytest.fail(f"{src} is missing; ../shared/data is part of the test fixtures")
         d = out_dir / name
         truth = datasets.convert(kind, src, d)
-        analysis = report.analyse_paths([str(d / "left.bin"), str(d / "right.bin")])
+        analysis = analyse_paths([str(d / "left.bin"), str(d / "right.bin")])
         _CACHE[name] = (score(analysis, truth, 0.020), analysis)
     return _CACHE[name][0]
 

@@ -6,39 +6,13 @@ import csv
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from helpers import INSOLE, ROOT, run_cli, start_sim, stop
 
-
-from helpers import ROOT, run_cli
-from insole.session import REC_MAGIC, load_inputs
-from insole.stream import streams_from_sources
-
-INSOLE = [sys.executable, "-m", "insole.cli"]
-
-
-def start_sim(tmp_path, seconds=30, side="both", scenario="easy-run"):
-    p = subprocess.Popen([*INSOLE, "sim", scenario, "--side", side, "--pty", "--seed", "4",
-                          "--duration-s", str(seconds), "--truth", str(tmp_path / "truth.json")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    ports = {}
-    want = 2 if side == "both" else 1
-    while len(ports) < want:
-        line = p.stdout.readline()
-        assert line, p.stderr.read()
-        parts = line.split()
-        if len(parts) == 2 and parts[1].startswith("/dev/"):
-            ports[parts[0]] = parts[1]
-    return p, ports
-
-
-def stop(p: subprocess.Popen, kill: bool = False) -> tuple[bytes | str, bytes | str]:
-    """End a child and close its pipes (communicate closes them)."""
-    if p.poll() is None:
-        p.kill() if kill else p.terminate()
-    return p.communicate(timeout=20)
+from insole.analysis.stream import streams_from_sources
+from insole.io.session import REC_MAGIC, load_inputs
 
 
 def start_recorder(ports, out, *extra):
@@ -63,7 +37,6 @@ def test_record_two_ports_then_ctrl_c_closes_cleanly(tmp_path):
     try:
         rec = start_recorder(ports, out)
         wait_for_bytes(out, 2)
-        time.sleep(1.0)
         rec.send_signal(signal.SIGINT)
         stdout, stderr = rec.communicate(timeout=20)
     finally:
@@ -83,7 +56,7 @@ def test_record_two_ports_then_ctrl_c_closes_cleanly(tmp_path):
         assert fs.host_sync is not None and fs.quality["clock_residual_ms"] < 50
     # the recording started after the device: scored against the truth on the device clock
     from insole.analysis import analyse
-    from insole.score import score
+    from insole.validation.score import score
 
     doc = analyse(feet)
     result = score(doc, json.loads((tmp_path / "truth.json").read_text()))
@@ -154,7 +127,7 @@ def test_port_unplugged_mid_run_is_a_counted_fault_and_data_is_kept(tmp_path):
 
 def test_pyserial_loop_url_opens_through_serial_for_url():
     from insole import protocol as P
-    from insole.sources import open_source
+    from insole.io.sources import open_source
 
     src = open_source("loop://").open()
     try:
@@ -192,7 +165,7 @@ def test_spy_url_reads_a_pty_and_hexdumps_the_wire(tmp_path):
     import tty
 
     from insole import protocol as P
-    from insole.sources import open_source
+    from insole.io.sources import open_source
 
     master, slave = os.openpty()
     tty.setraw(slave)

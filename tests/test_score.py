@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import run_cli
 from insole.errors import InputFileError
-from insole.score import match_steps, score
+from insole.validation.score import match_steps, score
 
 
 def _truth(steps_l, steps_r=None, expected=(), absent=(), **foot_extra):
@@ -176,3 +176,21 @@ def test_a_recording_that_started_late_is_aligned_by_t0():
     f = score(analysis, truth)["feet"]["left"]
     assert (f["tp"], f["fp"], f["fn"], f["aligned_by_s"]) == (10, 0, 0, 2.0)
     assert f["ic_error_ms"]["median"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_recording_that_caught_the_first_sample_is_scored_over_its_own_span():
+    # The recorder opened the port before the device's first DATA frame (offset 0.0) and stopped
+    # before the simulator did: only the true steps inside the recording are scored. (A shift of
+    # 0.0 used to be taken for "no alignment data", scoring the whole truth: F1 0.29 in CI.)
+    truth = _truth(TRUE)
+    truth["feet"]["left"]["device"] = {"first_t0_us": 123_456}
+    analysis = _analysis(TRUE[:5])
+    analysis["feet"]["left"]["device"] = {"first_sample_t0_us": 123_456}
+    analysis["feet"]["left"]["summary"] = {"duration_s": TRUE[5]["ic_s"] - 0.1}
+    f = score(analysis, truth)["feet"]["left"]
+    assert (f["tp"], f["fp"], f["fn"], f["aligned_by_s"]) == (5, 0, 0, 0.0)
+
+
+def test_without_alignment_data_the_whole_truth_is_scored():
+    f = score(_analysis(TRUE[:5]), _truth(TRUE))["feet"]["left"]
+    assert (f["tp"], f["fn"], f["aligned_by_s"]) == (5, 5, None)

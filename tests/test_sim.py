@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from insole import hardware, protocol, sensor
+
+from insole import protocol
+from insole.model import hardware, sensor
 from insole.sim import (
     SCENARIOS,
     SimulatorError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from insole.sim import SCENARIOS, simulate, truth_document
 
 SEEDS = range(1, 6)

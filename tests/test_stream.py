@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from insole import protocol as P
-from insole.errors import InputFileError
-from insole.session import Chunk, SourceData
-from insole.stream import FootAssembler, clock_estimate, stream_from_source
+from insole.analysis.stream import FootAssembler, clock_estimate, stream_from_source
+from insole.errors import InputFileError, ProtocolError
+from insole.io.session import Chunk, SourceData
 
 INFO = P.Info("right", ("heel", "arch", "met1"), 500, 3300, 750, "a4cf12003f9a", "t")
 
@@ -126,7 +126,7 @@ def test_raw_fast_path_equals_decoding_each_packet():
     for r in raws:
         try:
             slow.add(P.decode(r), 1.0)
-        except P.ProtocolError as e:
+        except ProtocolError as e:
             errors_slow[e.kind] = errors_slow.get(e.kind, 0) + 1
     fast = FootAssembler()
     errors_fast = fast.add_raw(raws, [1.0] * len(raws))
@@ -135,3 +135,46 @@ def test_raw_fast_path_equals_decoding_each_packet():
     assert a.quality == b.quality
     np.testing.assert_array_equal(a.volts, b.volts)
     assert len(a.statuses) == len(b.statuses) == 1
+
+
+def test_a_reboot_starts_a_new_segment_not_duplicates():
+    # the device reboots after 10 packets: seq back to 0, its clock restarts near 0
+    asm = FootAssembler()
+    asm.add(INFO)
+    for p in packets(10, t_start=50_000_000, seq_start=300):
+        asm.add(p, host_time_s=1000.0 + p.t0_us * 1e-6)
+    host_gap_s = 2.0
+    for p in packets(10, t_start=1_200_000, seq_start=0):
+        asm.add(p, host_time_s=1000.0 + 50.0 + 0.08 + host_gap_s + (p.t0_us - 1_200_000) * 1e-6)
+    fs = asm.finish()
+    q = fs.quality
+    assert q["device_reboots"] == 1 and q.get("duplicate_packets", 0) == 0
+    assert q["packets_lost"] == 0 and q["samples_dropped"] == 0
+    # every sample set of both segments is there, in order, with the reboot's gap missing
+    kept = ~np.isnan(fs.volts[:, 0])
+    assert kept.sum() == 80
+    assert np.array_equal(np.rint(fs.volts[kept, 1] / P.SAMPLE_UNIT_V), np.r_[np.arange(40), np.arange(40)])
+    gap_s = q["reboot_gap_samples"] * 0.002
+    assert gap_s == pytest.approx(host_gap_s, abs=0.01)
+    assert q["segments"][1]["first_t0_us"] == 1_200_000
+
+
+def test_a_reboot_without_host_times_gets_the_stated_gap():
+    from insole.analysis.stream import REBOOT_GAP_UNKNOWN_US
+
+    asm = FootAssembler()
+    for p in packets(5, t_start=9_000_000, seq_start=1000) + packets(5, t_start=0, seq_start=0):
+        asm.add(p)
+    fs = asm.finish()
+    assert fs.quality["device_reboots"] == 1 and fs.quality["reboot_gap_unknown"] == 1
+    assert (~np.isnan(fs.volts[:, 0])).sum() == 40
+    assert fs.quality["reboot_gap_samples"] == REBOOT_GAP_UNKNOWN_US // 2000 - 1
+
+
+def test_an_old_packet_again_is_still_a_duplicate_not_a_reboot():
+    asm = FootAssembler()
+    pk = packets(6, seq_start=2)
+    for p in (*pk, pk[0], pk[3]):  # seq 2 and 5 again, with the device times they had
+        asm.add(p)
+    fs = asm.finish()
+    assert fs.quality["duplicate_packets"] == 2 and fs.quality["device_reboots"] == 0

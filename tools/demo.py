@@ -39,10 +39,10 @@ def main() -> int:
     out.mkdir(parents=True)
     session = out / "session"
 
-    sim_cmd = [*INSOLE, "sim", args.scenario, "--side", "both", "--pty", "--seed", str(args.seed),
+    sim_prog = ([sys.executable, str(Path(__file__).with_name("firmware_loop.py"))] if args.firmware
+                else [*INSOLE, "sim"])
+    sim_cmd = [*sim_prog, args.scenario, "--side", "both", "--pty", "--seed", str(args.seed),
                "--duration-s", str(args.seconds + 5), "--truth", str(out / "truth.json")]
-    if args.firmware:
-        sim_cmd.append("--firmware")
     say("1. simulator on two pseudo-terminals: " + " ".join(sim_cmd[2:]))
     sim = subprocess.Popen(sim_cmd, stdout=subprocess.PIPE, text=True)
     ports = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
-from insole import firmware_loop  # noqa: E402
+import firmware_loop  # noqa: E402
 
 # Assumptions for the ESP32 estimate (stated, not measured here: no board).
 # The reference loop `x = i + 1` is about 5 bytecodes per iteration (FOR_ITER, STORE, LOAD,

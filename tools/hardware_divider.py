@@ -31,8 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "host"))
 
-from insole import hardware  # noqa: E402
-from insole.sensor import DEFAULT_BETA, DEFAULT_K_N_OHM, volts_from_force  # noqa: E402
+from insole.model import hardware  # noqa: E402
+from insole.model.sensor import (  # noqa: E402
+    DEFAULT_BETA,
+    DEFAULT_K_N_OHM,
+    volts_from_force,
+)
 
 FORCES_N = (25, 100, 400, 1000, 1500)
 CANDIDATES_OHM = (330, 470, 560, 680, 750, 820, 1000, 1500, 2200, 4700)

@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
-from insole import hardware  # noqa: E402
+from insole.model import hardware  # noqa: E402
 
 OUT_DIR = ROOT / "hardware" / "svg"
 FOOT_MM = 270.0  # reference foot length of the template (about EU 42 / US men 8.5)

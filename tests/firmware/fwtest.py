@@ -15,9 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import firmware_loop
 import pytest
-
-from insole import firmware_loop
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -47,7 +46,6 @@ def other_boards() -> list[str]:
 
 def firmware_for_board(board: str, out_dir: Path) -> Path:
     """The firmware sources with pins.py generated for another board of the pin map."""
-    sys.path.insert(0, str(ROOT / "tools"))
     import firmware_pins
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 FIRMWARE = ROOT / "firmware"
 BIN = Path(sys.executable).parent
 STUBS = ROOT / ".stubs"
-sys.path.insert(0, str(ROOT / "tools"))
 import firmware_pins  # noqa: E402
 
 

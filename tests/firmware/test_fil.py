@@ -5,13 +5,15 @@ readings, and that analyses to the same steps as the simulator's own capture."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-
 from fwtest import ROOT
+
 from insole import protocol
-from insole.score import match_steps
+from insole.validation.score import match_steps
 
 SECONDS = 120
 SCENARIO = "easy-run"
@@ -19,8 +21,6 @@ SEED = 3
 
 
 def _run_cli(*args, timeout=600):
-    import subprocess
-    import sys
     return subprocess.run([sys.executable, "-m", "insole.cli", *map(str, args)],
                           capture_output=True, timeout=timeout, cwd=ROOT)
 
@@ -29,8 +29,9 @@ def _run_cli(*args, timeout=600):
 def captures(tmp_path_factory):
     d = tmp_path_factory.mktemp("fil")
     fil, sim = d / "fil.bin", d / "sim.bin"
-    r = _run_cli("sim", SCENARIO, "--side", "left", "--duration-s", SECONDS, "--seed", SEED,
-                 "--firmware", "--out", fil)
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "firmware_loop.py"), SCENARIO,
+                        "--side", "left", "--duration-s", str(SECONDS), "--seed", str(SEED),
+                        "--out", str(fil)], capture_output=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr.decode()
     r = _run_cli("sim", SCENARIO, "--side", "left", "--duration-s", SECONDS, "--seed", SEED,
                  "--out", sim)
@@ -117,7 +118,8 @@ def test_same_steps_as_the_simulators_capture(captures):
 def test_ticks_us_wrap_during_a_run():
     # The fake ticks_us wraps at 2**30 (as on the ESP32) 5 s into this run: the stream must not
     # notice (the firmware's 32-bit clock accumulates ticks_diff).
-    from insole import firmware_loop
+    import firmware_loop
+
     from insole.sim import simulate
     foot = simulate(SCENARIO, "right", 12, rate_hz=1000, seed=SEED)
     buf = bytearray()
@@ -135,7 +137,8 @@ def test_ticks_us_wrap_during_a_run():
 
 
 def test_disconnected_sensor_sets_its_fault_bit_and_streaming_goes_on():
-    from insole import firmware_loop
+    import firmware_loop
+
     from insole.sim import simulate
     foot = simulate(SCENARIO, "left", 10, seed=SEED, disconnect_sensor="met1", disconnect_at_s=4)
     bit = 1 << foot.info.zones.index("met1")

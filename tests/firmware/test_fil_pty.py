@@ -1,4 +1,4 @@
-"""Firmware in the loop, live: `insole sim --firmware --pty` serves the real firmware on a
+"""Firmware in the loop, live: `tools/firmware_loop.py --pty` serves the real firmware on a
 pseudo-terminal that the host's pyserial opens; commands written to the port reach the firmware
 and its REPLYs come back."""
 
@@ -9,8 +9,8 @@ import sys
 import time
 
 import serial
-
 from fwtest import ROOT
+
 from insole import protocol
 
 
@@ -25,8 +25,8 @@ def _frames_until(port, dec, until, timeout_s=5.0):
 
 
 def test_live_pty_streams_and_takes_commands():
-    proc = subprocess.Popen([sys.executable, "-m", "insole.cli", "sim", "easy-run", "--side", "left",
-                             "--duration-s", "20", "--firmware", "--pty"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "firmware_loop.py"), "easy-run",
+                             "--side", "left", "--duration-s", "20", "--pty"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().split()

@@ -6,7 +6,7 @@ sets the device took, and whose ``truth`` is the model's ground truth for scorin
 See ``docs/simulator.md``.
 """
 
-from .device import (
+from insole.sim.device import (
     FAULT_OPTIONS,
     Faults,
     SimFoot,
@@ -18,8 +18,8 @@ from .device import (
     write_capture,
     write_truth,
 )
-from .gait import GaitParams
-from .scenarios import FLAG_CODES, SCENARIOS, Scenario
+from insole.sim.gait import GaitParams
+from insole.sim.scenarios import FLAG_CODES, SCENARIOS, Scenario
 
 __all__ = [
     "FAULT_OPTIONS", "FLAG_CODES", "SCENARIOS", "Faults", "GaitParams", "Scenario", "SimFoot",

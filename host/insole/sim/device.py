@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import hardware, protocol, sensor
-from ..errors import InsoleError
-from . import gait
-from .scenarios import SCENARIOS, Scenario
+from insole import protocol
+from insole.errors import InsoleError
+from insole.model import hardware, sensor
+from insole.sim import gait
+from insole.sim.scenarios import SCENARIOS, Scenario
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ MAX_DURATION_S = 4 * 3600.0
 # 12-bit step (~0.76 mV) as the quantisation before the wire's 100 µV units, and saturates at
 # full scale as the real pin does.
 ADC_BITS = 12
-_ADC_FULL_SCALE_FALLBACK_V = 3.3
 DEFAULT_NOISE_MV = 2.0
 DEFAULT_OVERRUN_MS = 100.0
 MAX_DRIFT_PPM = 50.0
@@ -53,11 +53,7 @@ class SimulatorError(InsoleError):
 
 def adc_full_scale_v() -> float:
     """Full-scale voltage of the default board's ADC (hardware/pinmap.json), in volts."""
-    try:
-        chip = hardware.board().get("chip")
-        return float(hardware.pinmap()["chips"][chip]["full_scale_mv"]) / 1000.0
-    except (KeyError, TypeError, ValueError):
-        return _ADC_FULL_SCALE_FALLBACK_V
+    return hardware.adc_full_scale_mv() / 1000.0
 
 
 def frame_many(packets: list[bytes]) -> list[bytes]:

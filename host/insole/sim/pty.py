@@ -30,8 +30,8 @@ import time
 import tty
 from dataclasses import dataclass, field, replace
 
-from .. import protocol as P
-from .device import SimFoot
+from insole import protocol as P
+from insole.sim.device import SimFoot
 
 log = logging.getLogger(__name__)
 

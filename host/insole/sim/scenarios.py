@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .gait import GaitParams
+from insole.sim.gait import GaitParams
 
 FLAG_CODES = ("heel_strike_force", "forefoot_overload", "arch_collapse")
 

@@ -1,4 +1,5 @@
-"""Facts about the physical insole, read from the files in ``hardware/`` (the single source).
+"""Facts about the physical insole, read from ``pinmap.json`` and ``zones.json`` (the single source,
+shipped inside the package as ``insole/model/data/``; ``hardware/`` links to them).
 
 The firmware's board module, the simulator's defaults, the analysis's zone positions, the live
 view's foot map and the drawings in ``hardware/svg/`` all come from ``hardware/pinmap.json`` and
@@ -14,25 +15,22 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
-from .errors import InputFileError
-
-# hardware/ beside host/ in a checkout; an installed copy ships its own (see package data).
-_CANDIDATES = (
-    Path(__file__).resolve().parent.parent.parent / "hardware",
-    Path(__file__).resolve().parent / "hardware_data",
-)
+from insole.errors import InputFileError
 
 PINMAP_SCHEMA = "insole.pinmap/1"
 ZONES_SCHEMA = "insole.zones/1"
 
 
 def hardware_dir() -> Path:
-    for p in _CANDIDATES:
-        if (p / "pinmap.json").is_file():
-            return p
-    raise InputFileError("hardware/pinmap.json not found beside the insole package")
+    """The folder of the pin map and zone files: package data of ``insole.model`` (``data/``).
+
+    In a checkout, ``hardware/pinmap.json`` and ``hardware/zones.json`` are links to these files,
+    so the firmware's pin module, the drawings and the installed package read one source.
+    """
+    return Path(str(resources.files("insole.model") / "data"))
 
 
 @lru_cache(maxsize=None)
@@ -95,6 +93,11 @@ def chip(board_name: str | None = None) -> dict:
         raise InputFileError(f"hardware/pinmap.json: no chip entry {name!r}") from None
 
 
+def adc_full_scale_mv(board_name: str | None = None) -> int:
+    """Pin voltage in mV at which the board's ADC clips (reads its largest value)."""
+    return int(chip(board_name)["full_scale_mv"])
+
+
 def adc_accurate_range_mv(board_name: str | None = None) -> tuple[int, int]:
     """(low, high) pin voltage in mV between which the board's ADC reads accurately.
 
@@ -113,7 +116,9 @@ def check_pinmap(pm: dict | None = None) -> list[str]:
     ADC1 pins of its chip (ADC2 is unusable while the radio runs), the battery pin is an ADC1
     pin distinct from the sensors, the LED pin is not a sensor pin, and 1-8 channels.
     """
-    from .protocol import ZONES  # local: protocol imports numpy, keep this module light
+    from insole.protocol import (
+        ZONES,  # local: protocol imports numpy, keep this module light
+    )
 
     pm = pinmap() if pm is None else pm
     problems = []

@@ -1,4 +1,4 @@
-"""``insole record`` and ``insole export``: lossless, crash-safe recording of one or two sources.
+"""Lossless, crash-safe recording of one or two sources into a session directory.
 
 Every chunk a source delivers is appended, as received and with the host receive time, to that
 source's ``.rec`` file (format in :mod:`insole.session`); the file is flushed at least once a
@@ -9,25 +9,19 @@ the other source goes on, and nothing already received is lost.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import logging
 import os
-import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
-from . import __version__
-from . import protocol as P
-from .errors import InsoleError, SourceError
-from .session import REC_MAGIC, SESSION_SCHEMA, encode_record, load_inputs
-from .sources import Source, SourceClosed, open_source
-from .stream import streams_from_sources
+from insole import __version__
+from insole import protocol as P
+from insole.errors import InsoleError, SourceError
+from insole.io.session import REC_MAGIC, SESSION_SCHEMA, encode_record
+from insole.io.sources import Source, SourceClosed, open_source
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +53,7 @@ class _SourceWorker(threading.Thread):
         if self.source.live:
             # opening a port discards what was waiting, INFO included: ask for it again
             try:
-                self.source.write(P.frame(P.Command(P.CMD_GET_INFO)))
+                self.source.send(P.encode(P.Command(P.CMD_GET_INFO)))
             except (SourceClosed, SourceError) as e:
                 log.warning("%s: could not ask for INFO (%s)", self.source.url, e)
         with self.path.open("ab", buffering=1 << 16) as f:
@@ -93,7 +87,15 @@ class _SourceWorker(threading.Thread):
 
 
 class Recorder:
-    """Records sources into a session directory until stopped or every source has ended."""
+    """Records sources into a session directory until stopped or every source has ended.
+
+    :meth:`run` blocks; :meth:`request_stop` (safe from a signal handler or another thread) ends
+    it within about a read timeout (0.1 s): the workers finish their last write, the sources are
+    closed only after their worker has left ``read()``, and ``session.json`` is marked closed.
+    """
+
+    #: how long run() waits for a worker to leave read() before closing its source anyway
+    JOIN_TIMEOUT_S = 5.0
 
     def __init__(self, urls: list[str], out_dir: str | Path, duration_s: float | None = None) -> None:
         self.urls = urls
@@ -101,6 +103,10 @@ class Recorder:
         self.duration_s = duration_s
         self.stop = threading.Event()
         self.workers: list[_SourceWorker] = []
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop and close the session (returns at once)."""
+        self.stop.set()
 
     def _write_meta(self, closed: bool, extra: dict | None = None) -> None:
         meta = {"schema": SESSION_SCHEMA, "created": self._created, "recorder": f"insole {__version__}",
@@ -135,12 +141,13 @@ class Recorder:
                         for i, s in enumerate(sources)]
         self._write_meta(closed=False)
         t0 = time.monotonic()
-        for w in self.workers:
-            w.start()
         last_meta = t0
         try:
+            for w in self.workers:
+                w.start()
             while any(w.is_alive() for w in self.workers):
-                time.sleep(0.1)
+                if self.stop.wait(0.1):
+                    break
                 now = time.monotonic()
                 if self.duration_s is not None and now - t0 >= self.duration_s:
                     break
@@ -151,116 +158,24 @@ class Recorder:
                         progress(self.workers, now - t0)
         finally:
             self.stop.set()
-            for w in self.workers:
-                w.join(timeout=5)
-            for s in sources:
+            for w, s in zip(self.workers, sources):
+                if w.is_alive() or w.ident is not None:
+                    w.join(timeout=self.JOIN_TIMEOUT_S)
+                if w.is_alive():  # still inside read(): closing the port is what can end it
+                    log.warning("%s: reader did not stop within %.0f s; closing the port under it",
+                                s.url, self.JOIN_TIMEOUT_S)
                 s.close()
+                w.join(timeout=self.JOIN_TIMEOUT_S)
             self._write_meta(closed=True, extra={"ended": _now_iso(),
                                                  "elapsed_s": round(time.monotonic() - t0, 3)})
         return {"workers": self.workers, "elapsed_s": time.monotonic() - t0}
 
 
-def _progress(workers, elapsed):
-    parts = []
-    for w in workers:
-        d = w.decoder
-        parts.append(f"{w.side or '?'}: {d.packets} packets, {d.error_count} bad frames")
-        if w.fault:
-            parts[-1] += f", FAULT {w.fault}"
-    print(f"[{elapsed:6.1f} s] " + "; ".join(parts), file=sys.stderr, flush=True)
 
 
-def _cmd_record(args: argparse.Namespace) -> int:
-    if len(args.sources) > 2:
-        raise InsoleError("give one or two sources (one per foot)")
-    rec = Recorder(args.sources, args.out, args.duration_s)
-
-    def _term(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, _term)
-    try:
-        try:
-            res = rec.run(progress=None if args.quiet else _progress)
-        except KeyboardInterrupt:
-            res = {"workers": rec.workers}
-            print("insole record: stopped; session closed cleanly", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    faults = 0
-    for w in res["workers"]:
-        d = w.decoder
-        line = (f"{w.source.url}: {w.bytes} bytes, {d.packets} packets, {d.error_count} bad frames"
-                + (f", side {w.side}" if w.side else ""))
-        if w.fault:
-            faults += 1
-            line += f"; FAULT: {w.fault} (everything received before it is kept)"
-        print(line)
-    print(f"session written to {args.out}")
-    return 0
 
 
-def export_csv(inputs: list[str], out_path: str | Path) -> int:
-    """One row per sample set: time, side, each zone's force (N) and the total.
-
-    Time is seconds since that foot's first sample on its device clock. A missing sample set
-    (lost packet, device drop) is a row with empty force cells: gaps stay visible.
-    """
-    from .analysis import Calibration, total_force
-
-    feet = streams_from_sources(load_inputs(inputs))
-    zones = sorted({z for fs in feet.values() for z in fs.zones}, key=P.ZONES.index)
-    rows = 0
-    try:
-        f = open(out_path, "w", newline="")
-    except OSError as e:
-        raise InsoleError(f"cannot write {out_path}: {e.strerror}") from e
-    with f:
-        f.write(",".join(["t_s", "side", *[f"{z}_force_n" for z in zones], "total_force_n"]) + "\n")
-        for side, fs in feet.items():
-            cal = Calibration().apply(fs)
-            force = cal.force_n_
-            table = np.full((fs.n, len(zones) + 2), np.nan)
-            table[:, 0] = fs.t_s
-            for i, z in enumerate(zones):
-                if z in fs.zones:
-                    table[:, i + 1] = force[:, fs.zones.index(z)]
-            table[:, -1] = total_force(force, cal.shorted_mask_)
-            fmt = "%.4f," + side + "," + ",".join(["%.2f"] * (len(zones) + 1)) + "\n"
-            for start in range(0, fs.n, 50_000):
-                chunk = table[start:start + 50_000]
-                f.write("".join(fmt % tuple(r) for r in chunk.tolist()).replace("nan", ""))
-            rows += fs.n
-    return rows
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    if args.csv is None:
-        raise InsoleError("choose an export format: --csv [PATH]")
-    out = args.csv
-    if out == "":
-        first = Path(args.inputs[0])
-        out = str(first / "samples.csv") if first.is_dir() else str(first.with_suffix(".csv"))
-    n = export_csv(args.inputs, out)
-    print(f"{n} rows written to {out}")
-    return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("record", help="record one or two sources into a session directory",
-                       description="Append every chunk as received, with the host receive time, "
-                                   "to DIR. Ctrl-C stops cleanly.")
-    p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="serial:///dev/ttyUSB0, file://capture.bin, sim://easy-run?side=left, ...")
-    p.add_argument("--out", required=True, metavar="DIR", help="new session directory")
-    p.add_argument("--duration-s", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=_cmd_record)
-
-    e = sub.add_parser("export", help="export a session or capture to CSV",
-                       description="One row per sample set: time (s since that foot's first "
-                                   "sample), side, each zone's force in newtons.")
-    e.add_argument("inputs", nargs="+", metavar="INPUT")
-    e.add_argument("--csv", nargs="?", const="", metavar="PATH",
-                   help="write CSV (to PATH; default DIR/samples.csv or CAPTURE.csv)")
-    e.set_defaults(func=_cmd_export)

@@ -5,27 +5,38 @@ receive time) and produces a :class:`FootStream`: a uniform grid on the device c
 unwrapped across the 2^32 wrap, every sample set the device sent in its slot and every slot that
 nothing arrived for left as NaN (never filled). It keeps the data-quality ledger: packets lost
 (gaps in ``seq``), sample sets the device itself dropped (overrun bit), decoder errors, duplicates,
-sensor faults, and the device-to-host clock estimate.
+device reboots, sensor faults, and the device-to-host clock estimate.
+
+A device that reboots (watchdog, brown-out) starts again at seq 0 on a fresh clock. Its packets
+are not duplicates: they start a new *segment* of the same foot, placed on the grid after the old
+one (see :meth:`FootAssembler._start_segment`), so nothing after a reboot is dropped and the two
+clocks are never mixed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import hardware
-from . import protocol as P
-from .errors import InputFileError, ProtocolError
-from .session import FRAMING_PACKETS, SourceData
+from insole import protocol as P
+from insole.errors import InputFileError, ProtocolError
+from insole.io.session import FRAMING_PACKETS, SourceData
+from insole.model import hardware
 
 log = logging.getLogger(__name__)
 
 _WRAP = 1 << 32
+# A rebooted device starts again at seq 0 (PROTOCOL.md): a packet whose seq goes back to below
+# this, at a device time that no earlier packet of that seq can have had, starts a new segment.
+REBOOT_MAX_SEQ = 256
+# Where the host has no receive times (a raw capture), the time a reboot took is unknown: the new
+# segment is placed this long after the old one (an ESP32 boots MicroPython in about a second).
+REBOOT_GAP_UNKNOWN_US = 1_000_000
 
 
 @dataclass
@@ -87,6 +98,9 @@ class FootAssembler:
         self._side: str | None = None
         self._blocks: list[tuple[int, np.ndarray]] = []
         self._sync: list[tuple[int, float]] = []
+        self._last_host: float | None = None
+        self._last_n_sets = 0
+        self.segments: list[dict] = []
         self.q: Counter[str] = Counter()
 
     def add(self, pkt: P.Packet, host_time_s: float | None = None) -> None:
@@ -153,19 +167,27 @@ class FootAssembler:
         if side != self._side:
             q["side_mismatch_packets"] += 1
         # seq: +1 per packet, wraps at 65536; a jump forward is transport loss
+        rebooted = False
         if self._seq is not None:
             gap = (seq - self._seq - 1) & 0xFFFF
             if gap >= 0x8000:
-                q["duplicate_packets"] += 1
-                return
-            q["packets_lost"] += gap
-            seq_gap = gap
+                if not self._is_reboot(seq, t0_us, n_sets):
+                    q["duplicate_packets"] += 1
+                    return
+                rebooted = True
+                seq_gap = 0
+            else:
+                q["packets_lost"] += gap
+                seq_gap = gap
         else:
             seq_gap = 0
         self._seq = seq
+        if rebooted:
+            t = self._start_segment(t0_us, host_time_s)
         # t0_us: 32-bit device clock, unwrapped by accumulating forward differences
-        if self._t_last_raw is None:
+        elif self._t_last_raw is None:
             t = t0_us
+            self.segments.append({"first_t0_us": t0_us, "starts_at_us": 0})
         else:
             d = (t0_us - self._t_last_raw) % _WRAP
             if d >= _WRAP // 2:
@@ -174,7 +196,7 @@ class FootAssembler:
             t = self._t_unwrapped + d
         self._t_last_raw = t0_us
         self._t_unwrapped = t
-        if self._next_t is not None:
+        if self._next_t is not None and not rebooted:
             missing = int(round((t - self._next_t) / self._period))
             if missing > 0 and seq_gap == 0:
                 q["samples_dropped"] += missing  # the device's own overrun
@@ -186,8 +208,42 @@ class FootAssembler:
         q["sample_sets"] += n_sets
         self._next_t = t + n_sets * self._period
         self._blocks.append((t, n_sets, samples))
+        self._last_n_sets = n_sets
         if host_time_s is not None:
             self._sync.append((self._next_t - self._period, host_time_s))
+            self._last_host = host_time_s
+
+    def _is_reboot(self, seq: int, t0_us: int, n_sets: int) -> bool:
+        # A duplicate is an old packet again: its t0 is the one its seq had. A reboot restarts
+        # seq near 0 on a fresh clock, which no earlier packet's seq/t0 pair matches.
+        if seq >= REBOOT_MAX_SEQ:
+            return False
+        back = (self._seq - seq) & 0xFFFF
+        expected = (self._t_last_raw - back * n_sets * self._period) % _WRAP
+        off = min((t0_us - expected) % _WRAP, (expected - t0_us) % _WRAP)
+        return off > 10 * self._period
+
+    def _start_segment(self, t0_us: int, host_time_s: float | None) -> int:
+        """A rebooted device: its packets continue the grid after the old segment's last sample.
+
+        With host receive times the gap is what the host clock saw between the last packet of
+        the old segment and the first of the new one (minus the new packet's own span); without
+        them it is :data:`REBOOT_GAP_UNKNOWN_US`. The gap's slots stay missing (NaN) and are
+        counted as ``reboot_gap_samples``, not as loss or device drops.
+        """
+        q = self.q
+        q["device_reboots"] += 1
+        if host_time_s is not None and self._last_host is not None:
+            gap_us = (host_time_s - self._last_host) * 1e6 - self._period * (self._last_n_sets - 1)
+            gap_us = max(gap_us, float(self._period))
+        else:
+            gap_us = float(REBOOT_GAP_UNKNOWN_US)
+            q["reboot_gap_unknown"] += 1
+        gap_sets = max(0, int(round(gap_us / self._period)) - 1)
+        q["reboot_gap_samples"] += gap_sets
+        t = self._next_t + gap_sets * self._period
+        self.segments.append({"first_t0_us": t0_us, "starts_at_us": t - self._blocks[0][0]})
+        return t
 
     def finish(self, decoder_errors: dict[str, int] | None = None) -> FootStream:
         """Build the stream. Raises InputFileError if the source carried no DATA at all."""
@@ -228,6 +284,10 @@ class FootAssembler:
         q["decode_errors"] = int(sum(errs.values()))
         q["decode_errors_by_kind"] = {k: v for k, v in errs.items() if v}
         q["duration_s"] = n * period * 1e-6
+        q.setdefault("device_reboots", 0)
+        if q["device_reboots"]:
+            q["segments"] = [{"first_t0_us": g["first_t0_us"],
+                              "starts_at_s": round(g["starts_at_us"] * 1e-6, 6)} for g in self.segments]
         if self.statuses:
             q["device_overruns"] = int(self.statuses[-1].overruns - self.statuses[0].overruns)
             fm = 0

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .device import (
+from insole.sim.device import (
     SimulatorError,
     check_duration,
     check_rate,
@@ -20,7 +20,7 @@ from .device import (
     write_capture,
     write_truth,
 )
-from .scenarios import SCENARIOS
+from insole.sim.scenarios import SCENARIOS
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,12 @@ def register(subparsers) -> None:
         description="Simulate one or two insoles running a scenario, speaking the exact wire "
                     "protocol, into capture files (--out) or live on pseudo-terminals (--pty). "
                     "Scenarios: " + "; ".join(f"{k}: {v.description}" for k, v in SCENARIOS.items()))
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The simulator's options (also used by ``tools/firmware_loop.py``, firmware in the loop)."""
     p.add_argument("scenario", metavar="SCENARIO", help=", ".join(SCENARIOS))
     p.add_argument("--side", default="both", help="left, right or both (default both)")
     p.add_argument("--duration-s", default="180", metavar="S", help="seconds of running (default 180)")
@@ -45,9 +51,6 @@ def register(subparsers) -> None:
                           "holding left.bin and right.bin (both)")
     p.add_argument("--truth", metavar="PATH", help="write the ground truth (JSON) here")
     p.add_argument("--speed", default="1", metavar="X", help="with --pty: run X times real time")
-    p.add_argument("--firmware", action="store_true",
-                   help="firmware in the loop: run the real firmware/ under MicroPython (Node, "
-                        "`make setup`) on these readings; its serial bytes go to --pty or --out")
     f = p.add_argument_group("faults")
     f.add_argument("--loss-pct", default=None, metavar="P", help="drop P %% of frames")
     f.add_argument("--corrupt-pct", default=None, metavar="P", help="damage one byte in P %% of frames")
@@ -60,7 +63,6 @@ def register(subparsers) -> None:
     f.add_argument("--noise-mv", default=None, metavar="MV", help="RMS sensor noise (default 2 mV)")
     f.add_argument("--drift-ppm", default=None, metavar="PPM",
                    help="device clock error (default: random within ±50 ppm per foot)")
-    p.set_defaults(func=run)
 
 
 def _num(value, name: str, kind=float):
@@ -75,7 +77,9 @@ def _num(value, name: str, kind=float):
     return v
 
 
-def run(args: argparse.Namespace) -> int:
+def feet_from_args(args: argparse.Namespace) -> tuple[dict, float]:
+    """The simulated feet ``{side: SimFoot}`` the options ask for, and the --speed factor; writes
+    the truth file when asked."""
     get_scenario(args.scenario)
     sides = {"both": ("left", "right"), "left": ("left",), "right": ("right",)}.get(args.side)
     if sides is None:
@@ -104,9 +108,12 @@ def run(args: argparse.Namespace) -> int:
                         body_mass_kg=mass, **faults) for s in sides}
     if args.truth:
         write_truth(args.truth, truth_document(feet))
-    if args.firmware:  # see insole.firmware_loop
-        from ..firmware_loop import run_cli as run_firmware_cli
-        return run_firmware_cli(feet, args.out, args.pty, speed)
+    return feet, speed
+
+
+def run(args: argparse.Namespace) -> int:
+    feet, speed = feet_from_args(args)
+    sides = tuple(feet)
     if args.pty:
         return _run_pty(feet, speed)
     out = Path(args.out)
@@ -129,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pty(feet: dict, speed: float) -> int:
-    from .pty import Pty, stream
+    from insole.sim.pty import Pty, stream
 
     stop = threading.Event()
     interrupted = threading.Event()

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .protocol import SAMPLE_UNIT_V
+from insole.protocol import SAMPLE_UNIT_V
 
 DEFAULT_K_N_OHM = 4.0e5
 DEFAULT_BETA = 1.0
 # A reading at or above this fraction of the supply is a short, not a force.
 FAULT_FRACTION = 0.995
+# The ADC clips below the supply (the original ESP32 at about 3.1 V with 11 dB attenuation,
+# hardware/pinmap.json): a reading at or above this fraction of its full scale is saturated.
+ADC_CLIP_FRACTION = 0.99
+
+
+def saturation_v(supply_v: float, adc_full_scale_v: float | None = None) -> float:
+    """The pin voltage from which a reading says nothing about force: the lower of 99.5 % of the
+    supply (the divider's own limit) and 99 % of the ADC's full scale (where it clips)."""
+    limit = FAULT_FRACTION * supply_v
+    if adc_full_scale_v is not None:
+        limit = min(limit, ADC_CLIP_FRACTION * adc_full_scale_v)
+    return limit
 
 
 def volts_from_force(force_n, supply_v: float, r_fixed_ohm: float,
@@ -28,8 +40,10 @@ def volts_from_force(force_n, supply_v: float, r_fixed_ohm: float,
 
 
 def force_from_volts(volts, supply_v: float, r_fixed_ohm: float,
-                     k_n_ohm: float = DEFAULT_K_N_OHM, beta: float = DEFAULT_BETA) -> np.ndarray:
-    """Force on the sensor from the pin voltage; NaN where the reading is a fault (≥ 99.5 %).
+                     k_n_ohm: float = DEFAULT_K_N_OHM, beta: float = DEFAULT_BETA,
+                     saturated_v: float | None = None) -> np.ndarray:
+    """Force on the sensor from the pin voltage; NaN where the reading is saturated (at or above
+    ``saturated_v``, by default 99.5 % of the supply: see :func:`saturation_v`).
 
     ``k_n_ohm`` and ``beta`` may be arrays that broadcast against ``volts`` (one per channel).
     """
@@ -42,7 +56,7 @@ def force_from_volts(volts, supply_v: float, r_fixed_ohm: float,
         if np.any(beta != 1.0):
             f **= beta
         f *= k
-    f[v >= FAULT_FRACTION * supply_v] = np.nan
+    f[v >= (FAULT_FRACTION * supply_v if saturated_v is None else saturated_v)] = np.nan
     return f
 
 

@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputFileError
+from insole.errors import InputFileError
 
 REC_MAGIC = b"INSREC1\n"
 _REC_HEAD = struct.Struct("<dI")

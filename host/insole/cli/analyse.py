@@ -7,26 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import calibration
-from .analysis import AnalysisConfig, Calibration, analyse
-from .errors import InputFileError, InsoleError
-from .session import load_inputs
-from .stream import streams_from_sources
-
-
-def analyse_paths(paths: list[str], body_mass_kg: float | None = None,
-                  calibration_files: list[str] | None = None,
-                  config: AnalysisConfig | None = None) -> dict:
-    """Load inputs (raw captures and/or session dirs) and analyse them."""
-    feet = streams_from_sources(load_inputs(paths))
-    cals = {}
-    for f in calibration_files or []:
-        cal = calibration.load(f)
-        side = cal.side
-        if side not in feet:
-            raise InputFileError(f"{f}: calibration is for the {side} foot, which is not in the input")
-        cals[side] = Calibration(dict(cal.channels), cal.describe())
-    return analyse(feet, body_mass_kg=body_mass_kg, calibrations=cals, config=config)
+from insole.analysis import analyse_paths
+from insole.errors import InsoleError
 
 
 def format_summary(doc: dict) -> str:

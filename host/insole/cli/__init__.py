@@ -13,17 +13,19 @@ import importlib
 import logging
 import sys
 
-from . import __version__
-from .errors import InsoleError
+from insole import __version__
+from insole.errors import InsoleError
 
 # Each module adds its own subcommand.
 _COMMAND_MODULES = (
-    "insole.sim.cli",
-    "insole.recorder",
-    "insole.report",
-    "insole.datasets",
-    "insole.score",
-    "insole.calibration",
+    "insole.cli.sim",
+    "insole.cli.record",
+    "insole.cli.export",
+    "insole.cli.analyse",
+    "insole.cli.convert",
+    "insole.cli.score",
+    "insole.cli.calibrate",
+    "insole.cli.command",
 )
 
 

@@ -22,12 +22,15 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import SourceError
-from .session import FRAMING_SERIAL
+from insole.errors import SourceError
+from insole.io.session import FRAMING_SERIAL
 
 log = logging.getLogger(__name__)
 
 BAUD = 921600
+WRITE_TIMEOUT_S = 1.0
+#: URL beginnings of sources that are a live device (they take commands; an end is an unplug)
+LIVE_SCHEMES = ("serial://", "ble://", "socket://", "rfc2217://", "/dev/")
 _PYSERIAL_SCHEMES = {"socket", "loop", "spy", "rfc2217", "hwgrep", "alt", "cp2110"}
 
 
@@ -58,6 +61,16 @@ class Source:
     def write(self, data: bytes) -> None:
         raise SourceError(f"{self.url}: this source does not accept commands")
 
+    def send(self, packet: bytes) -> None:
+        """Send one encoded packet (a command) to the device, framed as this link needs.
+
+        Serial links frame it (COBS + CRC, :func:`insole.protocol.frame`); a packet link (BLE)
+        writes it as it is.
+        """
+        from insole import protocol as P
+
+        self.write(P.frame(packet) if self.framing == FRAMING_SERIAL else packet)
+
     def close(self) -> None:
         pass
 
@@ -80,7 +93,9 @@ class SerialSource(Source):
         import serial
 
         try:
-            self._ser = serial.serial_for_url(self.port, baudrate=BAUD, timeout=0.05)
+            # write_timeout: a port nobody drains (or a dead USB link) must not block a command
+            self._ser = serial.serial_for_url(self.port, baudrate=BAUD, timeout=0.1,
+                                              write_timeout=WRITE_TIMEOUT_S)
         except (serial.SerialException, ValueError, OSError) as e:
             raise SourceError(f"cannot open {self.port}: {_short(e)}") from e
         return self
@@ -92,7 +107,8 @@ class SerialSource(Source):
         if ser is None:
             raise SourceError(f"{self.url}: not open")
         try:
-            ser.timeout = timeout_s
+            if ser.timeout != timeout_s:  # a property set: a round trip on rfc2217://, so only on change
+                ser.timeout = timeout_s
             waiting = ser.in_waiting
             return ser.read(max(4096, waiting))
         except (serial.SerialException, OSError) as e:
@@ -101,8 +117,13 @@ class SerialSource(Source):
     def write(self, data: bytes) -> None:
         import serial
 
+        if self._ser is None:
+            raise SourceError(f"{self.url}: not open")
         try:
             self._ser.write(data)
+        except serial.SerialTimeoutException as e:
+            raise SourceError(f"{self.port}: write timed out after {WRITE_TIMEOUT_S:g} s "
+                              "(is the device reading its port?)") from e
         except (serial.SerialException, OSError) as e:
             raise SourceClosed(f"{self.port} closed ({_short(e)})") from e
 
@@ -162,7 +183,7 @@ class SimSource(Source):
         self._t_start = None
 
     def open(self) -> SimSource:
-        from . import sim
+        from insole import sim
 
         p = dict(self.params)
         try:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InsoleError
+from insole.errors import InsoleError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE_DIR = ROOT / "firmware"
 HARNESS_DIR = ROOT / "tools" / "firmware_wasm"
 FAKES_DIR = HARNESS_DIR / "fakes"
@@ -266,11 +266,11 @@ def summary_json(stats: dict) -> str:
     return json.dumps(stats, sort_keys=True)
 
 
-# --- `insole sim SCENARIO --firmware` ------------------------------------------------------------
+# --- `python tools/firmware_loop.py SCENARIO ...`: the simulator's readings through the firmware ----
 
 
 def run_cli(feet: dict, out: str | None, pty: bool, speed: float = 1.0) -> int:
-    """``insole sim --firmware``: the firmware, fed each simulated foot, writes the capture(s).
+    """The firmware, fed each simulated foot, writes the capture(s).
 
     With ``out``, one capture file (one foot) or ``left.bin``/``right.bin`` in a directory, as
     fast as MicroPython runs; with ``pty``, live on one pseudo-terminal per foot, paced to the
@@ -299,7 +299,7 @@ def run_cli(feet: dict, out: str | None, pty: bool, speed: float = 1.0) -> int:
             errors.append(e)
 
     if pty:
-        from .sim.pty import Pty
+        from insole.sim.pty import Pty
 
         ports = {s: Pty.open() for s in sides}
         try:
@@ -370,3 +370,33 @@ class _PtyWriter:
             if not select.select([], [self.fd], [], 2.0)[1]:
                 self.dropped_bytes += len(view)
                 return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python tools/firmware_loop.py SCENARIO [insole sim options]``: firmware in the loop.
+
+    The same options as ``insole sim``; the real firmware, under MicroPython, turns the
+    simulator's readings into the serial bytes that go to ``--out`` or the ``--pty`` ports.
+    A repository tool, not part of the installed package: it needs ``firmware/`` and Node.
+    """
+    import argparse
+    import sys
+
+    from insole.cli.sim import add_arguments, feet_from_args
+    from insole.errors import InsoleError
+
+    ap = argparse.ArgumentParser(prog="firmware_loop.py", description=main.__doc__.splitlines()[0])
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    try:
+        feet, speed = feet_from_args(args)
+        return run_cli(feet, args.out, args.pty, speed)
+    except InsoleError as e:
+        print(f"firmware_loop: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

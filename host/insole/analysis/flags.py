@@ -1,0 +1,211 @@
+"""The three flags (heel-strike force, forefoot overload, arch collapse), with their sources."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from insole.analysis.arrays import runs
+
+log = logging.getLogger(__name__)
+
+
+# --- flags ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FlagConfig:
+    """Flag thresholds; every default cites its source (DESIGN.md, Flags)."""
+
+    valr_bw_per_s: float = 66.0
+    """Median VALR of rearfoot steps. Davis et al. 2016, BJSM: odds ratio 2.72 for injury."""
+    valr_rise_frac: float = 0.20
+    """VALR rising 20 % from the first to the last part of the run (DESIGN.md)."""
+    met_share_rearfoot: float = 0.60
+    """1.15 x the 51.6 % under the metatarsal heads in shod running (Hennig-group table)."""
+    met_share_forefoot: float = 0.75
+    """Midfoot and forefoot strikes load the forefoot more (Wei et al. 2020); project default."""
+    met_share_rise_frac: float = 0.10
+    """Weist et al. 2004: +9 % metatarsal impulse after exhausting running."""
+    arch_share: float = 0.05
+    """A normal arch carries ~2 % of stance impulse (Hennig-group table)."""
+    arch_share_rise_frac: float = 0.20
+    """Weist et al. 2004: +17 % medial-midfoot impulse with fatigue; Fourchet et al. 2015: +7 %."""
+    arch_share_end_min: float = 0.03
+    min_steps: int = 20
+    """Flags never fire on fewer clean steps than this."""
+    baseline_s: float = 60.0
+    baseline_min_steps: int = 30
+    hold_s: float = 60.0
+    hold_min_steps: int = 30
+    rolling_steps: int = 30
+
+
+SOURCES = {
+    "heel_strike_force": "Davis IS et al. 2016, Br J Sports Med 50:887 (VALR > 66 BW/s, OR 2.72)",
+    "forefoot_overload": "Hennig-group relative-load table (51.6 % under metatarsal heads, shod); "
+                         "Wei et al. 2020 J Exerc Sci Fit; Weist et al. 2004 (fatigue +9 %)",
+    "arch_collapse": "Hennig-group relative-load table (medial arch ~2 %); Weist et al. 2004 "
+                     "(+17 % with fatigue); Fourchet et al. 2015 (+7 %)",
+}
+_NOT_DIAGNOSIS = "This is a pattern in your running, not a diagnosis: see a clinician if you have pain."
+
+
+class FlagRules:
+    """Evaluates the three flags for one foot's steps (list of step dicts)."""
+
+    def __init__(self, config: FlagConfig | None = None) -> None:
+        self.config = config or FlagConfig()
+
+    def evaluate(self, steps: list[dict], side: str) -> FlagRules:
+        """Sets ``flags_`` and ``notes_``; returns self."""
+        cfg = self.config
+        self.flags_: list[dict] = []
+        self.notes_: list[str] = []
+        if len(steps) < cfg.min_steps:
+            self.notes_.append(f"{side}: only {len(steps)} clean steps (< {cfg.min_steps}): "
+                               "no flags evaluated")
+            return self
+        t = np.array([s["ic_s"] for s in steps])
+        drift_ok = self._drift_possible(t)
+        if not drift_ok:
+            self.notes_.append(f"{side}: trial too short for the drift rules (needs a "
+                               f"{cfg.baseline_s:.0f} s baseline and {cfg.hold_s:.0f} s more); "
+                               "absolute rules only")
+        self._heel(steps, t, side, drift_ok)
+        self._forefoot(steps, t, side, drift_ok)
+        self._arch(steps, t, side, drift_ok)
+        return self
+
+    def _drift_possible(self, t: np.ndarray) -> bool:
+        cfg = self.config
+        base_end = self._baseline_end(t)
+        return (t[-1] - base_end >= cfg.hold_s) and ((t > base_end).sum() >= cfg.hold_min_steps + cfg.rolling_steps // 2)
+
+    def _baseline_end(self, t: np.ndarray) -> float:
+        cfg = self.config
+        end = t[0] + cfg.baseline_s
+        if (t < end).sum() < cfg.baseline_min_steps:
+            end = t[min(cfg.baseline_min_steps, len(t) - 1)]
+        return float(end)
+
+    def _flag(self, code, side, rule, value, threshold, unit, steps_n, span, message):
+        v = float(value)
+        sev = "alert" if rule == "absolute" and v > 1.25 * threshold else "warning"
+        self.flags_.append({
+            "code": code, "side": side, "severity": sev, "rule": rule,
+            "value": round(v, 4), "threshold": threshold, "unit": unit, "steps": int(steps_n),
+            "span_s": [round(float(span[0]), 3), round(float(span[1]), 3)],
+            "message": f"{message} {_NOT_DIAGNOSIS}", "source": SOURCES[code]})
+
+    def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float):
+        """The longest run, after the baseline, of the rolling median above baseline·(1+rise)
+        that lasts ``hold_s`` and ``hold_min_steps``.
+
+        Returns (baseline, run_start_s, run_end_s, n_steps, median_level) or None.
+        """
+        cfg = self.config
+        base_end = self._baseline_end(t)
+        base = float(np.median(values[t < base_end]))
+        w = cfg.rolling_steps
+        if len(values) < w:
+            return None
+        roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
+        t_roll = t[w - 1:]  # a trailing window of w steps ends at this step
+        after = t[: len(roll)] >= base_end  # the whole window lies after the baseline
+        best = None
+        for a, b in runs((roll > base * (1 + rise)) & after):
+            dur = t_roll[b - 1] - t_roll[a]
+            if dur >= cfg.hold_s and b - a >= cfg.hold_min_steps and (best is None or dur > best[2]):
+                best = (a, b, dur)
+        if best is None:
+            return None
+        a, b, _ = best
+        return base, t_roll[a], t_roll[b - 1], b - a, float(np.median(roll[a:b]))
+
+    def _drift_flag(self, code: str, side: str, rise_frac: float, r: tuple, what: str) -> None:
+        """A drift-rule flag from a :meth:`_sustained_rise` result; ``what`` ends the message."""
+        base, t0, t1, n, level = r
+        pct = ".0f" if code == "forefoot_overload" else ".1f"
+        self._flag(code, side, "drift", (level / base - 1) * 100, rise_frac * 100,
+                   "% rise over baseline", n, (t0, t1),
+                   f"Your {side} {'forefoot' if code == 'forefoot_overload' else 'arch'}'s share "
+                   f"of each step rose from {base * 100:{pct}} % to {level * 100:{pct}} % and "
+                   f"stayed there for {t1 - t0:.0f} s{what}")
+
+    def _heel(self, steps, t, side, drift_ok):
+        cfg = self.config
+        rf = np.array([s["strike"] == "rearfoot" for s in steps])
+        if rf.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: {int(rf.sum())} rearfoot steps: heel_strike_force not "
+                               "evaluated (it is about heel strikes)")
+            return
+        valr = np.array([s["valr_bw_per_s"] for s in steps])[rf]
+        tr = t[rf]
+        med = float(np.median(valr))
+        if med > cfg.valr_bw_per_s:
+            self._flag("heel_strike_force", side, "absolute", med, cfg.valr_bw_per_s, "BW/s",
+                       rf.sum(), (tr[0], tr[-1]),
+                       f"Your {side} heel strikes load fast: median loading rate {med:.0f} BW/s "
+                       f"over {int(rf.sum())} heel strikes (threshold {cfg.valr_bw_per_s:.0f}). "
+                       "High loading rates are linked to plantar fasciitis, heel fat-pad pain and "
+                       "stress fractures.")
+        if drift_ok:
+            base_end = self._baseline_end(t)
+            first = valr[tr < base_end]
+            last = valr[tr > tr[-1] - cfg.baseline_s]
+            if len(first) >= cfg.baseline_min_steps // 2 and len(last) >= cfg.baseline_min_steps // 2:
+                rise = float(np.median(last) / np.median(first) - 1)
+                if rise > cfg.valr_rise_frac:
+                    self._flag("heel_strike_force", side, "drift", rise * 100,
+                               cfg.valr_rise_frac * 100, "% rise", len(last),
+                               (tr[tr > tr[-1] - cfg.baseline_s][0], tr[-1]),
+                               f"Your {side} heel-strike loading rate rose {rise * 100:.0f} % from "
+                               "the start to the end of the run, a sign of fatigue.")
+
+    def _forefoot(self, steps, t, side, drift_ok):
+        cfg = self.config
+        if "metatarsal_share" not in steps[0]:
+            self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
+            return
+        share = np.array([s["metatarsal_share"] for s in steps])
+        strike = np.array([s["strike"] for s in steps])
+        for group, thr in (("rearfoot", cfg.met_share_rearfoot),
+                           ("midfoot/forefoot", cfg.met_share_forefoot)):
+            sel = strike == "rearfoot" if group == "rearfoot" else np.isin(strike, ["midfoot", "forefoot"])
+            if sel.sum() < cfg.min_steps:
+                continue
+            med = float(np.median(share[sel]))
+            if med > thr:
+                self._flag("forefoot_overload", side, "absolute", med, thr, "share of stance impulse",
+                           sel.sum(), (t[sel][0], t[sel][-1]),
+                           f"Your {side} forefoot carries {med * 100:.0f} % of each step on "
+                           f"{group} strikes (usual up to {thr * 100:.0f} %). Forefoot overload is "
+                           "linked to metatarsalgia and metatarsal stress fractures.")
+        if drift_ok:
+            r = self._sustained_rise(share, t, cfg.met_share_rise_frac)
+            if r:
+                self._drift_flag("forefoot_overload", side, cfg.met_share_rise_frac, r,
+                                 ", a sign of fatigue shifting load onto the metatarsal heads.")
+
+    def _arch(self, steps, t, side, drift_ok):
+        cfg = self.config
+        if "arch" not in steps[0]["zone_impulse_share"]:
+            self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
+            return
+        share = np.array([s["zone_impulse_share"]["arch"] for s in steps])
+        med = float(np.median(share))
+        if med > cfg.arch_share:
+            self._flag("arch_collapse", side, "absolute", med, cfg.arch_share,
+                       "share of stance impulse", len(steps), (t[0], t[-1]),
+                       f"Your {side} arch carries {med * 100:.1f} % of each step (a holding arch "
+                       f"carries about 2 %, threshold {cfg.arch_share * 100:.0f} %): the arch "
+                       "flattens onto the insole. This is linked to overpronation, arch and heel pain.")
+        if drift_ok:
+            r = self._sustained_rise(share, t, cfg.arch_share_rise_frac)
+            last = share[t > t[-1] - cfg.baseline_s]
+            if r and np.median(last) > cfg.arch_share_end_min:
+                self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,
+                                 ": the arch gives way as you tire.")

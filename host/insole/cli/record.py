@@ -1,0 +1,64 @@
+"""``insole record``: record one or two sources into a session directory, Ctrl-C to stop."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from insole.errors import InsoleError
+from insole.io.recorder import Recorder
+
+
+def _progress(workers, elapsed):
+    parts = []
+    for w in workers:
+        d = w.decoder
+        parts.append(f"{w.side or '?'}: {d.packets} packets, {d.error_count} bad frames")
+        if w.fault:
+            parts[-1] += f", FAULT {w.fault}"
+    print(f"[{elapsed:6.1f} s] " + "; ".join(parts), file=sys.stderr, flush=True)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    if len(args.sources) > 2:
+        raise InsoleError("give one or two sources (one per foot)")
+    rec = Recorder(args.sources, args.out, args.duration_s)
+    interrupted = []
+
+    def _stop(signum, frame):  # only sets an event: the recorder closes the session itself
+        interrupted.append(signum)
+        rec.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts
+
+    old = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        res = rec.run(progress=None if args.quiet else _progress)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if interrupted:
+        print("insole record: stopped; session closed cleanly", file=sys.stderr)
+    faults = 0
+    for w in res["workers"]:
+        d = w.decoder
+        line = (f"{w.source.url}: {w.bytes} bytes, {d.packets} packets, {d.error_count} bad frames"
+                + (f", side {w.side}" if w.side else ""))
+        if w.fault:
+            faults += 1
+            line += f"; FAULT: {w.fault} (everything received before it is kept)"
+        print(line)
+    print(f"session written to {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("record", help="record one or two sources into a session directory",
+                       description="Append every chunk as received, with the host receive time, "
+                                   "to DIR. Ctrl-C stops cleanly.")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="serial:///dev/ttyUSB0, file://capture.bin, sim://easy-run?side=left, ...")
+    p.add_argument("--out", required=True, metavar="DIR", help="new session directory")
+    p.add_argument("--duration-s", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_record)
