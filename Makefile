@@ -8,7 +8,7 @@ PORT ?= /dev/ttyUSB0
 DEMO_OUT ?= demo-out
 DEMO_SECONDS ?= 60
 
-.PHONY: help setup test demo bench lint clean
+.PHONY: help setup test test-fast test-repeat demo bench lint clean
 .PHONY: firmware firmware-pins deploy flash typecheck-firmware demo-firmware
 # Firmware: compiled into FW_BUILD; stubs for the type check live in STUBS, never in the venv.
 FW_BUILD := build/firmware
@@ -43,6 +43,16 @@ setup: $(VENV)/.stamp node_modules/.stamp $(STUBS)/.stamp-$(ESP32_STUBS_VERSION)
 
 test: setup ## run the whole suite (host, firmware under MicroPython, end to end)
 	$(PY) -m pytest tests
+
+test-fast: setup ## the suite without the tests marked slow (a quick loop while developing)
+	$(PY) -m pytest tests -m "not slow"
+
+REPEAT ?= 20
+test-repeat: setup ## the tests that start processes, threads or ptys, REPEAT (20) times in a row; stops at the first failure
+	@for i in $$(seq 1 $(REPEAT)); do \
+	  echo "== run $$i of $(REPEAT)"; \
+	  $(PY) -m pytest tests -m live -q || { echo "test-repeat: run $$i of $(REPEAT) FAILED"; exit 1; }; \
+	done; echo "test-repeat: $(REPEAT) of $(REPEAT) runs passed"
 
 demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse it
 	$(PY) tools/demo.py --out $(DEMO_OUT) --seconds $(DEMO_SECONDS)

@@ -110,6 +110,20 @@ def test_too_few_steps_and_short_trials_say_so():
     assert any("too short for the drift rules" in n for n in r.notes_)
 
 
+def test_a_two_minute_run_gets_the_drift_rules():
+    # 120 s recorded: a 60 s baseline and 60 s more, though the first step lands at 0.3 s and
+    # the last one before 120 s (this used to say "too short" for every 120 s run)
+    st = [dict(s, ic_s=s["ic_s"] + 0.3) for s in steps(340, 60.0)]
+    assert st[-1]["ic_s"] < 119.0
+    r = FlagRules().evaluate(st, "left", duration_s=120.0)
+    assert not any("too short" in n for n in r.notes_)
+    r = FlagRules().evaluate(st, "left", duration_s=110.0)
+    assert any("too short" in n for n in r.notes_)
+    # and the heel rule's first-minute / last-minute comparison can fire on one
+    rising = [dict(s, valr_bw_per_s=50.0 * (1.3 if s["ic_s"] > 60 else 1.0)) for s in st]
+    assert ("heel_strike_force", "drift") in codes(FlagRules().evaluate(rising, "left", 120.0))
+
+
 def test_arch_drift_needs_a_sustained_rise_that_ends_above_3_percent():
     long = 600  # 210 s of steps
     assert ("arch_collapse", "drift") in codes(FlagRules().evaluate(steps(long, 40, arch=0.025, drift=0.6), "left"))
@@ -150,7 +164,7 @@ def test_walking_gets_no_running_flags_and_a_note():
 def test_body_weight_from_the_stride_average_identity():
     fs, foot = _foot("easy-run", seconds=60)
     doc = analyse({"left": fs})
-    mass = foot.truth.get("body_mass_kg") or 70.0
+    mass = foot.body_mass_kg  # the simulated runner's mass (the truth has no such field)
     est = doc["body"]["stride_average_estimate_n"]
     assert est == pytest.approx(mass * 9.80665, rel=0.05)
     given = analyse({"left": fs}, body_mass_kg=mass)

@@ -261,6 +261,7 @@ def _running_capture(side: str, k: float, body_mass_kg: float, seconds: float = 
 
 
 @pytest.mark.slow
+@pytest.mark.live
 def test_live_trial_over_a_serial_port_is_recorded_cued_and_fitted(tmp_path):
     """A device behind a pseudo-terminal streams a standing trial in real time."""
     import os

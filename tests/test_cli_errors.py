@@ -101,7 +101,10 @@ def test_bad_numbers(tmp_path, capture):
     assert r.returncode == 2 and "Traceback" not in r.stderr.decode()
 
 
-def test_unwritable_json_path(capture):
+def test_unwritable_json_path(capture, tmp_path):
+    r = run_cli("analyse", capture, "--json", tmp_path / "no" / "dir" / "out.json")
+    assert "does not exist" in one_line_error(r)
+    assert r.stdout == b""  # the error comes first, not after a whole summary
     one_line_error(run_cli("analyse", capture, "--json", "/proc/nope/out.json"))
 
 
@@ -110,3 +113,30 @@ def test_only_status_packets(tmp_path):
     p.write_bytes(b"".join(P.frame(P.Status("left", 50, 3900, i, 500, 0, 0, 0, 0, 0))
                            for i in range(20)))
     assert "no DATA" in one_line_error(run_cli("analyse", p))
+
+
+def test_sim_both_feet_into_a_bin_name_is_refused(tmp_path):
+    r = run_cli("sim", "easy-run", "--duration-s", "5", "--out", tmp_path / "x.bin")
+    assert "give --out DIR" in one_line_error(r)
+    assert not (tmp_path / "x.bin").exists()
+
+
+def test_a_folder_of_simulated_captures_is_an_input(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("sim", "easy-run", "--duration-s", "20", "--out", out).returncode == 0
+    r = run_cli("analyse", out, "--json", "-")
+    assert r.returncode == 0, r.stderr.decode()
+    assert set(json.loads(r.stdout)["feet"]) == {"left", "right"}
+    r = run_cli("export", out, "--csv", tmp_path / "s.csv")
+    assert r.returncode == 0, r.stderr.decode()
+    (tmp_path / "nothing").mkdir()
+    assert "folder of captures" in one_line_error(run_cli("analyse", tmp_path / "nothing"))
+
+
+def test_sim_url_fault_parameters_of_every_type(tmp_path):
+    url = "sim://easy-run?duration_s=10&realtime=0&disconnect_sensor=arch&overrun_at=2,4&loss_pct=1"
+    r = run_cli("record", url, "--out", tmp_path / "s", "-q")
+    assert r.returncode == 0, r.stderr.decode()
+    assert "unknown parameter 'foo'" in one_line_error(
+        run_cli("record", "sim://easy-run?foo=1", "--out", tmp_path / "t"))
+    assert "record the source first" in one_line_error(run_cli("analyse", "sim://easy-run"))

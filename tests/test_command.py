@@ -8,6 +8,8 @@ from helpers import run_cli, start_sim, stop
 from insole import protocol as P
 from insole.io.control import CommandError, parse_command
 
+pytestmark = pytest.mark.live  # starts processes, threads or ptys: make test-repeat
+
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):

@@ -14,6 +14,8 @@ from helpers import INSOLE, ROOT, run_cli, start_sim, stop
 from insole.analysis.stream import streams_from_sources
 from insole.io.session import REC_MAGIC, load_inputs
 
+pytestmark = pytest.mark.live  # starts processes, threads or ptys: make test-repeat
+
 
 def start_recorder(ports, out, *extra):
     return subprocess.Popen([*INSOLE, "record", *(f"serial://{v}" for v in ports.values()),

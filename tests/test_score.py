@@ -194,3 +194,14 @@ def test_a_recording_that_caught_the_first_sample_is_scored_over_its_own_span():
 def test_without_alignment_data_the_whole_truth_is_scored():
     f = score(_analysis(TRUE[:5]), _truth(TRUE))["feet"]["left"]
     assert (f["tp"], f["fn"], f["aligned_by_s"]) == (5, 5, None)
+
+
+def test_an_expected_flag_on_a_foot_too_short_to_evaluate_is_not_a_failure():
+    truth = _truth(TRUE, expected=[("heel_strike_force", "left")])
+    analysis = _analysis(TRUE)
+    analysis["feet"]["left"]["flags_evaluated"] = {"absolute": False, "drift": False}
+    r = score(analysis, truth)
+    assert r["flags"]["expected"][0]["evaluable"] is False and r["passed"]
+    # where the flags were evaluated, a missing one still fails
+    analysis["feet"]["left"]["flags_evaluated"] = {"absolute": True, "drift": False}
+    assert not score(analysis, truth)["passed"]

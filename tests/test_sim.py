@@ -361,6 +361,7 @@ def _read_ports(proc, n):
     return ports
 
 
+@pytest.mark.live
 def test_pty_streams_decodable_frames_in_real_time(tmp_path):
     truth = tmp_path / "t.json"
     proc = _start_pty_sim("easy-run", "--pty", "--duration-s", "3", "--truth", truth)
@@ -396,6 +397,7 @@ def test_pty_streams_decodable_frames_in_real_time(tmp_path):
         assert np.all(np.diff([p.seq for p in data]) == 1)
 
 
+@pytest.mark.live
 def test_pty_stops_on_sigterm():
     proc = _start_pty_sim("walk", "--pty", "--side", "left", "--duration-s", "600")
     try:
@@ -413,6 +415,7 @@ def test_pty_stops_on_sigterm():
         _finish(proc)
 
 
+@pytest.mark.live
 def test_pty_device_answers_commands_like_the_firmware():
     proc = _start_pty_sim("easy-run", "--pty", "--side", "left", "--duration-s", "60", "--rate-hz", "200")
     try:

@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import serial
 from fwtest import ROOT
 
 from insole import protocol
+
+pytestmark = pytest.mark.live  # starts processes, threads or ptys: make test-repeat
 
 
 def _frames_until(port, dec, until, timeout_s=5.0):

@@ -81,10 +81,12 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
         clean = [st for st in steps if st["complete"]]
         summary = _summary(steps, clean, fs)
         if summary["activity"] == "running":
-            rules = FlagRules(config.flags).evaluate(clean, side)
+            rules = FlagRules(config.flags).evaluate(clean, side, fs.n * fs.period_us * 1e-6)
             doc["flags"].extend(rules.flags_)
             doc["notes"].extend(rules.notes_)
+            flags_evaluated = rules.evaluated_
         else:
+            flags_evaluated = {"absolute": False, "drift": False}
             doc["notes"].append(f"{side}: {summary['activity']} (duty factor "
                                 f"{summary['duty_factor']}): the flags' thresholds come from "
                                 "running studies, so no flags were evaluated")
@@ -98,7 +100,7 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
         q["partial_steps_skipped"] = det.partial_
         q["calibration"] = cal.name
         doc["feet"][side] = {"steps": steps, "summary": summary,
-                             "quality": q,
+                             "flags_evaluated": flags_evaluated, "quality": q,
                              "device": {"first_sample_t0_us": int(fs.t0_us) & 0xFFFFFFFF,
                                         "device_id": fs.info.device_id, "firmware": fs.info.firmware,
                                         "zones": list(fs.zones), "rate_hz": fs.rate_hz,

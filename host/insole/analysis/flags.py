@@ -59,17 +59,25 @@ class FlagRules:
     def __init__(self, config: FlagConfig | None = None) -> None:
         self.config = config or FlagConfig()
 
-    def evaluate(self, steps: list[dict], side: str) -> FlagRules:
-        """Sets ``flags_`` and ``notes_``; returns self."""
+    def evaluate(self, steps: list[dict], side: str, duration_s: float | None = None) -> FlagRules:
+        """Sets ``flags_``, ``notes_`` and ``evaluated_`` (which rule families could be
+        evaluated: ``{"absolute": bool, "drift": bool}``); returns self.
+
+        ``duration_s`` is the recording's length (step times count from its start): the drift
+        rules need ``baseline_s`` of it for the baseline and ``hold_s`` more. Without it the last
+        step's time stands in.
+        """
         cfg = self.config
         self.flags_: list[dict] = []
         self.notes_: list[str] = []
+        self.evaluated_ = {"absolute": False, "drift": False}
         if len(steps) < cfg.min_steps:
             self.notes_.append(f"{side}: only {len(steps)} clean steps (< {cfg.min_steps}): "
                                "no flags evaluated")
             return self
         t = np.array([s["ic_s"] for s in steps])
-        drift_ok = self._drift_possible(t)
+        drift_ok = self._drift_possible(t, t[-1] if duration_s is None else duration_s)
+        self.evaluated_ = {"absolute": True, "drift": bool(drift_ok)}
         if not drift_ok:
             self.notes_.append(f"{side}: trial too short for the drift rules (needs a "
                                f"{cfg.baseline_s:.0f} s baseline and {cfg.hold_s:.0f} s more); "
@@ -79,14 +87,19 @@ class FlagRules:
         self._arch(steps, t, side, drift_ok)
         return self
 
-    def _drift_possible(self, t: np.ndarray) -> bool:
+    def _drift_possible(self, t: np.ndarray, duration_s: float) -> bool:
+        # a 120 s recording has its 60 s baseline and 60 s more, even though its first step
+        # lands a moment after 0 and its last toe-off a moment before the end
         cfg = self.config
         base_end = self._baseline_end(t)
-        return (t[-1] - base_end >= cfg.hold_s) and ((t > base_end).sum() >= cfg.hold_min_steps + cfg.rolling_steps // 2)
+        return (duration_s - base_end >= cfg.hold_s - 1e-6) and \
+            ((t > base_end).sum() >= cfg.hold_min_steps + cfg.rolling_steps // 2)
 
     def _baseline_end(self, t: np.ndarray) -> float:
+        # the recording's first baseline_s (step times count from its start), extended to
+        # baseline_min_steps steps when those come later
         cfg = self.config
-        end = t[0] + cfg.baseline_s
+        end = cfg.baseline_s
         if (t < end).sum() < cfg.baseline_min_steps:
             end = t[min(cfg.baseline_min_steps, len(t) - 1)]
         return float(end)

@@ -59,17 +59,23 @@ def _pct(v):
 def _cmd_analyse(args: argparse.Namespace) -> int:
     if args.body_mass_kg is not None and not 20 <= args.body_mass_kg <= 250:
         raise InsoleError(f"--body-mass-kg {args.body_mass_kg} is outside 20-250 kg")
+    if args.json and args.json != "-":
+        # say so before the work, not after it
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            raise InsoleError(f"cannot write {args.json}: {parent} does not exist")
     doc = analyse_paths(args.inputs, args.body_mass_kg, args.calibration)
     text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
     if args.json == "-":
         sys.stdout.write(text + "\n")
         return 0
-    print(format_summary(doc))
     if args.json:
         try:
             Path(args.json).write_text(text + "\n")
         except OSError as e:
             raise InsoleError(f"cannot write {args.json}: {e.strerror}") from e
+    print(format_summary(doc))
+    if args.json:
         print(f"analysis written to {args.json}")
     return 0
 

@@ -41,8 +41,9 @@ def format_table(result: dict) -> str:
                      f"{r['strike']['unclassified']:5d}")
     fl = result["flags"]
     for e in fl["expected"]:
-        lines.append(f"expected flag {e['code']} ({e['side'] or 'any side'}): "
-                     f"{'present' if e['present'] else 'MISSING'}")
+        state = ("present" if e["present"] else "MISSING" if e.get("evaluable", True)
+                 else "not evaluable (the analysis evaluated no flags there: too few steps)")
+        lines.append(f"expected flag {e['code']} ({e['side'] or 'any side'}): {state}")
     for a in fl["absent"]:
         lines.append(f"absent flag {a['code']}: "
                      + ("absent" if a["absent"] else f"PRESENT on {', '.join(a['found_on'])}"))

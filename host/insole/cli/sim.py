@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         n = write_capture(out, feet[sides[0]])
         print(f"{sides[0]} {out} {n} bytes")
         return 0
+    if out.suffix == ".bin":
+        raise SimulatorError(f"--side {args.side} writes one capture per foot into a directory: "
+                             f"give --out DIR, not {out.name}")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

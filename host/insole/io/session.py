@@ -102,12 +102,26 @@ def load_session(path: Path) -> list[SourceData]:
 
 
 def load_inputs(paths: list[str | Path]) -> list[SourceData]:
-    """Load raw captures and recorded sessions into per-source byte streams."""
+    """Load raw captures, recorded sessions and folders of captures into per-source byte streams.
+
+    A folder is a recorded session when it holds ``session.json``; otherwise its ``*.bin``
+    captures are read (``insole sim --side both --out DIR`` writes ``left.bin`` and ``right.bin``).
+    """
     out: list[SourceData] = []
     for p in paths:
         path = Path(p)
         if str(p).startswith("file://"):
             path = Path(str(p)[len("file://"):])
+        elif "://" in str(p):
+            raise InputFileError(f"{p}: this command reads recorded sessions and captures; "
+                                 f"record the source first (insole record {p} --out DIR)")
+        if path.is_dir() and not (path / "session.json").exists():
+            captures = sorted(path.glob("*.bin"))
+            if not captures:
+                raise InputFileError(f"{path}: neither a recorded session (no session.json) nor "
+                                     "a folder of captures (no *.bin)")
+            out.extend(load_inputs(captures))
+            continue
         if path.is_dir() or path.name == "session.json":
             out.extend(load_session(path))
             continue

@@ -193,7 +193,18 @@ class SimSource(Source):
             seed = int(p.pop("seed", 1))
             self.realtime = p.pop("realtime", "1") not in ("0", "false", "no")
             mass = p.pop("body_mass_kg", None)
-            faults = {k: float(v) for k, v in p.items()}
+            faults = {}
+            for k, v in p.items():
+                if k not in sim.FAULT_OPTIONS:
+                    known = ", ".join(("side", "duration_s", "rate_hz", "seed", "realtime",
+                                       "body_mass_kg", *sim.FAULT_OPTIONS))
+                    raise SourceError(f"{self.url}: unknown parameter {k!r}; known: {known}")
+                if k == "disconnect_sensor":
+                    faults[k] = v
+                elif k == "overrun_at":
+                    faults[k] = [float(x) for x in v.split(",")]
+                else:
+                    faults[k] = float(v)
         except ValueError as e:
             raise SourceError(f"{self.url}: bad parameter ({e})") from e
         foot = sim.simulate(self.scenario, side, duration_s, rate_hz=rate_hz, seed=seed,

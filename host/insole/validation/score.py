@@ -237,14 +237,24 @@ def score(analysis: dict, truth: dict, tolerance_s: float = DEFAULT_TOLERANCE_S,
         f.pop("_raw")
 
     present = {(f.get("code"), f.get("side")) for f in analysis.get("flags", [])}
+
+    def evaluated(side: str | None) -> bool:
+        # a foot on which the analysis could evaluate no flag at all (too few steps, walking)
+        # cannot miss one: its expected flags are reported as not evaluable, not as failures
+        sides = [side] if side else list(analysis["feet"])
+        return any((analysis["feet"].get(s) or {}).get("flags_evaluated", {"absolute": True})
+                   .get("absolute", True) for s in sides)
+
     expected = [{"code": e["code"], "side": e.get("side"),
-                 "present": any(c == e["code"] and (e.get("side") in (None, s)) for c, s in present)}
+                 "present": any(c == e["code"] and (e.get("side") in (None, s)) for c, s in present),
+                 "evaluable": evaluated(e.get("side"))}
                 for e in truth.get("expected_flags", [])]
     absent = [{"code": code, "found_on": sorted({s for c, s in present if c == code})}
               for code in truth.get("absent_flags", [])]
     for a in absent:
         a["absent"] = not a["found_on"]
-    flags_ok = all(e["present"] for e in expected) and all(a["absent"] for a in absent)
+    flags_ok = all(e["present"] or not e["evaluable"] for e in expected) and \
+        all(a["absent"] for a in absent)
 
     ok: dict[str, bool] = {}
     for name, limit in (criteria or {}).items():
