@@ -54,7 +54,8 @@ def plot_weekly(doc: dict, path: Path) -> Path:
             ax_load.bar(x, vals, bottom=bottom, color=_colour(z, k), label=z, width=0.7)
             bottom = [b + v for b, v in zip(bottom, vals)]
         top = max(bottom) if max(bottom) > 0 else 1.0
-        ax_load.set_ylim(0, top * 1.28)
+        ax_load.set_ylim(0, top * 1.45)
+        ax_load.set_xlim(-0.7, len(weeks) - 0.3)
         for i, w in enumerate(weeks):
             ax_load.text(i, bottom[i] + top * 0.01, f"{w['runs']} run{'s' if w['runs'] != 1 else ''}\n"
                          f"{w['steps'].get(side, 0)} steps", ha="center", va="bottom", fontsize=7)
@@ -65,7 +66,8 @@ def plot_weekly(doc: dict, path: Path) -> Path:
             if hits:
                 what = sorted({a["zone"] or "time" for a in hits})
                 rules = sorted({a["rule"] for a in hits})
-                ax_load.annotate("▲ " + ", ".join(what) + "\n" + ", ".join(rules),
+                zones_txt = "\n".join(", ".join(what[k:k + 2]) for k in range(0, len(what), 2))
+                ax_load.annotate("▲ " + zones_txt + "\n" + " ".join(rules),
                                  (i, bottom[i] + top * 0.11), ha="center", va="bottom", fontsize=7,
                                  color="#b00000", fontweight="bold")
         ax_load.set_title(f"{side} foot: weekly load per zone", fontsize=11)
