@@ -3,7 +3,7 @@ forefoot load jumps about 40 % (the forefoot-overload scenario at the same body 
 contact time and running time: metatarsal share 0.68 against 0.48).
 
 Each run is a folder named with its date (``2026-10-06_run0``) holding ``left.bin`` and
-``right.bin``, as ``insole sim --out`` writes them. Runs are 30 s long to keep the tests fast.
+``right.bin``, as ``insole sim --out`` writes them. Runs are 20 s long to keep the tests fast.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ FIRST_MONDAY = dt.date(2026, 10, 5)  # 2026-W41
 WEEKS = 6
 JUMP_WEEK = "2026-W46"
 RUN_DAYS = (1, 4)  # Tuesday, Friday
-RUN_S = 30
+RUN_S = 20
 BODY_MASS_KG = 70.0
 
 
@@ -46,3 +46,21 @@ def make_season(root: Path, analyses: Path | None = None) -> list[dict]:
                 analyses.mkdir(parents=True, exist_ok=True)
                 (analyses / f"{d.name}.json").write_text(json.dumps(doc))
     return runs
+
+
+_SHARED: dict = {}
+
+
+def shared_season() -> tuple[Path, list[dict]]:
+    """One season per test process (``root/runs``, ``root/analyses``), made on first use and
+    removed at exit; tests read it and never change it."""
+    if not _SHARED:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="insole-season-"))
+        atexit.register(shutil.rmtree, root, True)
+        _SHARED["root"] = root
+        _SHARED["runs"] = make_season(root / "runs", analyses=root / "analyses")
+    return _SHARED["root"], _SHARED["runs"]

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from helpers import ROOT, run_cli
-from history_season import BODY_MASS_KG, JUMP_WEEK, WEEKS, make_season
+from history_season import BODY_MASS_KG, JUMP_WEEK, WEEKS, shared_season
 from insole.errors import InsoleError
 from insole.history import FootTotals, HistoryStore, RunRecord, weekly_history
 from insole.history.ingest import run_record
@@ -30,9 +30,8 @@ def one_line_error(r) -> str:
 
 @pytest.fixture(scope="module")
 def season(tmp_path_factory):
-    root = tmp_path_factory.mktemp("season")
-    runs = make_season(root / "runs", analyses=root / "analyses")
-    db = root / "history.sqlite"
+    root, runs = shared_season()
+    db = tmp_path_factory.mktemp("season") / "history.sqlite"
     r = run_cli("history", "add", root / "runs", "--db", db, "--athlete", "ana",
                 "--body-mass-kg", BODY_MASS_KG, "--no-progress")
     assert r.returncode == 0, r.stderr.decode()

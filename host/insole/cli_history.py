@@ -66,9 +66,12 @@ def _check_mass(kg: float | None) -> None:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     from .history import HistoryStore
-    from .history.ingest import analyse_jobs, assign_dates, find_runs, parse_date, run_record
+    from .history.ingest import (analyse_jobs, assign_dates, check_dask_address, find_runs,
+                                 parse_date, run_record)
 
     _check_mass(args.body_mass_kg)
+    if args.dask:
+        check_dask_address(args.dask)
     if args.jobs is not None and args.jobs < 1:
         raise InsoleError("--jobs must be at least 1")
     date = parse_date(args.date) if args.date else None

@@ -278,14 +278,18 @@ def analyse_jobs(jobs: list[RunJob], body_mass_kg: float | None = None,
                 f.cancel()
 
 
+def check_dask_address(address: str) -> None:
+    if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise InsoleError(f"--dask {address!r}: give a scheduler address such as tcp://host:8786")
+
+
 def _analyse_dask(jobs, body_mass_kg, calibration, address) -> Iterator[JobResult]:
     try:
         from dask.distributed import Client
         from dask.distributed import as_completed as dask_completed
     except ImportError as e:
         raise InsoleError("--dask needs dask.distributed: pip install 'insole[dask]'") from e
-    if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-        raise InsoleError(f"--dask {address!r}: give a scheduler address such as tcp://host:8786")
+    check_dask_address(address)
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as e:

@@ -121,9 +121,11 @@ def plot_trends(doc: dict, runs: list[RunRecord], path: Path) -> Path:
                     color=colour, label=side)
             for a in flagged:
                 if a["side"] == side and a["zone"] == zone:
-                    ax.plot([t for t, r in zip(starts, runs) if r.week == a["week"]
-                             and side in r.feet and getattr(r.feet[side], key) == a["value"]],
-                            [a["value"] * scale], marker="o", ms=13, mfc="none", mec="#b00000", mew=2)
+                    ts = [t for t, r in zip(starts, runs) if r.week == a["week"] and side in r.feet
+                          and getattr(r.feet[side], key) is not None
+                          and abs(getattr(r.feet[side], key) - a["value"]) < 1e-4]
+                    ax.plot(ts, [a["value"] * scale] * len(ts), ls="none", marker="o", ms=13,
+                            mfc="none", mec="#b00000", mew=2)
         ax.set_ylabel(f"{name}\n({unit or '% of stance impulse'})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
