@@ -320,3 +320,13 @@ def test_several_athletes_need_a_name(tmp_path, season):
     line = one_line_error(run_cli("history", "weeks", "--db", db))
     assert "2 athletes" in line and "--athlete" in line
     assert "no athlete 'cy'" in one_line_error(run_cli("history", "weeks", "--db", db, "--athlete", "cy"))
+
+
+def test_reading_a_missing_history_creates_nothing(tmp_path):
+    db = tmp_path / "none.sqlite"
+    assert "no history at" in one_line_error(run_cli("history", "weeks", "--db", db))
+    assert not db.exists()
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")  # an empty file is an empty SQLite database: no history in it
+    assert "holds no insole history" in one_line_error(run_cli("history", "plot", "--db", empty,
+                                                               "--out", tmp_path / "p"))

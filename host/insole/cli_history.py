@@ -117,7 +117,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 def _load_history(args: argparse.Namespace, with_analysis: bool = False):
     from .history import HistoryStore, weekly_history
 
-    with HistoryStore.open(args.db) as store:
+    with HistoryStore.open(args.db, create=False) as store:
         athlete = store.resolve_athlete(args.athlete)
         runs = store.runs(athlete, with_analysis=with_analysis)
     return weekly_history(runs, athlete), runs

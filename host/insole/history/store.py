@@ -147,13 +147,18 @@ class HistoryStore:
     # --- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, db: str | os.PathLike | None = None) -> HistoryStore:
+    def open(cls, db: str | os.PathLike | None = None, create: bool = True) -> HistoryStore:
+        """Open (and with ``create``, make on first use) the history at ``db``."""
         if is_postgresql_url(str(db) if db is not None else None):
             store = cls._open_postgresql(str(db))
         else:
-            store = cls._open_sqlite(Path(db) if db is not None else default_db_path())
+            path = Path(db) if db is not None else default_db_path()
+            if not create and not path.exists():
+                raise InsoleError(f"no history at {path}: add runs with `insole history add`"
+                                  + ("" if db is not None else " or point at one with --db"))
+            store = cls._open_sqlite(path)
         try:
-            store._ensure_schema()
+            store._ensure_schema(create)
         except BaseException:
             store.close()
             raise
@@ -245,7 +250,7 @@ class HistoryStore:
                               "WHERE table_schema = current_schema()").fetchall()
         return {r[0] for r in rows}
 
-    def _ensure_schema(self) -> None:
+    def _ensure_schema(self, create: bool = True) -> None:
         with self._errors("opening the history"):
             with self._transaction():
                 if self.kind == "postgresql":
@@ -262,6 +267,9 @@ class HistoryStore:
                     listed = ", ".join(sorted(ours or tables)[:5])
                     raise InsoleError(f"{self.where}: a database of another program (tables: "
                                       f"{listed}), not an insole history; choose another --db")
+                if not create:
+                    raise InsoleError(f"{self.where} holds no insole history yet: add runs with "
+                                      "`insole history add`")
                 types = _TYPES[self.kind]
                 for ddl in _DDL:
                     self._exec(ddl.format(**types))
