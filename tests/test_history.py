@@ -330,3 +330,23 @@ def test_reading_a_missing_history_creates_nothing(tmp_path):
     empty.write_bytes(b"")  # an empty file is an empty SQLite database: no history in it
     assert "holds no insole history" in one_line_error(run_cli("history", "plot", "--db", empty,
                                                                "--out", tmp_path / "p"))
+
+
+def test_a_recorded_session_brings_its_own_start_time(tmp_path):
+    import datetime as dt
+
+    sess = tmp_path / "sess"
+    urls = [f"sim://easy-run?side={s}&seed=4&duration_s=8&realtime=0" for s in ("left", "right")]
+    r = run_cli("record", *urls, "--out", sess)
+    assert r.returncode == 0, r.stderr.decode()
+    created = dt.datetime.fromisoformat(json.loads((sess / "session.json").read_text())["created"])
+    db = tmp_path / "h.sqlite"
+    r = run_cli("history", "add", sess, "--db", db)  # no --date needed
+    assert r.returncode == 0, r.stderr.decode()
+    with HistoryStore.open(db) as store:
+        (rec,) = store.runs("default")
+    start = dt.datetime.fromisoformat(rec.start_time)
+    assert start.tzinfo is not None and abs((start - created).total_seconds()) < 1
+    y, w, _ = start.date().isocalendar()
+    assert rec.week == f"{y}-W{w:02d}"
+    assert set(rec.feet) == {"left", "right"} and rec.feet["left"].steps > 5

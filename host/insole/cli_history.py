@@ -26,7 +26,7 @@ def _add_db_args(p: argparse.ArgumentParser, athlete_help: str) -> None:
 def register(sub) -> None:
     p = sub.add_parser("history", help="a runner's load per foot zone across weeks",
                        description="Store analysed runs, sum each foot zone's load per ISO week, "
-                                   "and apply the 10 %%, 30 %%, acute:chronic and trend rules "
+                                   "and apply the 10 %, 30 %, acute:chronic and trend rules "
                                    "(docs/history.md).")
     hs = p.add_subparsers(dest="history_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -82,6 +82,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
     athlete = args.athlete or DEFAULT_ATHLETE
     added = already = 0
     errors: list[str] = []
+    notes: list[str] = []
     with HistoryStore.open(args.db) as store:
         results = analyse_jobs(jobs, args.body_mass_kg, args.calibration, args.dask, args.jobs)
         if not args.no_progress and len(jobs) > 1:
@@ -103,9 +104,13 @@ def _cmd_add(args: argparse.Namespace) -> int:
                 added += 1
             else:
                 already += 1
+                if out.athlete != athlete:
+                    notes.append(f"  {res.job.label}: already in the history as {out.athlete}'s run")
         where = store.where
     print(f"history {where}: {added} run(s) added for {athlete}, {already} already there"
           + (f", {len(errors)} failed" if errors else ""))
+    for n in notes:
+        print(n)
     if skipped:
         print(f"  skipped {len(skipped)} file(s) that are no run: " + ", ".join(skipped[:5])
               + (" ..." if len(skipped) > 5 else ""))

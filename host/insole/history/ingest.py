@@ -4,7 +4,7 @@
   directory is one run (its start time from ``session.json``); an analysis JSON
   (``insole.analysis/1``) is one run; capture files given together are the feet of one run (as
   ``insole analyse`` takes them); a folder without ``session.json`` is searched: a folder that
-  holds capture files (``*.bin``, ``*.cap``, ``*.raw``) directly is one run (the layout
+  holds capture files (``*.bin``, ``*.cap``, ``*.raw``, ``*.rec``) directly is one run (the layout
   ``insole sim --out DIR`` writes), other folders are walked for sessions, analyses and such
   run folders.
 - :func:`analyse_jobs` maps the per-run analysis, a pure function of a run's files, over a
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 ANALYSIS_SCHEMA = "insole.analysis/1"
-CAPTURE_SUFFIXES = (".bin", ".cap", ".raw")
+CAPTURE_SUFFIXES = (".bin", ".cap", ".raw", ".rec")
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T_ ](\d{2})[:h-]?(\d{2}))?")
 
 
