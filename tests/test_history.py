@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT, run_cli
 from history_season import BODY_MASS_KG, JUMP_WEEK, WEEKS, shared_season
+
 from insole.errors import InsoleError
 from insole.history import FootTotals, HistoryStore, RunRecord, weekly_history
 from insole.history.ingest import run_record

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import run_cli
 from history_season import BODY_MASS_KG, shared_season
 

@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, run_cli
 from history_season import shared_season
 

@@ -66,8 +66,14 @@ def _check_mass(kg: float | None) -> None:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     from .history import HistoryStore
-    from .history.ingest import (analyse_jobs, assign_dates, check_dask_address, find_runs,
-                                 parse_date, run_record)
+    from .history.ingest import (
+        analyse_jobs,
+        assign_dates,
+        check_dask_address,
+        find_runs,
+        parse_date,
+        run_record,
+    )
 
     _check_mass(args.body_mass_kg)
     if args.dask:
