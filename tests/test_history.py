@@ -350,3 +350,15 @@ def test_a_recorded_session_brings_its_own_start_time(tmp_path):
     y, w, _ = start.date().isocalendar()
     assert rec.week == f"{y}-W{w:02d}"
     assert set(rec.feet) == {"left", "right"} and rec.feet["left"].steps > 5
+
+
+def test_a_truncated_history_is_one_line(season, tmp_path):
+    db = tmp_path / "cut.sqlite"
+    src = sqlite3.connect(season["db"])
+    dst = sqlite3.connect(db)
+    src.backup(dst)  # a whole, standalone copy (no WAL beside it)
+    src.close()
+    dst.close()
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 2])
+    assert "damaged" in one_line_error(run_cli("history", "weeks", "--db", db))
