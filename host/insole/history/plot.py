@@ -86,6 +86,8 @@ def plot_weekly(doc: dict, path: Path) -> Path:
                         ha="right")
         ax_chg.axhline(0, color="0.6", lw=0.8)
         ax_chg.set_ylabel("change vs previous week (%)")
+        ratios = [v for w in weeks for v in w["acwr"].get(side, {}).values() if v is not None]
+        ax_acwr.set_ylim(0, max([1.8, *ratios]) * 1.1)
         ax_acwr.axhspan(0.8, 1.3, color="0.9", zorder=0)
         ax_acwr.axhline(1.5, color="#b00000", ls="--", lw=1)
         ax_acwr.text(len(weeks) - 0.5, 1.5, " 1.5", color="#b00000", fontsize=7, va="bottom", ha="right")
