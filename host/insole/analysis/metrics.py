@@ -104,6 +104,9 @@ class StepMetrics:
         swing_r = np.round((ic_s[1:] - to_s[:-1]) * 1e3, 2).tolist()
         peak_r = np.round(peak / bw, 4).tolist()
         shares_r = np.round(shares, 5).tolist()
+        # stance impulse in body-weight seconds: sum of force samples × period / body weight
+        imp_bw_s = np.round(imp * (period_s / bw), 6).tolist()
+        tot_imp_bw_s = np.round(tot_imp * (period_s / bw), 6).tolist()
         steps = []
         for i in range(k):
             st: dict = {"ic_s": ic_r[i], "to_s": to_r[i], "contact_ms": contact_r[i]}
@@ -113,7 +116,7 @@ class StepMetrics:
             if not complete[i]:
                 st.update(complete=False, peak_force_bw=None, impact_peak_bw=None,
                           valr_bw_per_s=None, valr_method=None, strike=None,
-                          zone_impulse_share=None)
+                          zone_impulse_share=None, impulse_bw_s=None, zone_impulse_bw_s=None)
                 steps.append(st)
                 continue
             st["complete"] = True
@@ -134,6 +137,8 @@ class StepMetrics:
             st["strike"] = strike[i]
             st["first_zones"] = first_zones[i]
             st["zone_impulse_share"] = dict(zip(zones, shares_r[i]))
+            st["impulse_bw_s"] = tot_imp_bw_s[i]
+            st["zone_impulse_bw_s"] = dict(zip(zones, imp_bw_s[i]))
             if met_share is not None:
                 st["metatarsal_share"] = round(float(met_share[i]), 5)
             if ml is not None:

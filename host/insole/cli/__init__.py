@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "insole.cli.score",
     "insole.cli.calibrate",
     "insole.cli.command",
+    "insole.cli.history",
 )
 
 
