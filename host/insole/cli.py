@@ -24,6 +24,8 @@ _COMMAND_MODULES = (
     "insole.datasets",
     "insole.score",
     "insole.calibration",
+    "insole.cli_report",
+    "insole.cli_live",
 )
 
 
