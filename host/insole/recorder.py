@@ -41,12 +41,15 @@ def _now_iso() -> str:
 class _SourceWorker(threading.Thread):
     """Reads one source into its .rec file; decodes on the side only to show progress."""
 
-    def __init__(self, index: int, source: Source, path: Path, stop: threading.Event) -> None:
+    def __init__(self, index: int, source: Source, path: Path | None, stop: threading.Event,
+                 on_chunk=None) -> None:
         super().__init__(name=f"rec-{index}", daemon=True)
         self.index = index
         self.source = source
-        self.path = path
+        self.path = path  # None: read and decode only (the live window without --record)
         self.stop = stop
+        # on_chunk(host_time_s, data, packets): every chunk, after it is written (live window)
+        self.on_chunk = on_chunk
         self.decoder = P.StreamDecoder()
         self.bytes = 0
         self.chunks = 0
@@ -62,7 +65,7 @@ class _SourceWorker(threading.Thread):
                 self.source.write(P.frame(P.Command(P.CMD_GET_INFO)))
             except (SourceClosed, SourceError) as e:
                 log.warning("%s: could not ask for INFO (%s)", self.source.url, e)
-        with self.path.open("ab", buffering=1 << 16) as f:
+        with (self.path.open("ab", buffering=1 << 16) if self.path else _NoFile()) as f:
             if f.tell() == 0:
                 f.write(REC_MAGIC)
                 f.flush()
@@ -82,9 +85,12 @@ class _SourceWorker(threading.Thread):
                     f.write(encode_record(now, data))
                     self.bytes += len(data)
                     self.chunks += 1
-                    for pkt in self.decoder.feed(data):
+                    packets = self.decoder.feed(data)
+                    for pkt in packets:
                         if self.side is None and hasattr(pkt, "side"):
                             self.side = pkt.side
+                    if self.on_chunk is not None:
+                        self.on_chunk(now, data, packets)
                 mono = time.monotonic()
                 if mono - last_flush >= FLUSH_INTERVAL_S:
                     f.flush()
@@ -92,15 +98,37 @@ class _SourceWorker(threading.Thread):
             f.flush()
 
 
+class _NoFile:
+    """Stands in for the .rec file when a worker only reads (writes nothing)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def tell(self) -> int:
+        return 1
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 class Recorder:
     """Records sources into a session directory until stopped or every source has ended."""
 
-    def __init__(self, urls: list[str], out_dir: str | Path, duration_s: float | None = None) -> None:
+    def __init__(self, urls: list[str], out_dir: str | Path, duration_s: float | None = None,
+                 sources: list[Source] | None = None, on_chunk=None) -> None:
         self.urls = urls
         self.out = Path(out_dir)
         self.duration_s = duration_s
         self.stop = threading.Event()
         self.workers: list[_SourceWorker] = []
+        self._sources = sources  # already made (e.g. wrapped) sources; default: open_source(url)
+        self._on_chunk = on_chunk  # on_chunk(index) -> the worker's callback (the live window)
 
     def _write_meta(self, closed: bool, extra: dict | None = None) -> None:
         meta = {"schema": SESSION_SCHEMA, "created": self._created, "recorder": f"insole {__version__}",
@@ -114,8 +142,9 @@ class Recorder:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp, self.out / "session.json")
 
-    def run(self, progress=None) -> dict:
-        sources = [open_source(u) for u in self.urls]
+    def start(self) -> None:
+        """Open the sources and the session, start one reader thread per source."""
+        sources = self._sources or [open_source(u) for u in self.urls]
         opened = []
         try:
             for s in sources:
@@ -127,16 +156,39 @@ class Recorder:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            for s in sources:
+                s.close()
             raise InsoleError(f"cannot create {self.out}: {e.strerror}") from e
         if (self.out / "session.json").exists():
+            for s in sources:
+                s.close()
             raise InsoleError(f"{self.out} already holds a session; choose a new --out")
+        self._sources = sources
         self._created = _now_iso()
-        self.workers = [_SourceWorker(i, s, self.out / f"source{i}.rec", self.stop)
+        self.workers = [_SourceWorker(i, s, self.out / f"source{i}.rec", self.stop,
+                                      self._on_chunk(i) if self._on_chunk else None)
                         for i, s in enumerate(sources)]
         self._write_meta(closed=False)
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
         for w in self.workers:
             w.start()
+
+    def close(self) -> None:
+        """Stop the readers, close the sources, mark the session closed (idempotent)."""
+        self.stop.set()
+        for w in self.workers:
+            w.join(timeout=5)
+        if self._sources is not None and self.workers:
+            for s in self._sources:
+                s.close()
+            if not getattr(self, "_closed", False):
+                self._closed = True
+                self._write_meta(closed=True, extra={"ended": _now_iso(),
+                                                     "elapsed_s": round(time.monotonic() - self._t0, 3)})
+
+    def run(self, progress=None) -> dict:
+        self.start()
+        t0 = self._t0
         last_meta = t0
         try:
             while any(w.is_alive() for w in self.workers):
@@ -150,14 +202,13 @@ class Recorder:
                     if progress:
                         progress(self.workers, now - t0)
         finally:
-            self.stop.set()
-            for w in self.workers:
-                w.join(timeout=5)
-            for s in sources:
-                s.close()
-            self._write_meta(closed=True, extra={"ended": _now_iso(),
-                                                 "elapsed_s": round(time.monotonic() - t0, 3)})
+            self.close()
         return {"workers": self.workers, "elapsed_s": time.monotonic() - t0}
+
+    def refresh_meta(self) -> None:
+        """Rewrite session.json with the current byte counts (still open)."""
+        if self.workers and not getattr(self, "_closed", False):
+            self._write_meta(closed=False)
 
 
 def _progress(workers, elapsed):

@@ -37,14 +37,20 @@ def limits(margin: float = 0.08) -> tuple[tuple[float, float], tuple[float, floa
             (float(o[:, 1].min()) - margin, float(o[:, 1].max()) + margin))
 
 
-def setup_axes(ax, side: str, title: str | None = None) -> None:
-    """Equal aspect, fixed limits, no ticks: a picture, with the medial side named."""
+def frame_axes(ax) -> None:
+    """Equal aspect, fixed limits (the same for either foot), no ticks."""
     (x0, x1), (y0, y1) = limits()
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def setup_axes(ax, side: str, title: str | None = None) -> None:
+    """:func:`frame_axes`, the medial and lateral sides named, and a title."""
+    frame_axes(ax)
+    (x0, x1), (y0, y1) = limits()
     medial_right = side == "left"
     pad = 0.04
     ax.text(x1 - pad if medial_right else x0 + pad, y0 + 0.03, "medial",
