@@ -34,7 +34,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     if args.headless:
         res = run_headless(feed, args.frames, fps=args.fps, png=args.png, record_dir=args.record)
     else:
-        res = run_window(feed, fps=args.fps, png=args.png, record_dir=args.record)
+        res = run_window(feed, fps=args.fps, png=args.png, frames=args.frames, record_dir=args.record)
     s = res.stats.summary()
     print(f"{s['frames']} frames at {s['fps']} frames/s ({s['frames_skipped']} skipped), "
           f"draw {s['draw_ms_median']} ms median, sample-to-screen lag {s['lag_ms_median']} ms median, "
@@ -68,7 +68,8 @@ def register(sub) -> None:
     p.add_argument("--calibration", action="append", metavar="FILE",
                    help="a calibration file from `insole calibrate` (once per foot)")
     p.add_argument("--headless", action="store_true", help="draw on Agg, no window (needs --frames)")
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--frames", type=int, metavar="N",
+                   help="stop after N frames (the window closes itself; --png saves the last)")
     p.add_argument("--png", metavar="PATH", help="save the last frame as a PNG")
     p.add_argument("--stats-json", action="store_true", help="print the frame statistics as JSON")
     p.set_defaults(func=_cmd_live)

@@ -80,9 +80,11 @@ def run_headless(feed: LiveFeed, frames: int, fps: float = 30.0, png: str | Path
 
 
 def run_window(feed: LiveFeed, fps: float = 30.0, png: str | Path | None = None,
-               close_after_s: float | None = None, **window_kw) -> LiveResult:
+               frames: int | None = None, **window_kw) -> LiveResult:
     """Show the window on screen (the default interactive backend, e.g. TkAgg) until it is
-    closed, or for ``close_after_s`` seconds. The feed must be started; it is closed on return.
+    closed, or until ``frames`` frames have been drawn (then the last one is saved to ``png``
+    and the window closes itself). The feed must be started; it is closed on return, which
+    ends a recording cleanly.
 
     Raises:
         InsoleError: no display (use ``--headless``).
@@ -94,45 +96,48 @@ def run_window(feed: LiveFeed, fps: float = 30.0, png: str | Path | None = None,
     if backend in ("agg", "pdf", "svg", "ps", "cairo", "template") or "inline" in backend:
         feed.close()
         raise InsoleError(f"no display for a window (matplotlib backend {backend!r}); "
-                          "use --headless --png PATH, or set DISPLAY")
-    fig = plt.figure(dpi=100)
+                          "use --headless --frames N --png PATH, or set DISPLAY")
+    try:
+        fig = plt.figure(dpi=100)
+    except Exception as e:  # noqa: BLE001 - e.g. TclError: no display name
+        feed.close()
+        raise InsoleError(f"cannot open a window ({str(e).splitlines()[0]}); use --headless") from e
     try:
         fig.canvas.manager.set_window_title("insole live")
     except AttributeError:
         pass
     win = LiveWindow(fig, feed, **window_kw)
     period_ms = max(1, int(round(1000.0 / fps)))
-    state = {"next": time.monotonic()}
+    state = {"next": time.monotonic(), "saved": None}
+    timer = fig.canvas.new_timer(interval=period_ms)
+
+    period_s = period_ms / 1000.0
 
     def tick() -> None:
+        # frames on a fixed grid of period_s: the timer is re-armed for the next grid point
+        # (a GUI timer otherwise counts its interval from the end of the callback), and grid
+        # points already passed are skipped: frames are dropped, never delayed into a backlog
         now = time.monotonic()
-        late = now - state["next"]
-        if late > period_ms / 1000.0:  # the timer fired late: those frames were dropped
-            win.stats.skipped += int(late * 1000 // period_ms)
-        state["next"] = now + period_ms / 1000.0
-        win.frame()
+        if now - state["next"] > period_s:
+            missed = int((now - state["next"]) // period_s)
+            win.stats.skipped += missed
+            state["next"] += missed * period_s
+        state["next"] += period_s
+        if not feed.feet and not feed.sources_ended():
+            win.frame()  # "waiting for data"; not counted against --frames
+            win.stats.frames = 0
+        else:
+            win.frame()
+            if frames is not None and win.stats.frames >= frames:
+                timer.stop()
+                if png:
+                    state["saved"] = save_frame(win, png)
+                plt.close(fig)  # the same path as the user closing the window
+                return
+        timer.interval = max(1, int((state["next"] - time.monotonic()) * 1000))
 
-    timer = fig.canvas.new_timer(interval=period_ms)
     timer.add_callback(tick)
-    closed = {"done": False}
-
-    def on_close(_event) -> None:
-        if not closed["done"]:
-            closed["done"] = True
-            timer.stop()
-
-    fig.canvas.mpl_connect("close_event", on_close)
-    if close_after_s is not None:
-        closer = fig.canvas.new_timer(interval=int(close_after_s * 1000))
-        closer.single_shot = True
-
-        def close_now() -> None:
-            if png:
-                save_frame(win, png)
-            plt.close(fig)
-
-        closer.add_callback(close_now)
-        closer.start()
+    fig.canvas.mpl_connect("close_event", lambda _event: timer.stop())
     timer.start()
     try:
         plt.show(block=True)
@@ -142,4 +147,4 @@ def run_window(feed: LiveFeed, fps: float = 30.0, png: str | Path | None = None,
         timer.stop()
         feed.close()
         plt.close(fig)
-    return LiveResult(win.stats, feed, Path(png) if png and close_after_s is not None else None)
+    return LiveResult(win.stats, feed, state["saved"])
