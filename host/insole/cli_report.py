@@ -16,7 +16,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.body_mass_kg is not None and not 20 <= args.body_mass_kg <= 250:
         raise InsoleError(f"--body-mass-kg {args.body_mass_kg} is outside 20-250 kg")
     # the bar appears only when the report takes more than a second (a long run)
-    with tqdm(total=build.stages(len(args.inputs)), desc="report", unit="stage", delay=1.0,
+    with tqdm(total=build.stages(), desc="report", unit="stage", delay=1.0,
               file=sys.stderr, disable=args.quiet, leave=False) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage, refresh=False)

@@ -70,9 +70,10 @@ class Report:
     run: RunData
 
 
-def stages(n_inputs: int) -> int:
-    """How many times :func:`build_report` calls ``progress`` (for a progress bar's total)."""
-    return 3 + min(n_inputs, 2) + len(FIGURES) + 1
+def stages() -> int:
+    """How many times :func:`build_report` calls ``progress`` (for a progress bar's total):
+    read, decode, analyse, one per foot, one per figure, the page."""
+    return 3 + 2 + len(FIGURES) + 1
 
 
 def build_report(paths: list[str], out_dir: str | Path, body_mass_kg: float | None = None,

@@ -120,7 +120,7 @@ def run_data(paths: list[str], body_mass_kg: float | None = None,
     for side in ("left", "right"):
         if side in feet:
             out[side] = foot_data(feet[side], doc, cals.get(side), bw_n)
-            tick(f"cut {side} steps")
+        tick(f"cut {side} steps" if side in feet else f"no {side} foot")
     return RunData(out, doc, [str(p) for p in paths])
 
 

@@ -9,6 +9,8 @@ as you see your own feet looking down.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from matplotlib.patches import Circle, Polygon
 
@@ -20,8 +22,9 @@ from .style import ZONE_SHORT, zone_colour
 ZONE_RADIUS = 0.13
 
 
+@lru_cache(maxsize=4)
 def zone_xy(side: str) -> dict[str, tuple[float, float]]:
-    """Zone centres on the map of one foot."""
+    """Zone centres on the map of one foot (cached: the live window asks every frame)."""
     return hardware.zone_map_xy(side)
 
 

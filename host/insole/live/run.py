@@ -44,7 +44,8 @@ def save_frame(win: LiveWindow, path: str | Path) -> Path:
 
 
 def run_headless(feed: LiveFeed, frames: int, fps: float = 30.0, png: str | Path | None = None,
-                 wait_for_data_s: float = 10.0, warmup_frames: int = 0, **window_kw) -> LiveResult:
+                 wait_for_data_s: float = 10.0, warmup_frames: int = 0, _until: float | None = None,
+                 **window_kw) -> LiveResult:
     """Draw ``frames`` frames at ``fps`` on Agg (``fps`` ≤ 0: as fast as possible), then save
     the last frame to ``png``. The frame clock starts once the first sample has arrived (or after
     ``wait_for_data_s``); ``warmup_frames`` more are drawn first and left out of the statistics
@@ -65,6 +66,8 @@ def run_headless(feed: LiveFeed, frames: int, fps: float = 30.0, png: str | Path
             if i == warmup_frames and warmup_frames:
                 win.stats = FrameStats()
             now = time.monotonic()
+            if _until is not None and now >= _until:  # the benchmark's time limit
+                break
             if period and now < next_t:
                 time.sleep(next_t - now)
             elif period and now - next_t > period:  # late: drop the frames we missed

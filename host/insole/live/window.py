@@ -20,7 +20,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
-from matplotlib.patches import Rectangle
+from matplotlib.collections import LineCollection, PatchCollection
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, Rectangle
 
 from ..figures import foot_map
 from ..figures.data import COP_MIN_FORCE_N, cop_on_map
@@ -74,22 +76,33 @@ class _Column:
         ax = self.ax_f
         ax.set_title(f"{side.capitalize()} foot", fontsize=10, loc="left", fontweight="bold")
         n_show = int(round(win.show_s / foot.period_s))
-        self.step = max(1, n_show // MAX_POINTS)
+        self.step = max(1, -(-n_show // MAX_POINTS))
         self.n_show = n_show - n_show % self.step
         self.x = np.arange(-self.n_show, 0, self.step) * foot.period_s + foot.period_s * self.step
-        self.lines = []
-        for z in foot.zones:
-            (ln,) = ax.plot(self.x, np.full(len(self.x), np.nan), color=zone_colour(z), lw=1.3,
-                            label=zone_label(z), animated=True)
-            self.lines.append(ln)
-        self.ax_t.legend(handles=self.lines, loc="lower left", fontsize=7.5, ncol=2, frameon=False,
+        # all zone traces as one LineCollection: one artist to draw per frame instead of one per
+        # zone (the legend uses plain proxy lines)
+        self.colours = [zone_colour(z) for z in foot.zones]
+        self.traces = LineCollection([np.zeros((0, 2))] * len(foot.zones), colors=self.colours,
+                                     linewidths=1.3, animated=True)
+        ax.add_collection(self.traces)
+        self._segs = np.zeros((len(foot.zones), len(self.x), 2))
+        self._segs[:, :, 0] = self.x
+        proxies = [Line2D([], [], color=col, lw=1.3, label=zone_label(z))
+                   for z, col in zip(foot.zones, self.colours)]
+        self.ax_t.legend(handles=proxies, loc="lower left", fontsize=7.5, ncol=2, frameon=False,
                          title="zone force traces", title_fontsize=7.5, alignment="left")
         # the foot map
         m = self.ax_m
         foot_map.setup_axes(m, side)
         m.set_title(f"{side.capitalize()} foot now", fontsize=10)
         foot_map.draw_outline(m, side)
-        self.discs = foot_map.draw_zones(m, side, foot.zones, labels=True, animated=True)
+        # static outlines and labels; the fill is one PatchCollection recoloured every frame
+        rings = foot_map.draw_zones(m, side, foot.zones, labels=True, fc="none", lw=2.2, zorder=3)
+        self.disc_zones = [z for z in foot.zones if z in rings]
+        self.disc_index = [foot.zones.index(z) for z in self.disc_zones]
+        self.fills = PatchCollection([Circle(rings[z].center, foot_map.ZONE_RADIUS) for z in self.disc_zones],
+                                     facecolors="white", edgecolors="none", animated=True, zorder=2)
+        m.add_collection(self.fills)
         (self.trail,) = m.plot([], [], color="black", lw=2.0, animated=True, zorder=6)
         (self.dot,) = m.plot([], [], "o", color="black", ms=7, animated=True, zorder=7)
         # metrics and flags
@@ -109,7 +122,7 @@ class _Column:
 
     def fast_artists(self):
         """Artists that change every frame."""
-        return [*self.lines, *self.discs.values(), self.trail, self.dot]
+        return [self.traces, self.fills, self.trail, self.dot]
 
     def slow_artists(self):
         """Artists that change a few times a second at most (text is costly to render)."""
@@ -252,7 +265,7 @@ class LiveWindow:
     def _update_column(self, c: _Column) -> None:
         foot = c.foot
         with foot.lock:
-            force, head = foot.recent(c.n_show)
+            force, head = foot.recent(c.n_show + c.step)
             status = foot.status
             steps = list(foot.steps)
             steps_total = foot.steps_total
@@ -262,16 +275,19 @@ class LiveWindow:
                       foot.other_problems)
             last_arrival = foot.last_arrival
         c.drawn_head = head
-        shown = force[c.step - 1::c.step] if c.step > 1 else force
-        for k, ln in enumerate(c.lines):
-            ln.set_ydata(shown[:, k])
+        # decimated for drawing by the maximum of each bucket of `step` samples (a short impact
+        # peak never falls between the drawn points), buckets fixed to absolute sample numbers
+        # so that the picture scrolls without flicker; the newest partial bucket waits
+        lag = head % c.step
+        buckets = force[len(force) - lag - c.n_show:len(force) - lag] if lag else force[c.step:]
+        shown = np.fmax.reduce(buckets.reshape(-1, c.step, buckets.shape[1]), axis=1) \
+            if c.step > 1 else buckets
+        c._segs[:, :, 1] = shown.T
+        c.traces.set_segments(c._segs)
         # the foot map: the newest sample's force per zone
         valid = np.flatnonzero(~np.all(np.isnan(force), axis=1))
         now = np.nan_to_num(force[valid[-1]]) if len(valid) else np.zeros(len(foot.zones))
-        colours = _CMAP(self.norm(now))
-        for k, z in enumerate(foot.zones):
-            if z in c.discs:
-                c.discs[z].set_facecolor(colours[k])
+        c.fills.set_facecolor(_CMAP(self.norm(now[c.disc_index])))
         # CoP trail of the current (or the just-finished) step
         tot = np.nansum(force, axis=1)
         on = tot >= COP_MIN_FORCE_N
