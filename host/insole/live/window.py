@@ -119,6 +119,7 @@ class _Column:
         self.status = fig.text((x0 + x1) / 2, 0.012, "",
                                ha="center", va="bottom", fontsize=8, animated=True)
         self.drawn_head = 0
+        self.first_frame_at = float("inf")  # set when its first frame is drawn
 
     def fast_artists(self):
         """Artists that change every frame."""
@@ -258,7 +259,11 @@ class LiveWindow:
             arr = c.foot.arrivals
             with c.foot.lock:
                 while arr and arr[0][0] <= c.drawn_head:
-                    st.lag_s.append(done - arr.popleft()[1])
+                    t_arrived = arr.popleft()[1]
+                    if t_arrived >= c.first_frame_at:  # before the window was up is not lag
+                        st.lag_s.append(done - t_arrived)
+            if c.first_frame_at == float("inf"):
+                c.first_frame_at = done
 
     # --- one foot ----------------------------------------------------------------------------
 
