@@ -9,6 +9,7 @@ from .data import RunData
 from .style import THRESHOLD_COLOUR, mark_flagged, zone_colour, zone_label
 
 _MIDFOOT = ("arch", "midfoot_lateral")
+_LABEL_BOX = dict(fc="white", ec="none", alpha=0.75, pad=1.0)
 
 
 def zone_shares(run: RunData):
@@ -49,7 +50,7 @@ def zone_shares(run: RunData):
             top.axhline(100 * thr, color=THRESHOLD_COLOUR, ls="--", lw=1.3)
             top.text(t[0], 100 * thr + 1, f"forefoot threshold {100 * thr:.0f} % "
                      f"({'rearfoot' if rear else 'mid/forefoot'} strikes)", color=THRESHOLD_COLOUR,
-                     fontsize=7.5, va="bottom")
+                     fontsize=7.5, va="bottom", bbox=_LABEL_BOX)
         top.set_ylim(0, 100)
         mark_flagged(top, f.flags, ("forefoot_overload",))
         mids = [z for z in f.zones if z in _MIDFOOT]
@@ -64,13 +65,17 @@ def zone_shares(run: RunData):
                 thr = 100 * cfg["arch_share"]
                 bot.axhline(thr, color=THRESHOLD_COLOUR, ls="--", lw=1.3)
                 bot.text(t[0], thr + 0.2, f"arch threshold {thr:.0f} %", color=THRESHOLD_COLOUR,
-                         fontsize=7.5, va="bottom")
+                         fontsize=7.5, va="bottom", bbox=_LABEL_BOX)
                 hi = float(np.nanpercentile(100 * f.zone_shares[:, zi["arch"]], 99)) if f.steps else 0
                 bot.set_ylim(0, max(2 * thr, 1.15 * hi))
             else:
                 bot.set_ylim(bottom=0)
         else:
             no_data(bot, "no midfoot sensor on this insole")
+        if f.summary.get("activity") != "running":
+            top.text(0.99, 0.02, f"{f.summary.get('activity')}: the thresholds come from running "
+                     "studies and were not applied", transform=top.transAxes, ha="right", va="bottom",
+                     fontsize=7.5, color="#555555", bbox=_LABEL_BOX)
         faulty = [z for z in f.quality.get("sensor_faults", []) if z in zi]
         if faulty:
             for ax in (top, bot):
