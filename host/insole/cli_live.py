@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
 from .errors import InsoleError
 
@@ -31,10 +33,18 @@ def _cmd_live(args: argparse.Namespace) -> int:
     analysis = BatchWindowStopgap(body_mass_kg=args.body_mass_kg, calibrations=cals)
     feed = LiveFeed(args.sources, record_dir=args.record, speed=args.speed, analysis=analysis,
                     calibrations=cals).start()
-    if args.headless:
-        res = run_headless(feed, args.frames, fps=args.fps, png=args.png, record_dir=args.record)
-    else:
-        res = run_window(feed, fps=args.fps, png=args.png, frames=args.frames, record_dir=args.record)
+    # SIGTERM closes the window (and the recording) as closing it by hand would
+    stop = threading.Event()
+    old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if args.headless:
+            res = run_headless(feed, args.frames, fps=args.fps, png=args.png, stop=stop,
+                               record_dir=args.record)
+        else:
+            res = run_window(feed, fps=args.fps, png=args.png, frames=args.frames, stop=stop,
+                             record_dir=args.record)
+    finally:
+        signal.signal(signal.SIGTERM, old)
     s = res.stats.summary()
     print(f"{s['frames']} frames at {s['fps']} frames/s ({s['frames_skipped']} skipped), "
           f"draw {s['draw_ms_median']} ms median, sample-to-screen lag {s['lag_ms_median']} ms median, "

@@ -8,6 +8,7 @@ which ends the recording cleanly.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ def save_frame(win: LiveWindow, path: str | Path) -> Path:
 
 def run_headless(feed: LiveFeed, frames: int, fps: float = 30.0, png: str | Path | None = None,
                  wait_for_data_s: float = 10.0, warmup_frames: int = 0, _until: float | None = None,
-                 **window_kw) -> LiveResult:
+                 stop: threading.Event | None = None, **window_kw) -> LiveResult:
     """Draw ``frames`` frames at ``fps`` on Agg (``fps`` ≤ 0: as fast as possible), then save
     the last frame to ``png``. The frame clock starts once the first sample has arrived (or after
     ``wait_for_data_s``); ``warmup_frames`` more are drawn first and left out of the statistics
@@ -66,8 +67,8 @@ def run_headless(feed: LiveFeed, frames: int, fps: float = 30.0, png: str | Path
             if i == warmup_frames and warmup_frames:
                 win.stats = FrameStats()
             now = time.monotonic()
-            if _until is not None and now >= _until:  # the benchmark's time limit
-                break
+            if (_until is not None and now >= _until) or (stop is not None and stop.is_set()):
+                break  # the benchmark's time limit, or SIGTERM
             if period and now < next_t:
                 time.sleep(next_t - now)
             elif period and now - next_t > period:  # late: drop the frames we missed
@@ -83,11 +84,12 @@ def run_headless(feed: LiveFeed, frames: int, fps: float = 30.0, png: str | Path
 
 
 def run_window(feed: LiveFeed, fps: float = 30.0, png: str | Path | None = None,
-               frames: int | None = None, **window_kw) -> LiveResult:
+               frames: int | None = None, stop: threading.Event | None = None,
+               **window_kw) -> LiveResult:
     """Show the window on screen (the default interactive backend, e.g. TkAgg) until it is
     closed, or until ``frames`` frames have been drawn (then the last one is saved to ``png``
-    and the window closes itself). The feed must be started; it is closed on return, which
-    ends a recording cleanly.
+    and the window closes itself), or until ``stop`` is set (SIGTERM). The feed must be started;
+    it is closed on return, which ends a recording cleanly.
 
     Raises:
         InsoleError: no display (use ``--headless``).
@@ -120,6 +122,10 @@ def run_window(feed: LiveFeed, fps: float = 30.0, png: str | Path | None = None,
         # frames on a fixed grid of period_s: the timer is re-armed for the next grid point
         # (a GUI timer otherwise counts its interval from the end of the callback), and grid
         # points already passed are skipped: frames are dropped, never delayed into a backlog
+        if stop is not None and stop.is_set():
+            timer.stop()
+            plt.close(fig)
+            return
         now = time.monotonic()
         if now - state["next"] > period_s:
             missed = int((now - state["next"]) // period_s)
