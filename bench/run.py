@@ -4,6 +4,7 @@
    multiple of real time, and the peak memory of the process that did it.
 2. Accuracy against ground truth (bench/accuracy.py), if present.
 3. Firmware cost per sample set under MicroPython (tools/firmware_bench.py), if present.
+4. The live window's frame rate and sample-to-drawing lag on Agg (bench/live.py).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def host_speed() -> None:
 
 def main() -> int:
     host_speed()
-    for script in (ROOT / "bench" / "accuracy.py", ROOT / "tools" / "firmware_bench.py"):
+    for script in (ROOT / "bench" / "accuracy.py", ROOT / "tools" / "firmware_bench.py", ROOT / "bench" / "live.py"):
         if script.exists():
             print(f"\n== {script.relative_to(ROOT)}", flush=True)
             rc = subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode

@@ -27,6 +27,8 @@ _COMMAND_MODULES = (
     "insole.cli.calibrate",
     "insole.cli.command",
     "insole.cli.history",
+    "insole.cli.report",
+    "insole.cli.live",
 )
 
 
