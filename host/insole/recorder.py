@@ -25,7 +25,7 @@ import numpy as np
 from . import __version__
 from . import protocol as P
 from .errors import InsoleError, SourceError
-from .session import REC_MAGIC, SESSION_SCHEMA, encode_record, load_inputs
+from .session import FRAMING_SERIAL, REC_MAGIC, SESSION_SCHEMA, encode_record, load_inputs
 from .sources import Source, SourceClosed, open_source
 from .stream import streams_from_sources
 
@@ -47,7 +47,12 @@ class _SourceWorker(threading.Thread):
         self.source = source
         self.path = path
         self.stop = stop
-        self.decoder = P.StreamDecoder()
+        if source.framing == FRAMING_SERIAL:
+            self.decoder = P.StreamDecoder()
+        else:  # one packet per chunk (BLE notifications)
+            from .ble import PacketDecoder
+
+            self.decoder = PacketDecoder()
         self.bytes = 0
         self.chunks = 0
         self.ended: str | None = None
@@ -56,7 +61,7 @@ class _SourceWorker(threading.Thread):
 
     def run(self) -> None:
         last_flush = time.monotonic()
-        if self.source.live:
+        if self.source.live and self.source.framing == FRAMING_SERIAL:
             # opening a port discards what was waiting, INFO included: ask for it again
             try:
                 self.source.write(P.frame(P.Command(P.CMD_GET_INFO)))
@@ -77,7 +82,8 @@ class _SourceWorker(threading.Thread):
                 except Exception as e:  # noqa: BLE001 - keep what we have, report the fault
                     self.ended = self.fault = f"{type(e).__name__}: {e}"
                     break
-                now = time.time()
+                # a BLE source knows when each notification arrived; a port, when read returned
+                now = getattr(self.source, "last_receive_time_s", None) or time.time()
                 if data:
                     f.write(encode_record(now, data))
                     self.bytes += len(data)
@@ -106,7 +112,8 @@ class Recorder:
         meta = {"schema": SESSION_SCHEMA, "created": self._created, "recorder": f"insole {__version__}",
                 "closed": closed,
                 "sources": [{"url": w.source.url, "file": w.path.name, "framing": w.source.framing,
-                             "side": w.side, "bytes": w.bytes, "ended": w.ended, "fault": w.fault}
+                             "side": w.side, "bytes": w.bytes, "ended": w.ended, "fault": w.fault,
+                             **({"link": w.source.ledger()} if hasattr(w.source, "ledger") else {})}
                             for w in self.workers]}
         if extra:
             meta.update(extra)
@@ -165,12 +172,19 @@ def _progress(workers, elapsed):
     for w in workers:
         d = w.decoder
         parts.append(f"{w.side or '?'}: {d.packets} packets, {d.error_count} bad frames")
+        if hasattr(w.source, "ledger"):
+            lg = w.source.ledger()
+            parts[-1] += (f", {lg['reconnects']} reconnects, {lg['disconnected_s']:.1f} s disconnected"
+                          + ("" if getattr(w.source, "connected", True) else ", RECONNECTING"))
         if w.fault:
             parts[-1] += f", FAULT {w.fault}"
     print(f"[{elapsed:6.1f} s] " + "; ".join(parts), file=sys.stderr, flush=True)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
+    from .ble import expand_urls
+
+    args.sources = expand_urls(args.sources)  # ble:// alone: every insole advertising
     if len(args.sources) > 2:
         raise InsoleError("give one or two sources (one per foot)")
     rec = Recorder(args.sources, args.out, args.duration_s)
@@ -251,7 +265,8 @@ def register(sub) -> None:
                        description="Append every chunk as received, with the host receive time, "
                                    "to DIR. Ctrl-C stops cleanly.")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="serial:///dev/ttyUSB0, file://capture.bin, sim://easy-run?side=left, ...")
+                   help="serial:///dev/ttyUSB0, ble:// (both feet), ble://Insole-L, "
+                        "file://capture.bin, sim://easy-run?side=left, ...")
     p.add_argument("--out", required=True, metavar="DIR", help="new session directory")
     p.add_argument("--duration-s", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
