@@ -8,7 +8,7 @@ PORT ?= /dev/ttyUSB0
 DEMO_OUT ?= demo-out
 DEMO_SECONDS ?= 60
 
-.PHONY: help setup test demo bench lint clean
+.PHONY: help setup test demo demo-ble bench lint clean
 .PHONY: firmware firmware-pins deploy flash typecheck-firmware demo-firmware
 # Firmware: compiled into FW_BUILD; stubs for the type check live in STUBS, never in the venv.
 FW_BUILD := build/firmware
@@ -46,6 +46,9 @@ test: setup ## run the whole suite (host, firmware under MicroPython, end to end
 
 demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse it
 	$(PY) tools/demo.py --out $(DEMO_OUT) --seconds $(DEMO_SECONDS)
+
+demo-ble: setup ## two virtual insoles on a virtual BLE radio, recorded over ble://, analysed, scored (FIRMWARE=1: the real firmware)
+	$(PY) tools/demo_ble.py --out $(DEMO_OUT)-ble --seconds $(DEMO_SECONDS) $(if $(FIRMWARE),--firmware)
 
 bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py
@@ -88,4 +91,4 @@ lint: setup ## ruff check
 	$(VENV)/bin/ruff check host tests tools bench
 
 clean: ## remove the venv, build output and demo output
-	rm -rf $(VENV) build $(DEMO_OUT) $(DEMO_OUT)-firmware node_modules $(STUBS)
+	rm -rf $(VENV) build $(DEMO_OUT) $(DEMO_OUT)-firmware $(DEMO_OUT)-ble node_modules $(STUBS)
