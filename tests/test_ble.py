@@ -3,7 +3,6 @@ two simulated insoles as bumble peripherals (tests/support). No Bluetooth adapte
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import threading
@@ -25,31 +24,9 @@ from insole.session import load_inputs  # noqa: E402
 from insole.sim import truth_document  # noqa: E402
 from insole.sources import open_source  # noqa: E402
 from insole.stream import streams_from_sources  # noqa: E402
-from tests.support.harness import virtual_ble  # noqa: E402
-from tests.support.virtual_insole import VirtualInsole  # noqa: E402
+from tests.support.harness import start_feet, virtual_ble, wait_finished  # noqa: E402
 
 SIDES = ("left", "right")
-
-
-def start_feet(rt, speed=1.0, duration_s=30.0, **per_side) -> dict[str, VirtualInsole]:
-    async def make():
-        t0 = asyncio.get_running_loop().time() + 0.5
-        feet = {}
-        for s in SIDES:
-            v = VirtualInsole(rt.radio, s, duration_s=duration_s, speed=speed, wall_t0=t0,
-                              **per_side.get(s, {}))
-            await v.start()
-            feet[s] = v
-        return feet
-
-    return rt.call(make())
-
-
-def wait_finished(rt, feet, timeout_s: float) -> None:
-    async def done():
-        await asyncio.gather(*(f.finished.wait() for f in feet.values()))
-
-    rt.call(done(), timeout_s)
 
 
 @pytest.fixture
@@ -177,13 +154,16 @@ def test_two_drops_in_two_minutes_leave_gaps_that_match_and_lose_nothing_receive
         lg = src.link
         assert lg["disconnects"] == 2 and lg["reconnects"] == 2
         assert fs.quality["link_reconnects"] == 2
-        # device seconds missing in each gap against host seconds disconnected x speed
+        # the gaps match the time the device had no central: its own record, in device time
         downs = [d for d in v.link_down if any(x.at_s <= d[0] < x.at_s + 1 for x in v.drops)]
         assert len(downs) == 2
         gap_s = sum(b - a for a, b in downs)
-        assert gap_s == pytest.approx(lg["disconnected_s"] * speed, rel=0.5, abs=1.0)
         samples_missing = fs.quality["samples_missing"] / fs.rate_hz
-        assert samples_missing == pytest.approx(gap_s, abs=2 * 23 / 500 + 0.1)
+        assert samples_missing == pytest.approx(gap_s, abs=2 * 23 / 500 + 0.01)
+        # the host's ledger: both drops, both reconnects, the time without a link (host clock;
+        # compared with nothing here, since the virtual insole runs 8x faster than real time)
+        assert lg["disconnected_s"] > 0 and len(lg["link_events"]) == 2
+        assert fs.quality["link_disconnected_s"] == lg["disconnected_s"]
 
     # the analysis scores F1 >= 0.99 over the connected time
     doc = analyse(streams)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,9 @@ from insole import ble
 from . import BACKEND
 from .bumble_backend import HCI_ENV, close_host
 from .radio import RadioThread
+from .virtual_insole import VirtualInsole
+
+SIDES = ("left", "right")
 
 
 @contextmanager
@@ -34,3 +38,28 @@ def virtual_ble() -> Iterator[RadioThread]:
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
+
+
+def start_feet(rt: RadioThread, speed: float = 1.0, duration_s: float = 30.0,
+               **per_side) -> dict[str, VirtualInsole]:
+    """A simulated left and right insole on the radio, sharing true time 0 (0.5 s from now);
+    ``left={...}``/``right={...}`` pass options to each :class:`VirtualInsole`."""
+    async def make():
+        t0 = asyncio.get_running_loop().time() + 0.5
+        feet = {}
+        for s in SIDES:
+            v = VirtualInsole(rt.radio, s, duration_s=duration_s, speed=speed, wall_t0=t0,
+                              **per_side.get(s, {}))
+            await v.start()
+            feet[s] = v
+        return feet
+
+    return rt.call(make())
+
+
+def wait_finished(rt: RadioThread, feet: dict, timeout_s: float) -> None:
+    """Block until every foot has streamed its whole run."""
+    async def done():
+        await asyncio.gather(*(f.finished.wait() for f in feet.values()))
+
+    rt.call(done(), timeout_s)
