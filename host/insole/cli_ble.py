@@ -102,7 +102,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             for k, v in d.get(part, {}).items():
                 if isinstance(v, list):
                     v = ", ".join(map(str, v))
-                print(f"  {part}.{k:14} {v if v is not None else '?'}")
+                print(f"  {part + '.' + k:20} {v if v is not None else '?'}")
         if "status" not in d:
             print("  status: none received yet (STATUS comes once a second while connected)")
     return 0
