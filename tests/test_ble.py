@@ -130,8 +130,17 @@ def test_two_drops_in_two_minutes_leave_gaps_that_match_and_lose_nothing_receive
                       right={"drops_at_s": (45.0, 75.0), "scenario": "heel-striker"})
     out = tmp_path / "session"
     rec = Recorder(ble.expand_urls(["ble://"]), out)
-    stopper = threading.Thread(target=lambda: (wait_finished(radio, feet, 60), rec.stop.set()),
-                               daemon=True)
+
+    def stop_when_done():
+        try:
+            wait_finished(radio, feet, 60)
+            # a REPLY arrives after every notification sent before it on the same link
+            for w in rec.workers:
+                w.source.command(P.Command(P.CMD_IDENTIFY))
+        finally:
+            rec.stop.set()
+
+    stopper = threading.Thread(target=stop_when_done, daemon=True)
     stopper.start()
     try:
         res = rec.run()

@@ -543,6 +543,19 @@ class BleSource(Source):
         self.last_receive_time_s = t
         return data
 
+    def drain(self) -> list[tuple[bytes, float]]:
+        """Everything received and not yet read, with host receive times, without waiting."""
+        out = []
+        while True:
+            try:
+                data, t = self._q.get_nowait()
+            except queue.Empty:
+                return out
+            if data is None:
+                self._q.put((None, t))  # keep the end-of-source mark for read()
+                return out
+            out.append((data, t))
+
     @property
     def connected(self) -> bool:
         return self._client is not None

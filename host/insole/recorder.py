@@ -95,6 +95,12 @@ class _SourceWorker(threading.Thread):
                 if mono - last_flush >= FLUSH_INTERVAL_S:
                     f.flush()
                     last_flush = mono
+            # stopped: what the source already received is kept (BLE: notifications queued)
+            for data, t in getattr(self.source, "drain", list)():
+                f.write(encode_record(t, data))
+                self.bytes += len(data)
+                self.chunks += 1
+                self.decoder.feed(data)
             f.flush()
 
 
