@@ -194,7 +194,8 @@ def test_two_drops_in_two_minutes_leave_gaps_that_match_and_lose_nothing_receive
     assert result["ok"]["f1_min"], {s: result["feet"][s]["f1"] for s in SIDES}
 
 
-def test_info_command_and_a_missing_insole(radio, capsys):
+def test_info_command_and_a_missing_insole(radio, capsys, monkeypatch):
+    monkeypatch.setattr(ble, "SCAN_TIMEOUT_S", 1.0)  # how long to look for the missing one
     start_feet(radio)
     assert cli_main(["info", "ble://Insole-R", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
