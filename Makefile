@@ -8,7 +8,7 @@ PORT ?= /dev/ttyUSB0
 DEMO_OUT ?= demo-out
 DEMO_SECONDS ?= 60
 
-.PHONY: help setup test test-fast test-repeat test-deps demo demo-live bench lint clean
+.PHONY: help setup test test-fast test-repeat test-deps demo demo-live demo-ble bench lint clean
 .PHONY: firmware firmware-pins deploy flash typecheck-firmware demo-firmware
 # Firmware: compiled into FW_BUILD; stubs for the type check live in STUBS, never in the venv.
 FW_BUILD := build/firmware
@@ -77,6 +77,9 @@ demo-live: setup ## open the live window on a simulated two-foot run (needs a di
 	  echo "demo-live: no display (DISPLAY unset); try: $(INSOLE) live sim://heel-striker --headless --frames 150 --png live.png"; exit 2; fi
 	$(INSOLE) live "sim://heel-striker?side=left&duration_s=600" "sim://heel-striker?side=right&duration_s=600"
 
+demo-ble: setup ## two virtual insoles on a virtual BLE radio, recorded over ble://, analysed, scored (FIRMWARE=1: the real firmware)
+	$(PY) tools/demo_ble.py --out $(DEMO_OUT)-ble --seconds $(DEMO_SECONDS) $(if $(FIRMWARE),--firmware)
+
 bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py
 
@@ -118,4 +121,4 @@ lint: setup ## ruff check
 	$(VENV)/bin/ruff check host tests tools bench
 
 clean: ## remove the venv, build output and demo output
-	rm -rf $(VENV) build $(DEMO_OUT) $(DEMO_OUT)-firmware node_modules $(STUBS)
+	rm -rf $(VENV) build $(DEMO_OUT) $(DEMO_OUT)-firmware $(DEMO_OUT)-ble node_modules $(STUBS)

@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "insole.cli.history",
     "insole.cli.report",
     "insole.cli.live",
+    "insole.cli.ble",
 )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from insole import __version__
 from insole import protocol as P
 from insole.errors import InsoleError, SourceError
-from insole.io.session import REC_MAGIC, SESSION_SCHEMA, encode_record
+from insole.io.session import FRAMING_SERIAL, REC_MAGIC, SESSION_SCHEMA, encode_record
 from insole.io.sources import Source, SourceClosed, open_source
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class SourceWorker(threading.Thread):
         self.stop = stop
         # on_chunk(host_time_s, data, packets): every chunk, after it is written (live window)
         self.on_chunk = on_chunk
-        self.decoder = P.StreamDecoder()
+        # progress only: a serial stream is framed, a BLE source gives one packet per chunk
+        self.decoder = P.StreamDecoder() if source.framing == FRAMING_SERIAL else P.PacketDecoder()
         self.bytes = 0
         self.chunks = 0
         self.ended: str | None = None
@@ -53,8 +54,9 @@ class SourceWorker(threading.Thread):
 
     def run(self) -> None:
         last_flush = time.monotonic()
-        if self.source.live:
-            # opening a port discards what was waiting, INFO included: ask for it again
+        if self.source.live and self.source.framing == FRAMING_SERIAL:
+            # opening a port discards what was waiting, INFO included: ask for it again (a BLE
+            # source reads INFO itself when it connects)
             try:
                 self.source.send(P.encode(P.Command(P.CMD_GET_INFO)))
             except (SourceClosed, SourceError) as e:
@@ -74,7 +76,8 @@ class SourceWorker(threading.Thread):
                 except Exception as e:  # noqa: BLE001 - keep what we have, report the fault
                     self.ended = self.fault = f"{type(e).__name__}: {e}"
                     break
-                now = time.time()
+                # a BLE source knows when each notification arrived; a port, when read returned
+                now = getattr(self.source, "last_receive_time_s", None) or time.time()
                 if data:
                     f.write(encode_record(now, data))
                     self.bytes += len(data)
@@ -89,6 +92,14 @@ class SourceWorker(threading.Thread):
                 if mono - last_flush >= FLUSH_INTERVAL_S:
                     f.flush()
                     last_flush = mono
+            # stopped: what the source already received is kept (BLE: notifications queued)
+            for data, t in getattr(self.source, "drain", list)():
+                f.write(encode_record(t, data))
+                self.bytes += len(data)
+                self.chunks += 1
+                packets = self.decoder.feed(data)
+                if self.on_chunk is not None:
+                    self.on_chunk(t, data, packets)
             f.flush()
 
 
@@ -143,7 +154,8 @@ class Recorder:
         meta = {"schema": SESSION_SCHEMA, "created": self._created, "recorder": f"insole {__version__}",
                 "closed": closed,
                 "sources": [{"url": w.source.url, "file": w.path.name, "framing": w.source.framing,
-                             "side": w.side, "bytes": w.bytes, "ended": w.ended, "fault": w.fault}
+                             "side": w.side, "bytes": w.bytes, "ended": w.ended, "fault": w.fault,
+                             **({"link": w.source.ledger()} if hasattr(w.source, "ledger") else {})}
                             for w in self.workers]}
         if extra:
             meta.update(extra)
