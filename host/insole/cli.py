@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "insole.datasets",
     "insole.score",
     "insole.calibration",
+    "insole.cli_compare",
 )
 
 
