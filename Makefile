@@ -50,6 +50,10 @@ demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse i
 bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py
 
+.PHONY: compare-coverage
+compare-coverage: setup ## coverage study of `insole compare`'s 95 % intervals (a few minutes; figures in docs/analysis.md)
+	$(PY) bench/compare_coverage.py
+
 .PHONY: hardware
 hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, print the divider table
 	$(PY) tools/hardware_svg.py

@@ -386,7 +386,7 @@ def _decimals(width: float) -> int:
     """Decimals that show an interval of this width with about two significant digits."""
     if not width > 0 or not math.isfinite(width):
         return 1
-    return int(min(3, max(0, -math.floor(math.log10(width / 2.0)))))
+    return int(min(3, max(0, -math.floor(math.log10(width / 4.0)))))
 
 
 def _range(lo: float, hi: float, dec: int) -> str:
