@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -74,7 +75,15 @@ def run_one(job: tuple[str, int, float]) -> dict:
             paths.append(str(p))
         doc = analyse_paths(paths)
     truth = {s: feet[s].truth["steps"] for s in SIDES}
+    for foot in doc["feet"].values():  # keep what the comparison reads (smaller to pass around)
+        foot["steps"] = [{k: v for k, v in st.items() if k in _STEP_KEYS} for st in foot["steps"]]
+        foot.pop("device", None)
+    doc.pop("config", None)
     return {"name": name, "seed": seed, "doc": doc, "truth": truth}
+
+
+_STEP_KEYS = {"ic_s", "complete", "contact_ms", "stride_ms", "peak_force_bw", "valr_bw_per_s",
+              "valr_method", "strike", "zone_impulse_share", "metatarsal_share"}
 
 
 def _truth_series(steps: list[dict]) -> dict[str, np.ndarray]:
@@ -121,9 +130,9 @@ def population(runs: list[dict]) -> tuple[dict, dict]:
 
 
 def compare_pair(job) -> list[dict]:
-    doc_a, doc_b, n_boot, seed = job
-    cmp = RunComparison(CompareConfig(n_boot=n_boot, seed=seed)).compute(doc_a, doc_b)
-    return cmp.document_["metrics"]
+    doc_a, doc_b, n_boot, seed, detrend = job
+    cfg = CompareConfig(n_boot=n_boot, seed=seed, detrend_degree=detrend)
+    return RunComparison(cfg).compute(doc_a, doc_b).document_["metrics"]
 
 
 def _pct(k: int, n: int) -> str:
@@ -182,26 +191,43 @@ def main(argv=None) -> int:
     ap.add_argument("--ar-reps", type=int, default=400)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--json", metavar="PATH", help="write every interval to PATH")
+    ap.add_argument("--cache", metavar="PATH", help="keep the analysed runs in this pickle and reuse them")
+    ap.add_argument("--no-detrend", action="store_true",
+                    help="choose block lengths on the raw series (the method without detrending)")
     args = ap.parse_args(argv)
     t0 = time.time()
+    detrend = None if args.no_detrend else CompareConfig().detrend_degree
     names = ("easy-run", *KNOWN)
     jobs = [(n, s, args.duration_s) for n in names for s in range(1, args.runs + 1)]
     jobs += [(n, 1000 + s, args.duration_s) for n in names for s in range(1, args.truth_runs + 1)]
+    cached = {}
+    if args.cache and Path(args.cache).is_file():
+        with open(args.cache, "rb") as fh:
+            cached = pickle.load(fh)
+    todo = [j for j in jobs if j not in cached]
     with ProcessPoolExecutor(args.jobs) as ex:
-        runs = list(ex.map(run_one, jobs, chunksize=4))
+        for j, r in zip(todo, ex.map(run_one, todo, chunksize=4)):
+            cached[j] = r
+    if args.cache and todo:
+        with open(args.cache, "wb") as fh:
+            pickle.dump(cached, fh)
+    runs = [cached[j] for j in jobs]
     by = {(r["name"], r["seed"]): r for r in runs}
     t_sim = time.time() - t0
     pops = {n: population([by[(n, 1000 + s)] for s in range(1, args.truth_runs + 1)]) for n in names}
     print(f"insole compare coverage study: {args.duration_s:.0f} s two-foot runs, "
           f"{args.runs} seeds per scenario for the pairs, {args.truth_runs} more for the truth, "
-          f"{args.n_boot} resamples; {len(runs)} runs simulated and analysed in {t_sim:.0f} s")
+          f"{args.n_boot} resamples, block length chosen on the "
+          f"{'raw series' if detrend is None else 'series minus its quadratic trend'}; "
+          f"{len(runs)} runs ({len(todo)} simulated and analysed now, in {t_sim:.0f} s)")
 
     pairs = []  # (kind, A name, B name, seed_a, seed_b)
     for n in SAME_RUNNERS:
         pairs += [("same", n, n, s, s + 1) for s in range(1, args.runs, 2)]
     for n in KNOWN:
         pairs += [("known", "easy-run", n, s, s) for s in range(1, args.runs + 1)]
-    cjobs = [(by[(a, sa)]["doc"], by[(b, sb)]["doc"], args.n_boot, 0) for _, a, b, sa, sb in pairs]
+    cjobs = [(by[(a, sa)]["doc"], by[(b, sb)]["doc"], args.n_boot, 0, detrend)
+             for _, a, b, sa, sb in pairs]
     with ProcessPoolExecutor(args.jobs) as ex:
         results = list(ex.map(compare_pair, cjobs, chunksize=4))
     rows = []

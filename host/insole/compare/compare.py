@@ -115,6 +115,8 @@ class CompareConfig:
     seed: int = 0
     conf: float = stats.CONF_LEVEL
     min_steps: int = stats.MIN_STEPS
+    detrend_degree: int | None = 2
+    """Block length chosen on each series minus its quadratic trend (:func:`stats.block_length`)."""
     cadence_warn_frac: float = 0.03
     """Cadence differing by more than 3 % (about 5 steps/min at 170) is a confound."""
     contact_warn_frac: float = 0.05
@@ -177,7 +179,7 @@ class RunComparison:
                 m, xa = sa[name]
                 xb = sb[name][1]
                 d = stats.compare(xa, xb, m.statistic, cfg.n_boot, self._rng(side, name), cfg.conf,
-                                  cfg.min_steps)
+                                  cfg.min_steps, cfg.detrend_degree)
                 r = MetricResult(m, side, d, a_values=xa, b_values=xb)
                 if d.reps_a is not None:
                     r.a_ci = stats.percentile_interval(d.reps_a, cfg.conf)
@@ -196,7 +198,8 @@ class RunComparison:
         notes.extend(self._confounds(doc_a, doc_b, label_a, label_b))
         notes.append(
             f"95 % intervals: circular block bootstrap over consecutive steps (block length per run "
-            f"and metric by Politis & White 2004), {cfg.n_boot} resamples, seed {cfg.seed}. They "
+            f"and metric by Politis & White 2004, on the series without its drift over the run), "
+            f"{cfg.n_boot} resamples, seed {cfg.seed}. They "
             "describe the step-to-step variation inside these two runs; day-to-day variation of the "
             "same runner is not in them, so 'changed' means these two runs differ, not why.")
         self.results_ = results

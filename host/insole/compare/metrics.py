@@ -65,8 +65,8 @@ CONTACT = Metric("contact_ms", "ms", "contact time")
 CADENCE = Metric("cadence_spm", "steps/min", "cadence")
 REARFOOT = Metric("rearfoot_strike_share", "share of steps", "share of heel (rearfoot) strikes",
                   "share", "mean")
-_ZONE_LABELS = {"heel": "heel", "arch": "arch", "met1": "big-toe-side metatarsal (met1)",
-                "met23": "central metatarsals (met2-3)", "met5": "little-toe-side metatarsal (met5)",
+_ZONE_LABELS = {"heel": "heel", "arch": "arch", "met1": "met1 (big-toe side)",
+                "met23": "met2-3 (central)", "met5": "met5 (little-toe side)",
                 "hallux": "big toe", "midfoot_lateral": "outer midfoot"}
 SYMMETRY_OF = ("contact_ms", "peak_force_bw", "valr_bw_per_s_rearfoot", "metatarsal_share")
 

@@ -29,14 +29,20 @@ COLOR_B = "#DD8452"
 COLOR_CHANGED = "#C0392B"
 
 
-def _figure(nrows: int, ncols: int, w: float, h: float):
+def _figure(nrows: int, ncols: int, w: float, h: float, **adjust):
+    """A Figure on the Agg canvas with fixed margins (in inches at the top and bottom, so they do
+    not grow with the rows); a constrained layout costs twice the drawing time here."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
+    fig = Figure(figsize=(w, h), dpi=100)
     axes = fig.subplots(nrows, ncols, squeeze=False)
+    margins = {"left": 0.05, "right": 0.985, "top": 1 - 0.65 / h, "bottom": 0.8 / h,
+               "hspace": 0.5, "wspace": 0.3}
+    margins.update(adjust)
+    fig.subplots_adjust(**margins)
     return fig, axes
 
 
@@ -129,7 +135,7 @@ def plot_metrics(cmp: RunComparison):
 
     fig.legend(handles=[Patch(color=COLOR_A, alpha=0.6, label=f"A: {la}"),
                         Patch(color=COLOR_B, alpha=0.6, label=f"B: {lb}")],
-               loc="outside lower center", ncols=2, fontsize=9)
+               loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=2, fontsize=9)
     fig.suptitle("Per-step distributions (box: quartiles, whiskers: 5-95 %), medians (black) and "
                  "their 95 % intervals; * and red: the 95 % interval of B − A excludes no change",
                  fontsize=9)
@@ -160,7 +166,9 @@ def plot_differences(cmp: RunComparison):
             k = 100.0 if r.metric.kind == "share" else 1.0
             rows["points"].append((r, d.diff * k, d.ci[0] * k, d.ci[1] * k))
     n = max(len(rows["value"]), len(rows["points"]), 1)
-    fig, axes = _figure(1, 2, 13, 0.32 * n + 1.6)
+    h = 0.32 * n + 1.6
+    fig, axes = _figure(1, 2, 13, h, left=0.2, right=0.98, wspace=0.75, top=1 - 0.45 / h,
+                        bottom=0.6 / h)
     for ax, key, xlabel in ((axes[0, 0], "value", "B − A (% of A's median)"),
                             (axes[0, 1], "points", "B − A (percentage points)")):
         data = rows[key]

@@ -16,7 +16,12 @@ resampled in blocks of consecutive steps:
   the autocovariances ``γ_k`` with the flat-top lag window of Politis & Romano 1995 up to lag
   ``M = 2 m̂``; ``m̂`` is the smallest lag after which ``K_N = max(5, ⌈log10 n⌉)`` consecutive
   autocorrelations stay inside ``±2 √(log10 n / n)``. Independent steps give ``b = 1`` (the
-  ordinary bootstrap); ``b`` is capped at ``min(3 √n, n / 3)``.
+  ordinary bootstrap); ``b`` is capped at ``min(3 √n, n / 3)``. The rule assumes a stationary
+  series, so it is applied to the series minus its least-squares quadratic trend over the run:
+  the slow fatigue drift of a run (DESIGN.md's drift rules) is not step-to-step dependence,
+  and left in it makes the autocorrelations look long and the blocks needlessly long (on the
+  simulator, whose runs all share their runner's drift, intervals then cover 99 % instead of
+  95 %). The resampling itself uses the series as it is.
 - **Interval**: A and B are resampled independently (they are different runs), the statistic
   (median, or mean for a share of steps) is taken on every resample, and the 95 % interval of
   the difference B − A is the 2.5th to 97.5th percentile of the resampled differences
@@ -53,12 +58,15 @@ def _median_rows(x: np.ndarray, axis: int = 1) -> np.ndarray:
 _STATISTICS = {"median": _median_rows, "mean": np.mean}
 
 
-def block_length(x: np.ndarray) -> int:
+def block_length(x: np.ndarray, detrend_degree: int | None = 2) -> int:
     """Circular-block-bootstrap block length (steps) for the series ``x`` (Politis & White 2004
     with the 2009 correction), rounded up to a whole number of steps, at least 1.
 
     Args:
         x: the values of consecutive steps, in step order (1-D, no NaN).
+        detrend_degree: the degree of the least-squares polynomial over the step index removed
+            before the autocovariances are estimated (2: the run's slow drift); None keeps the
+            series as it is.
 
     Returns:
         The block length in steps; 1 for fewer than 8 values or a constant series.
@@ -67,6 +75,10 @@ def block_length(x: np.ndarray) -> int:
     n = x.shape[0]
     if n < 8:
         return 1
+    if detrend_degree is not None and n > 4 * (detrend_degree + 1):
+        t = np.linspace(-1.0, 1.0, n)
+        x = x - np.polynomial.polynomial.polyval(
+            t, np.polynomial.polynomial.polyfit(t, x, detrend_degree))
     xc = x - x.mean()
     gamma0 = float(xc @ xc) / n
     if not gamma0 > 1e-12 * max(1.0, float(np.max(np.abs(x)))) ** 2:
@@ -178,7 +190,7 @@ def excludes_zero(ci: tuple[float, float] | None) -> bool:
 
 def compare(a: np.ndarray, b: np.ndarray, statistic: str = "median", n_boot: int = N_BOOT,
             rng: np.random.Generator | None = None, conf: float = CONF_LEVEL,
-            min_steps: int = MIN_STEPS) -> Difference:
+            min_steps: int = MIN_STEPS, detrend_degree: int | None = 2) -> Difference:
     """Difference of ``statistic`` between run B and run A with a block-bootstrap interval.
 
     Args:
@@ -188,6 +200,7 @@ def compare(a: np.ndarray, b: np.ndarray, statistic: str = "median", n_boot: int
         rng: seeded generator; both runs draw from it (A first).
         conf: interval level (0.95).
         min_steps: fewer values than this in either run gives no interval.
+        detrend_degree: see :func:`block_length`.
 
     Returns:
         A :class:`Difference`.
@@ -203,7 +216,7 @@ def compare(a: np.ndarray, b: np.ndarray, statistic: str = "median", n_boot: int
     if len(a) < min_steps or len(b) < min_steps:
         return Difference(va, vb, diff, None, False, len(a), len(b))
     rng = rng if rng is not None else np.random.default_rng(0)
-    block_a, block_b = block_length(a), block_length(b)
+    block_a, block_b = block_length(a, detrend_degree), block_length(b, detrend_degree)
     reps_a = bootstrap(a, statistic, n_boot, rng, block_a)
     reps_b = bootstrap(b, statistic, n_boot, rng, block_b)
     ci = percentile_interval(reps_b - reps_a, conf)
