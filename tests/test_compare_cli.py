@@ -18,11 +18,11 @@ def inputs(tmp_path_factory):
     """Run A as a folder of captures, run B as a folder and as an analysis JSON file (60 s)."""
     d = tmp_path_factory.mktemp("cli")
     out = {}
-    for key, scenario in (("a", "easy-run"), ("b", "forefoot-overload")):
+    for key, scenario, seed in (("a", "easy-run", 3), ("b", "forefoot-overload", 4)):
         folder = d / key
         folder.mkdir()
         for side in ("left", "right"):
-            sim.write_capture(folder / f"{side}.bin", sim.simulate(scenario, side, 60, seed=3))
+            sim.write_capture(folder / f"{side}.bin", sim.simulate(scenario, side, 60, seed=seed))
         out[key] = folder
         js = d / f"{key}.json"
         js.write_text(json.dumps(load_run(folder)[0]))
@@ -55,14 +55,21 @@ def test_text_json_file_and_pictures(inputs, tmp_path, capsys):
     js = tmp_path / "cmp.json"
     out = tmp_path / "report"
     rc = main(["compare", str(inputs["a_json"]), str(inputs["b_json"]), "--json", str(js),
-               "--out", str(out), "--n-boot", "300"])
+               "--out", str(out), "--n-boot", "300", "--label-a", "A<b>"])
     text = capsys.readouterr().out
     assert rc == 0
-    assert text.startswith("insole compare: A = a: ")
+    assert text.startswith("insole compare: A = A<b>: ")
     assert "Changed (" in text and "forefoot (metatarsal) share of each step rose by" in text
     assert json.loads(js.read_text())["schema"] == "insole.compare/1"
-    for name in ("compare.json", "compare.png", "compare-differences.png", "compare.html"):
-        assert (out / name).stat().st_size > 1000, name
+    assert json.loads((out / "compare.json").read_text()) == json.loads(js.read_text())
+    for name in ("compare.png", "compare-differences.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (out / name).stat().st_size > 20_000, name
+    page = (out / "compare.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 2  # both figures inlined
+    assert "http" not in page  # self-contained: nothing to fetch
+    assert "A&lt;b&gt;" in page and "A<b>" not in page  # labels escaped
+    assert "forefoot (metatarsal) share of each step rose by" in page
 
 
 def test_body_mass_note_for_analysis_files(inputs, capsys):

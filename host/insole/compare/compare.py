@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
+from . import metrics as M
 from . import stats
 from .metrics import SIDES, SYMMETRY_OF, Metric, foot_series, symmetry_index_pct, symmetry_metric
 
@@ -360,8 +361,6 @@ def compare_runs(doc_a: dict, doc_b: dict, label_a: str = "A", label_b: str = "B
 
 
 def _metric_def(name: str) -> Metric:
-    from . import metrics as M
-
     for m in (M.VALR, M.PEAK, M.MET, M.CONTACT, M.CADENCE, M.REARFOOT):
         if name == m.name:
             return m
