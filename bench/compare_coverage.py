@@ -280,6 +280,20 @@ def main(argv=None) -> int:
         extra = f"  ({degenerate} intervals of zero width: no step-to-step variation)" if degenerate else ""
         print(f"   {name:38s} {_pct(k, m):>8s} / {_pct(ch, len(rs)):>7s}  n={len(rs)}{extra}")
 
+    print("   does a seed change the runner? easy-run's run medians over its seeds: their standard "
+          "deviation | the one the intervals imply (mean width / 3.92 / √2)")
+    meds: dict[tuple[str, str], list[float]] = {}
+    for s in range(1, args.runs + 1):
+        for side in SIDES:
+            for name, (m, vals) in foot_series(by[("easy-run", s)]["doc"]["feet"][side]).items():
+                if len(vals) and m.statistic == "median":
+                    meds.setdefault((side, name), []).append(float(np.median(vals)))
+    for (side, name), v in meds.items():
+        w = [r["ci95"][1] - r["ci95"][0] for r in same
+             if r["a"] == "easy-run" and r["side"] == side and r["name"] == name and r["ci95"]]
+        if len(v) > 2 and w:
+            print(f"   {side:5s} {name:33s} {np.std(v, ddof=1):10.4g} | {np.mean(w) / 3.92 / np.sqrt(2):10.4g}")
+
     print("\n2. Known differences (A = easy-run; true difference from pooled long runs | from the "
           "simulator's ground truth)")
     print(f"{'B':24s} {'intervals':>9s} {'coverage':>9s} {'| model':>9s} {'changed':>8s}")
