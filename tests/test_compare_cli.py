@@ -113,3 +113,16 @@ def test_bad_inputs_are_one_line_each(tmp_path, inputs, capsys):
         rc = main(["compare", *argv])
         line = one_line_error(rc, capsys.readouterr().err)
         assert expected in line, (argv, line)
+
+
+def test_a_recorded_session_is_a_run(tmp_path, inputs, capsys):
+    session = tmp_path / "session"
+    urls = [f"sim://easy-run?side={s}&seed=3&duration_s=30&realtime=0" for s in ("left", "right")]
+    r = run_cli("record", *urls, "--out", session)
+    assert r.returncode == 0, r.stderr.decode()
+    rc = main(["compare", str(session), str(inputs["a"]), "--json", "-", "--n-boot", "200"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert doc["a"]["source"].endswith("(session)") and doc["a"]["feet"] == ["left", "right"]
+    # the same runner and seed: the session holds the first 30 s of run A's 60 s
+    assert any("differ in length" in n for n in doc["notes"])
