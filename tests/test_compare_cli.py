@@ -96,6 +96,11 @@ def test_bad_inputs_are_one_line_each(tmp_path, inputs, capsys):
     bad_json.write_text('{"schema": "insole.analysis/1", "feet": ')
     bad_feet = tmp_path / "feet.json"
     bad_feet.write_text(json.dumps({"schema": "insole.analysis/1", "feet": {"left": {"steps": 3}}}))
+    left_only, right_only = tmp_path / "left.json", tmp_path / "right.json"
+    doc = json.loads(inputs["a_json"].read_text())
+    for path, drop in ((left_only, "right"), (right_only, "left")):
+        one = dict(doc, feet={k: v for k, v in doc["feet"].items() if k != drop})
+        path.write_text(json.dumps(one))
     noise = tmp_path / "noise.bin"
     noise.write_bytes(os.urandom(20_000))
     cases = [
@@ -104,6 +109,7 @@ def test_bad_inputs_are_one_line_each(tmp_path, inputs, capsys):
         ([str(bad_json), a], "not valid JSON"),
         ([a, str(bad_feet)], "steps must be a list"),
         ([str(noise), a], "not a capture"),
+        ([str(left_only), str(right_only)], "no foot in common"),
         ([a, a, "--body-mass-kg", "5"], "outside 20-250 kg"),
         ([a, a, "--n-boot", "10"], "--n-boot"),
         ([a, a, "--label-a", "  "], "--label-a must not be empty"),

@@ -31,6 +31,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     cmp = RunComparison(CompareConfig(n_boot=args.n_boot, seed=args.seed)).compute(
         doc_a, doc_b, labels[0], labels[1], f"{args.a} ({kind_a})", f"{args.b} ({kind_b})")
     doc = cmp.document_
+    if not doc["metrics"]:
+        raise InsoleError(f"{args.a} has the {' and '.join(doc['a']['feet'])} foot, {args.b} the "
+                          f"{' and '.join(doc['b']['feet'])}: no foot in common to compare")
     if args.body_mass_kg is not None and "analysis" in (kind_a, kind_b):
         doc["notes"].insert(0, "--body-mass-kg applies to raw inputs only: an analysis file keeps "
                                "the body weight it was analysed with")
