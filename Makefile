@@ -51,8 +51,9 @@ bench: setup ## print host speed and memory, accuracy against truth, firmware co
 	$(PY) bench/run.py
 
 .PHONY: compare-coverage
-compare-coverage: setup ## coverage study of `insole compare`'s 95 % intervals (a few minutes; figures in docs/analysis.md)
-	$(PY) bench/compare_coverage.py
+COVERAGE_ARGS ?=
+compare-coverage: setup ## coverage study of `insole compare`'s 95 % intervals (~15 min; COVERAGE_ARGS="--runs 6 --truth-runs 6" for a quick look; figures in docs/analysis.md)
+	$(PY) bench/compare_coverage.py $(COVERAGE_ARGS)
 
 .PHONY: hardware
 hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, print the divider table
