@@ -176,3 +176,17 @@ def test_sentences_in_plain_words():
            "changed": True}
     assert sentence(sym) == ("Left/right asymmetry of contact time went from +6.0 % to +1.0 % "
                              "(towards symmetry): −5.0 points (95 % CI −6.5 to −3.4 points).")
+
+
+def test_pace_length_and_body_weight_warnings(runs):
+    doc_b = copy.deepcopy(runs["easy2"])
+    for foot in doc_b["feet"].values():
+        foot["summary"]["contact_ms_median"] *= 0.9  # a faster run: shorter contacts
+        foot["summary"]["duration_s"] *= 2
+    doc_b["body"] = dict(doc_b["body"], body_weight_n=doc_b["body"]["body_weight_n"] * 1.05)
+    notes = compare_runs(runs["easy1"], doc_b, config=CompareConfig(n_boot=200))["notes"]
+    warnings = [n for n in notes if n.startswith("warning")]
+    assert any("contact time differs" in w and "pace" in w and "(−10." in w for w in warnings), warnings
+    assert any("differ in length (3.0 and 6.0 min)" in w for w in warnings), warnings
+    assert any("body weight differs" in w for w in warnings), warnings
+    assert not any("cadence differs" in w for w in warnings)

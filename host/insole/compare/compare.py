@@ -247,7 +247,7 @@ class RunComparison:
         if ca and cb and abs(cb / ca - 1) > cfg.cadence_warn_frac:
             out.append(
                 f"warning: cadence differs, {ca:.0f} steps/min in {la} and {cb:.0f} in {lb} "
-                f"({100 * (cb / ca - 1):+.1f} %). Loading rate, peak force and contact time change "
+                f"({_pc(100 * (cb / ca - 1), True)} %). Loading rate, peak force and contact time change "
                 "with cadence and pace by themselves (a 5-10 % higher step rate lowers hip and knee "
                 "loading: Heiderscheit et al. 2011, Med Sci Sports Exerc 43:296), so part of any "
                 "difference may come from running differently, not from what you changed.")
@@ -255,7 +255,7 @@ class RunComparison:
         if ta and tb and abs(tb / ta - 1) > cfg.contact_warn_frac:
             out.append(
                 f"warning: contact time differs, {ta:.0f} ms in {la} and {tb:.0f} ms in {lb} "
-                f"({100 * (tb / ta - 1):+.1f} %): the pace may differ (contact time shortens as "
+                f"({_pc(100 * (tb / ta - 1), True)} %): the pace may differ (contact time shortens as "
                 "speed rises: Weyand et al. 2000, J Appl Physiol 89:1991) and loading rate rises "
                 "with pace. The insoles cannot measure pace: compare runs of the same route at "
                 "the same pace.")
