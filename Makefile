@@ -83,6 +83,11 @@ demo-ble: setup ## two virtual insoles on a virtual BLE radio, recorded over ble
 bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py
 
+.PHONY: compare-coverage
+COVERAGE_ARGS ?=
+compare-coverage: setup ## coverage study of `insole compare`'s 95 % intervals (~15 min; COVERAGE_ARGS="--runs 6 --truth-runs 6" for a quick look; figures in docs/analysis.md)
+	$(PY) bench/compare_coverage.py $(COVERAGE_ARGS)
+
 .PHONY: hardware
 hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, print the divider table
 	$(PY) tools/hardware_svg.py

@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "insole.cli.report",
     "insole.cli.live",
     "insole.cli.ble",
+    "insole.cli.compare",
 )
 
 
