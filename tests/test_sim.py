@@ -225,7 +225,7 @@ def test_truth_agrees_with_the_foots_own_samples():
             tt = t[a - 1:b + 1]
             dur = s["to_s"] - s["ic_s"]
             if s["valr_method"] == "20-80":
-                # the analysis's definition on the foot's own 1000 Hz samples (10 ms smoothing)
+                # the analysis's definition on the foot's own 1000 Hz samples (6 ms smoothing)
                 peak = s["impact_peak_bw"]
                 it = impact_transient(seg, 1000.0, int(0.3 * dur * 1000) + 1, 0.8)
                 assert it is not None and it.kind == s["impact_transient"]

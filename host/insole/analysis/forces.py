@@ -107,7 +107,7 @@ class SwingBaseline:
     A foot in running or walking leaves the ground at least once in every ``window_s`` (2 s, over
     a stride at any cadence above 60 strides/min). In each window the swing is where the
     foot's total force is least; each zone's highest reading there (over the window's samples
-    within 5 % of its force range of that least total and 20 ms or more from any sample that is
+    within 5 % of its force range of that least total and 100 ms or more from any sample that is
     not; then the most of it and its two neighbouring windows: a zone whose pre-load sits at the
     ADC's floor flickers between 0 and the floor with the noise, now and then, and the flicker
     must go too) is its baseline for the window,
@@ -120,7 +120,7 @@ class SwingBaseline:
     """
 
     def __init__(self, window_s: float = 2.0, swing_max_frac: float = 0.3,
-                 swing_band_frac: float = 0.05, edge_ms: float = 20.0,
+                 swing_band_frac: float = 0.05, edge_ms: float = 100.0,
                  min_baseline_n: float = 2.0) -> None:
         self.edge_ms = edge_ms
         self.window_s = window_s

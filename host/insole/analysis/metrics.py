@@ -42,7 +42,7 @@ class MetricsConfig:
     impact_min_bw: float = 0.8  # ...at a substantial force: ripples and 50-100 N bumps never count
     impact_shoulder_slope_frac: float = 0.30  # a shoulder: the slope falls to 30 % of the rise's
     impact_confirm_ms: float = 15.0  # a peak's dip is looked for this long after the knee
-    impact_smooth_ms: float = 10.0  # moving average over the rise (ripples, sensor noise)
+    impact_smooth_ms: float = 6.0  # moving average over the rise (ripples, sensor noise)
     valr_low_frac: float = 0.20  # VALR between 20 % and 80 % of the impact transient
     valr_high_frac: float = 0.80
     valr_fallback_start_frac: float = 0.03  # else over 3-12 % of stance

@@ -528,7 +528,7 @@ def step_truth(st: Steps, i: np.ndarray, body_mass_kg: float, drift: float,
     sub-microsecond precision). Stance is [contact, toe-off]. The impact transient is found on a
     20 kHz grid by the analysis's own definition (:func:`insole.analysis.metrics.impact_transient`:
     a peak or a shoulder of at least 0.8 BW in the first 30 % of stance), and VALR is the mean
-    slope between the instants the (10 ms-smoothed) total force crosses 20 % and 80 % of it
+    slope between the instants the (6 ms-smoothed) total force crosses 20 % and 80 % of it
     ("20-80"); a step without a transient gets the mean slope over 3–12 % of stance ("3-12pct").
     Durations are on the device clock, which runs ``1 + drift`` times as fast as true time.
     Zone impulse shares integrate each zone's force over the stance.
@@ -543,7 +543,7 @@ def step_truth(st: Steps, i: np.ndarray, body_mass_kg: float, drift: float,
     dur = to - ic
     # The impact transient by the analysis's own definition (insole.analysis.metrics.
     # impact_transient: a peak or a shoulder at 0.8 BW or more in the first 30 % of stance, on
-    # the force smoothed over 10 ms) on a 20 kHz grid from contact.
+    # the force smoothed over 6 ms) on a 20 kHz grid from contact.
     dt = 5e-5
     cfg = MetricsConfig()
     win = np.maximum(3, (cfg.impact_window_frac * dur / dt).astype(int)) + 1
