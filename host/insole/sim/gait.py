@@ -98,6 +98,9 @@ _WINDOW_FLOOR = 1e-5
 _EXTRA_SHARES = {"hallux": 0.08, "midfoot_lateral": 0.06}
 
 _ACTIVE_Q = 1.8  # exponent of the active peak sin(π τ^γ)^q: peak/mean ≈ 1.9, like measured GRFs
+_ONSET_S = 0.040
+_DEFAULT_FALL_S = 0.028
+_IMPACT_RISE_POWER = 2.5
 # Contact ripples: a damped oscillation of the shoe and soft tissue on the first ~60 ms of contact
 # (decay time constant below), the frequency drawn per step in this range.
 _RIPPLE_TAU_S = 0.025
@@ -125,7 +128,7 @@ class Variability:
     arch_share: float = 0.06
     heel_split: float = 0.03
     walk_c: float = 0.05
-    impact_fall: float = 0.15
+    impact_fall: float = 0.10
     contact_bump: float = 0.25
 
 
@@ -147,10 +150,11 @@ class GaitParams:
     contact_ms: float = 250.0
     impact_peak_bw: float = 1.6  # rearfoot running: height of the impact transient (total force)
     valr_bw_per_s: float = 50.0  # rearfoot running: 20-80 % VALR of the template step
-    # The impact transient unloads over this long while the active peak rises: ~45 ms leaves a
-    # shoulder at the transient that barely dips (fukuchi2017 RBDS004: a shoulder of ~2.0-2.3 BW
-    # 40-50 ms after contact, a dip on some steps, none on most); 20 ms gives the old deep dip.
-    impact_fall_ms: float = 45.0
+    # The impact transient unloads over this long, (1 - x)^2, while the active force rises: ~28 ms
+    # (±10 % per step) offsets the active rise at the knee and leaves a shoulder that barely
+    # dips (fukuchi2017 RBDS004: a shoulder of ~2.0-2.3 BW 40-50 ms after contact, a dip on
+    # some steps, none on most).
+    impact_fall_ms: float = 28.0
     # Real force on the first milliseconds of contact (RBDS004, data/README.md): a 50-100 N
     # bump (heights drawn per step, in BW, 0.07-0.14 BW at 70 kg) and damped ripples; 0 turns off.
     contact_bump_bw: float = 0.10
@@ -211,6 +215,26 @@ def _window(tau: np.ndarray, on: float, peak: float, off: float) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
 
 
+def _impact_shape(t_s: np.ndarray, rise_s, fall_s) -> np.ndarray:
+    """The impact transient of a heel strike, 0 → 1 → 0: it rises as ``(t / r)^2.5`` (slowly
+    while the shoe's heel compresses, steepest at the knee, as on the RBDS004 plate: under
+    0.5 BW in the first 25 ms, then ~100 BW/s up to a sharp knee) and unloads as
+    ``(1 - (t - r) / fall)^2``, already falling at the knee, so that it offsets the rising active
+    force there: a shoulder that barely dips."""
+    t = np.asarray(t_s, float)
+    up = np.clip(t / rise_s, 0.0, 1.0) ** _IMPACT_RISE_POWER
+    down = (1.0 - np.clip((t - rise_s) / fall_s, 0.0, 1.0)) ** 2
+    return np.where(t <= 0.0, 0.0, np.where(t < rise_s, up, down))
+
+
+def _onset(t_s: np.ndarray) -> np.ndarray:
+    """Running heel strikes: the body's (active) force builds up over the first ``_ONSET_S`` of
+    contact (smoothstep) while the heel pad and the shoe compress, the slow start of a real
+    stance."""
+    x = np.clip(np.asarray(t_s, float) / _ONSET_S, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
 def _gamma(p: GaitParams) -> float:
     """Time warp τ → τ^γ: running puts the active peak at ``active_peak_at`` (sin(π τ^γ) peaks
     where τ^γ = 1/2); walking moves weight acceptance earlier than push-off."""
@@ -235,7 +259,7 @@ class Steps:
     active_bw: np.ndarray  # active peak amplitude (run) or double-hump amplitude (walk)
     gamma: np.ndarray
     walk_c: np.ndarray
-    fall_s: np.ndarray | None = None  # impact unloading time (default 45 ms)
+    fall_s: np.ndarray | None = None  # impact unloading time (default 28 ms)
     bump_bw: np.ndarray | None = None  # early contact bump height (BW), width, centre
     bump_w_s: np.ndarray | None = None
     bump_at_s: np.ndarray | None = None
@@ -261,13 +285,15 @@ class Steps:
         else:
             f = self.active_bw[i] * np.sin(np.pi * tau ** self.gamma[i]) ** _ACTIVE_Q
             if self.strike == "rearfoot":
+                f = f * _onset(t_rel_s)
+            if self.strike == "rearfoot":
                 r = self.rise_s[i]
-                f = f + self.impact_bw[i] * _window(t_rel_s, 0.0, r, r + self._fall(i))
+                f = f + self.impact_bw[i] * _impact_shape(t_rel_s, r, self._fall(i))
         f = f + self._contact_extras(i, t_rel_s)
         return np.where(inside, np.maximum(f, 0.0), 0.0)
 
     def _fall(self, i) -> np.ndarray | float:
-        return 0.045 if self.fall_s is None else self.fall_s[i]
+        return _DEFAULT_FALL_S if self.fall_s is None else self.fall_s[i]
 
     def _contact_extras(self, i, t_rel_s: np.ndarray) -> np.ndarray | float:
         """The early bump and the damped contact ripples (BW), 0 where not modelled."""
@@ -303,11 +329,13 @@ def _unit_shapes(steps: Steps, m: int = 400) -> tuple[np.ndarray, np.ndarray, np
         act = np.sin(np.pi * w) + steps.walk_c[:, None] * np.sin(3 * np.pi * w)
     else:
         act = np.sin(np.pi * x[None, :] ** steps.gamma[:, None]) ** _ACTIVE_Q
+        if steps.strike == "rearfoot":
+            act = act * _onset(t)
     imp = np.zeros((n, m))
     if steps.gait == "run" and steps.strike == "rearfoot":
         r = steps.rise_s[:, None]
-        fall = 0.045 if steps.fall_s is None else steps.fall_s[:, None]
-        imp = _window(t, 0.0, r, r + fall)
+        fall = _DEFAULT_FALL_S if steps.fall_s is None else steps.fall_s[:, None]
+        imp = _impact_shape(t, r, fall)
     dt = steps.contact_s / m
     return act.sum(1) * dt, imp.sum(1) * dt, x
 
@@ -361,19 +389,40 @@ def _impact_metrics(p: GaitParams, rise_s: float, impact_bw: float) -> np.ndarra
 
 @lru_cache(maxsize=64)
 def calibrate_impact(p: GaitParams) -> tuple[float, float]:
-    """(rise_s, impact_bw) of the bump giving the template step its target impact peak and VALR.
+    """(rise_s, impact_bw) of the bump giving the template step its target impact transient and
+    VALR.
 
-    Damped Newton iterations with a finite-difference Jacobian on (rise, bump); a handful of
-    template evaluations, cached per parameter set.
+    Damped Newton iterations with a finite-difference Jacobian on (rise, bump), from a few
+    starting points in turn until one converges (the transient can change from a shoulder to a
+    peak between two guesses, which a single start does not always survive); cached per
+    parameter set. Raises ValueError when none converges (a target the model cannot reach).
     """
     if not p.has_impact:
         return 0.03, 0.0
     target = np.array([p.impact_peak_bw, p.valr_bw_per_s])
-    x = np.array([0.6 * p.impact_peak_bw / (0.41 * p.valr_bw_per_s), 0.6 * p.impact_peak_bw])
+    best, best_err = None, np.inf
+    starts = [(0.6 * p.impact_peak_bw / (0.41 * p.valr_bw_per_s), 0.6 * p.impact_peak_bw)]
+    starts += [(r, h * p.impact_peak_bw) for r in (0.05, 0.035, 0.025, 0.065)
+               for h in (0.25, 0.5, 0.75)]
+    for x0 in starts:
+        x, err = _newton_impact(p, np.array(x0, float), target)
+        e = float(np.max(np.abs(err / target)))
+        if e < best_err:
+            best, best_err = x, e
+        if e < 1e-3:
+            break
+    if best is None or best_err > 0.01:
+        raise ValueError(f"no impact transient of {p.impact_peak_bw} BW at {p.valr_bw_per_s} BW/s "
+                         "for these gait parameters")
+    return float(best[0]), float(best[1])
+
+
+def _newton_impact(p: GaitParams, x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    err = np.array([np.inf, np.inf])
     for _ in range(30):
         y = _impact_metrics(p, *x)
         if not np.all(np.isfinite(y)):
-            x[1] *= 1.25  # no distinct impact peak yet: a taller bump
+            x[1] *= 1.25  # no distinct impact transient yet: a taller bump
             continue
         err = y - target
         if abs(err[0]) < 1e-4 and abs(err[1]) < 1e-3:
@@ -387,11 +436,13 @@ def calibrate_impact(p: GaitParams) -> tuple[float, float]:
             dx = np.linalg.solve(jac, -err)
         except np.linalg.LinAlgError:
             break
+        if not np.all(np.isfinite(dx)):
+            break
         step = min(1.0, 0.3 * x[0] / max(abs(dx[0]), 1e-12), 0.3 / max(abs(dx[1]), 1e-12))
         x = x + step * dx
         x[0] = float(np.clip(x[0], 0.008, 0.08))
         x[1] = float(np.clip(x[1], 0.05, 3.0))
-    return float(x[0]), float(x[1])
+    return x, err
 
 
 # --- step generation ------------------------------------------------------------------------
