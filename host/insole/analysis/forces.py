@@ -116,13 +116,17 @@ class SwingBaseline:
     none and keeps the neighbouring windows' baseline). The baseline is interpolated between
     window centres, so it follows a lacing that loosens, and subtracted from the zones whose
     median baseline is over ``min_baseline_n`` (2 N: sensor noise and the ADC floor leave the
-    others untouched); forces stay ≥ 0 and missing samples stay missing.
+    others untouched), and only when the swing itself is loaded: the median of the windows'
+    least total at ``min_swing_total_n`` (10 N, half the contact threshold) or more. A swing
+    that reads ~0 in total (the usual case, and every recording in ../shared/data) is left
+    exactly as it is. Forces stay ≥ 0 and missing samples stay missing.
     """
 
     def __init__(self, window_s: float = 2.0, swing_max_frac: float = 0.3,
                  swing_band_frac: float = 0.05, edge_ms: float = 100.0,
-                 min_baseline_n: float = 2.0) -> None:
+                 min_baseline_n: float = 2.0, min_swing_total_n: float = 10.0) -> None:
         self.edge_ms = edge_ms
+        self.min_swing_total_n = min_swing_total_n
         self.window_s = window_s
         self.swing_band_frac = swing_band_frac
         self.swing_max_frac = swing_max_frac
@@ -135,6 +139,7 @@ class SwingBaseline:
         w = max(2, int(round(self.window_s * rate_hz)))
         nw = n // w
         self.baseline_n_ = None
+        self.swing_total_n_ = 0.0
         self.baseline_median_n_ = np.zeros(c)
         self.applied_ = np.zeros(c, bool)
         if nw >= 1:
@@ -162,7 +167,11 @@ class SwingBaseline:
                     med = np.nanmedian(base, axis=0)
                 centre = (np.flatnonzero(swing) + 0.5) * w
                 self.baseline_median_n_ = np.nan_to_num(med)
-                self.applied_ = self.baseline_median_n_ > self.min_baseline_n
+                self.swing_total_n_ = float(np.median(lo[swing]))
+                # only a swing that is really loaded: a foot whose swing reads ~0 in total (the
+                # usual case) is left exactly as it is, toe-off tails and all
+                self.applied_ = (self.baseline_median_n_ > self.min_baseline_n) & \
+                    (self.swing_total_n_ >= self.min_swing_total_n)
                 if self.applied_.any():
                     grid = np.arange(n)
                     self.baseline_n_ = np.stack(
@@ -170,6 +179,7 @@ class SwingBaseline:
                          else np.zeros(n) for j in range(c)], axis=1)
         self.report_ = {
             "window_s": self.window_s,
+            "swing_total_n": round(self.swing_total_n_, 1),
             "median_n": {z: round(float(v), 1) for z, v in zip(zones, self.baseline_median_n_)},
             "subtracted": [z for z, a in zip(zones, self.applied_) if a]}
         return self

@@ -129,7 +129,7 @@ class Variability:
     heel_split: float = 0.03
     walk_c: float = 0.05
     impact_fall: float = 0.10
-    contact_bump: float = 0.25
+    contact_bump: float = 0.20
 
 
 @dataclass(frozen=True)
@@ -286,28 +286,33 @@ class Steps:
             f = self.active_bw[i] * np.sin(np.pi * tau ** self.gamma[i]) ** _ACTIVE_Q
             if self.strike == "rearfoot":
                 f = f * _onset(t_rel_s)
-            if self.strike == "rearfoot":
                 r = self.rise_s[i]
                 f = f + self.impact_bw[i] * _impact_shape(t_rel_s, r, self._fall(i))
-        f = f + self._contact_extras(i, t_rel_s)
+        f = self._contact_extras(i, t_rel_s, tc, f)
         return np.where(inside, np.maximum(f, 0.0), 0.0)
 
     def _fall(self, i) -> np.ndarray | float:
         return _DEFAULT_FALL_S if self.fall_s is None else self.fall_s[i]
 
-    def _contact_extras(self, i, t_rel_s: np.ndarray) -> np.ndarray | float:
-        """The early bump and the damped contact ripples (BW), 0 where not modelled."""
-        out = 0.0
+    def _contact_extras(self, i, t_rel_s: np.ndarray, tc, f: np.ndarray) -> np.ndarray:
+        """``f`` with the early bump and the damped contact ripples (BW) added.
+
+        The bump rises to its height, falls back to 60 % of it and holds there until the force
+        of the stance overtakes it (a real plate's bump rides on the rising force: the force
+        never goes back under the contact threshold after it). The ripple is the response of
+        shoe and tissue to the load: its amplitude grows with the force up to 0.3 BW, so it
+        cannot take the force back under the threshold either.
+        """
         if self.bump_bw is not None:
-            c, w = self.bump_at_s[i], self.bump_w_s[i]
-            out = out + self.bump_bw[i] * _window(t_rel_s, c - w / 2, c, c + w / 2)
+            c, w, h = self.bump_at_s[i], self.bump_w_s[i], self.bump_bw[i]
+            hold = 0.6 * h * _window(t_rel_s, c - w / 2, c, 10.0) * (t_rel_s < 0.3 * tc)
+            f = np.maximum(f, hold) + 0.4 * h * _window(t_rel_s, c - w / 2, c, c + w / 2)
         if self.ripple_bw is not None:
             t = np.maximum(t_rel_s, 0.0)
-            # grows in over the first 5 ms so the force still starts from 0 at contact
-            env = (1.0 - np.exp(-t / 0.005)) * np.exp(-t / _RIPPLE_TAU_S)
-            out = out + self.ripple_bw[i] * env * np.sin(2 * np.pi * self.ripple_hz[i] * t
-                                                         + self.ripple_ph[i])
-        return out
+            env = np.exp(-t / _RIPPLE_TAU_S) * np.clip(f / 0.3, 0.0, 1.0)
+            f = f + self.ripple_bw[i] * env * np.sin(2 * np.pi * self.ripple_hz[i] * t
+                                                      + self.ripple_ph[i])
+        return f
 
     def partition(self, i: np.ndarray, t_rel_s: np.ndarray) -> np.ndarray:
         """Zone fractions (…, Z) of steps ``i`` at ``t_rel_s``; rows sum to 1."""
