@@ -103,7 +103,7 @@ _DEFAULT_FALL_S = 0.028
 _IMPACT_RISE_POWER = 2.5
 # Contact ripples: a damped oscillation of the shoe and soft tissue on the first ~60 ms of contact
 # (decay time constant below), the frequency drawn per step in this range.
-_RIPPLE_TAU_S = 0.025
+_RIPPLE_TAU_S = 0.050
 _RIPPLE_HZ = (40.0, 70.0)
 # The early bump: a short (6-10 ms) raised cosine centred 4-12 ms after contact.
 _BUMP_WIDTH_S = (0.006, 0.010)
@@ -524,7 +524,7 @@ def foot_steps(p: GaitParams, zones: tuple[str, ...], side: str, duration_s: flo
     if p.contact_bump_bw > 0:
         extras.update(bump_bw=p.contact_bump_bw * (1 + v.contact_bump * _tnorm(xr, n)),
                       bump_w_s=xr.uniform(*_BUMP_WIDTH_S, n), bump_at_s=xr.uniform(*_BUMP_AT_S, n))
-    if p.contact_ripple_bw > 0:
+    if p.contact_ripple_bw > 0 and p.gait == "run":  # a walking heel lands too gently to ring
         extras.update(ripple_bw=p.contact_ripple_bw * xr.uniform(0.5, 1.5, n),
                       ripple_hz=xr.uniform(*_RIPPLE_HZ, n), ripple_ph=xr.uniform(0, 2 * np.pi, n))
     st = Steps(gait=p.gait, strike=p.strike, t_start_s=t0, contact_s=tc,
