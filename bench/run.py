@@ -3,7 +3,9 @@
 1. Host decode-and-analyse speed for a 60-minute, two-foot, 500 Hz, five-zone capture, as a
    multiple of real time, and the peak memory of the process that did it.
 2. Accuracy against ground truth (bench/accuracy.py), if present.
-3. Firmware cost per sample set under MicroPython (tools/firmware_bench.py), if present.
+3. Left/right time base over BLE-like delivery (bench/ble_clock.py).
+4. Firmware cost per sample set under MicroPython (tools/firmware_bench.py), if present.
+5. The live window's frame rate and sample-to-drawing lag on Agg (bench/live.py).
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def host_speed() -> None:
 
 def main() -> int:
     host_speed()
-    for script in (ROOT / "bench" / "accuracy.py", ROOT / "tools" / "firmware_bench.py"):
+    for script in (ROOT / "bench" / "accuracy.py", ROOT / "bench" / "ble_clock.py",
+                   ROOT / "tools" / "firmware_bench.py", ROOT / "bench" / "live.py"):
         if script.exists():
             print(f"\n== {script.relative_to(ROOT)}", flush=True)
             rc = subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode

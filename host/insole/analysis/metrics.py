@@ -222,6 +222,9 @@ class StepMetrics:
         swing_r = np.round((ic_s[1:] - to_s[:-1]) * 1e3, 2).tolist()
         peak_r = np.round(peak / bw, 4).tolist()
         shares_r = np.round(shares, 5).tolist()
+        # stance impulse in body-weight seconds: sum of force samples × period / body weight
+        imp_bw_s = np.round(imp * (period_s / bw), 6).tolist()
+        tot_imp_bw_s = np.round(tot_imp * (period_s / bw), 6).tolist()
         steps = []
         for i in range(k):
             ai, bi = int(a[i]), int(b[i])
@@ -238,6 +241,8 @@ class StepMetrics:
             if whole:
                 st["peak_force_bw"] = peak_r[i]
                 st["zone_impulse_share"] = dict(zip(zones, shares_r[i]))
+                st["impulse_bw_s"] = tot_imp_bw_s[i]
+                st["zone_impulse_bw_s"] = dict(zip(zones, imp_bw_s[i]))
                 if met_share is not None:
                     st["metatarsal_share"] = round(float(met_share[i]), 5)
                 if ml is not None:
@@ -250,8 +255,9 @@ class StepMetrics:
                        "toe-off fell into a gap" if not to_seen else
                        "samples missing during the stance")
                 st["peak_force_bw"] = None
-                st["zone_impulse_share"] = None
-                lost["peak_force_bw"] = lost["zone_impulse_share"] = why
+                st["zone_impulse_share"] = st["impulse_bw_s"] = st["zone_impulse_bw_s"] = None
+                for key in ("peak_force_bw", "zone_impulse_share", "impulse_bw_s", "zone_impulse_bw_s"):
+                    lost[key] = why
                 if met_share is not None:
                     st["metatarsal_share"] = None
                     lost["metatarsal_share"] = why

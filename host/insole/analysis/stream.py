@@ -383,4 +383,8 @@ def stream_from_source(src: SourceData) -> FootStream:
         if dec.packets == 0:
             raise InputFileError(f"{src.name}: no insole packets found in {dec.bytes_in} bytes "
                                  "(not a capture of the insole protocol)")
-    return asm.finish(errors)
+    fs = asm.finish(errors)
+    if src.link:  # the BLE link's own ledger: how often and how long it was down
+        fs.quality["link_reconnects"] = int(src.link.get("reconnects", 0))
+        fs.quality["link_disconnected_s"] = float(src.link.get("disconnected_s", 0.0))
+    return fs

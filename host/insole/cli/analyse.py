@@ -70,6 +70,10 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
             raise InsoleError(f"cannot write {args.json}: {parent} does not exist")
     doc = analyse_paths(args.inputs, args.body_mass_kg, args.calibration)
     text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
+    if args.save:
+        from insole.cli.history import save_analysis
+        saved = save_analysis(json.loads(text), args.inputs, args.db, args.athlete, args.date)
+        print(saved, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json == "-":
         sys.stdout.write(text + "\n")
         return 0
@@ -103,4 +107,9 @@ def register(sub) -> None:
                    help="runner's body mass; without it, the stride-average identity estimates it")
     p.add_argument("--calibration", action="append", metavar="FILE",
                    help="a calibration file from `insole calibrate` (once per foot)")
+    p.add_argument("--save", action="store_true", help="also add the run to the history "
+                   "(`insole history`; --db, --athlete, --date as there)")
+    p.add_argument("--db", metavar="PATH|URL", help="with --save: the history database")
+    p.add_argument("--athlete", metavar="NAME", help="with --save: whose run (default 'default')")
+    p.add_argument("--date", metavar="ISO", help="with --save: start of a run given as captures")
     p.set_defaults(func=_cmd_analyse)

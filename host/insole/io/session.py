@@ -48,6 +48,7 @@ class SourceData:
     chunks: list[Chunk]
     read_errors: dict[str, int] = field(default_factory=dict)
     url: str | None = None
+    link: dict | None = None  # BLE link ledger (reconnects, seconds disconnected), if recorded
 
 
 def encode_record(host_time_s: float, payload: bytes) -> bytes:
@@ -95,7 +96,7 @@ def load_session(path: Path) -> list[SourceData]:
     for src in meta.get("sources", []):
         chunks, errors = read_rec(d / src["file"])
         out.append(SourceData(src["file"], src.get("framing", FRAMING_SERIAL), chunks, errors,
-                              src.get("url")))
+                              src.get("url"), src.get("link")))
     if not out:
         raise InputFileError(f"{d}: session lists no sources")
     return out
