@@ -384,7 +384,9 @@ def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: in
 
     steps = gait.foot_steps(p, zones, side, duration_s, seed)
     forces = gait.zone_forces_n(steps, t_true, p.body_mass_kg)
-    sensed = fsr_response(forces, t_true - start_true_s, f, np.random.default_rng([seed, side_i, 0xF5E]))
+    # the sensors' own spread (creep, pre-load per zone) belongs to the insole, not to the run:
+    # drawn per side only, so two seeds are the same insole on two runs
+    sensed = fsr_response(forces, t_true - start_true_s, f, np.random.default_rng([side_i, 0xF5E]))
     volts = sensor.volts_from_force(sensed, supply_mv / 1000.0, r_fixed)
     if f.noise_mv > 0:
         volts = volts + noise_rng.normal(0.0, f.noise_mv / 1000.0, volts.shape)
