@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from insole.analysis.flags import FlagConfig, FlagRules
+from insole.analysis.flags import FlagConfig, FlagRules, rearfoot_valr_method
 from insole.analysis.forces import Calibration, total_force
 from insole.analysis.metrics import MetricsConfig, StepMetrics
 from insole.analysis.steps import StepDetector
@@ -78,10 +78,11 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
                                                   det.to_s_, fs.period_us * 1e-6, bw, side,
                                                   det.complete_)
         steps = met.steps_
-        clean = [st for st in steps if st["complete"]]
-        summary = _summary(steps, clean, fs)
+        # every step: a damaged one keeps the metrics whose part of the step is intact (its
+        # `lost` says which it lost), and each rule and median skips what is missing
+        summary = _summary(steps, fs)
         if summary["activity"] == "running":
-            rules = FlagRules(config.flags).evaluate(clean, side, fs.n * fs.period_us * 1e-6)
+            rules = FlagRules(config.flags).evaluate(steps, side, fs.n * fs.period_us * 1e-6)
             doc["flags"].extend(rules.flags_)
             doc["notes"].extend(rules.notes_)
             flags_evaluated = rules.evaluated_
@@ -124,16 +125,19 @@ def _med(steps, key, pred=None):
     return round(float(np.median(vals)), 3) if vals else None
 
 
-def _summary(all_steps: list[dict], steps: list[dict], fs: FootStream) -> dict:
-    """Per-foot summary: timing over every step, force metrics over complete steps."""
+def _summary(all_steps: list[dict], fs: FootStream) -> dict:
+    """Per-foot summary: each metric's median over the steps that have it."""
+    steps = all_steps
+    valr_method = rearfoot_valr_method(steps)
     strides = [s["stride_ms"] for s in all_steps if "stride_ms" in s]
     # a stride that spans a gap or a missed step is not one stride
     if strides:
         med = float(np.median(strides))
         strides = [x for x in strides if x < 1.5 * med]
     cadence = 2 * 60000.0 / float(np.median(strides)) if strides else None
-    strikes = {k: sum(1 for s in steps if s["strike"] == k) for k in ("rearfoot", "midfoot", "forefoot")}
-    zones = steps[0]["zone_impulse_share"].keys() if steps else []
+    strikes = {k: sum(1 for s in steps if s.get("strike") == k) for k in ("rearfoot", "midfoot", "forefoot")}
+    with_shares = [s for s in steps if s.get("zone_impulse_share")]
+    zones = with_shares[0]["zone_impulse_share"].keys() if with_shares else []
     # duty factor: the share of a stride the foot is on the ground; running has a flight phase
     # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
     contact = _med(all_steps, "contact_ms")
@@ -143,19 +147,24 @@ def _summary(all_steps: list[dict], steps: list[dict], fs: FootStream) -> dict:
         "activity": activity,
         "duty_factor": duty,
         "steps": len(all_steps),
-        "steps_complete": len(steps),
+        "steps_complete": sum(1 for s in steps if s.get("complete")),
         "cadence_spm": round(cadence, 2) if cadence else None,
         "contact_ms_median": contact,
         "swing_ms_median": _med(all_steps, "swing_ms"),
         "stride_ms_median": round(float(np.median(strides)), 2) if strides else None,
         "peak_force_bw_median": _med(steps, "peak_force_bw"),
-        "valr_bw_per_s_median_rearfoot": _med(steps, "valr_bw_per_s", lambda s: s["strike"] == "rearfoot"),
+        # one VALR method per median (the flag's): the methods disagree by a third
+        "valr_bw_per_s_median_rearfoot": _med(steps, "valr_bw_per_s",
+                                              lambda s: s.get("strike") == "rearfoot"
+                                              and s.get("valr_method") == valr_method),
+        "valr_method_rearfoot": valr_method,
         "valr_bw_per_s_median": _med(steps, "valr_bw_per_s"),
         "strike_counts": strikes,
         "strike_index_median": _med(steps, "strike_index"),
         "metatarsal_share_median": _med(steps, "metatarsal_share"),
-        "zone_impulse_share_median": {z: round(float(np.median([s["zone_impulse_share"][z] for s in steps])), 4)
-                                      for z in zones},
+        "zone_impulse_share_median": {
+            z: round(float(np.median([s["zone_impulse_share"][z] for s in with_shares])), 4)
+            for z in zones},
         "forefoot_ml_balance_median": _med(steps, "forefoot_ml_balance"),
         "duration_s": round(fs.quality["duration_s"], 3),
     }

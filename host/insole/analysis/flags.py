@@ -53,6 +53,20 @@ SOURCES = {
 _NOT_DIAGNOSIS = "This is a pattern in your running, not a diagnosis: see a clinician if you have pain."
 
 
+def rearfoot_valr_methods(steps: list[dict]) -> dict[str, int]:
+    """How many rearfoot steps with a loading rate got each VALR method."""
+    methods = [s.get("valr_method") for s in steps
+               if s.get("strike") == "rearfoot" and s.get("valr_bw_per_s") is not None]
+    return {m: methods.count(m) for m in set(methods)}
+
+
+def rearfoot_valr_method(steps: list[dict]) -> str | None:
+    """The one VALR method a median over rearfoot steps uses: the one most of them got,
+    20-80 on a tie (the methods disagree by a third on the same steps: DESIGN.md)."""
+    counts = rearfoot_valr_methods(steps)
+    return max(counts, key=lambda m: (counts[m], m == "20-80")) if counts else None
+
+
 class FlagRules:
     """Evaluates the three flags for one foot's steps (list of step dicts)."""
 
@@ -150,12 +164,32 @@ class FlagRules:
 
     def _heel(self, steps, t, side, drift_ok):
         cfg = self.config
-        rf = np.array([s["strike"] == "rearfoot" for s in steps])
+        rf = np.array([s.get("strike") == "rearfoot" for s in steps])
         if rf.sum() < cfg.min_steps:
             self.notes_.append(f"{side}: {int(rf.sum())} rearfoot steps: heel_strike_force not "
                                "evaluated (it is about heel strikes)")
             return
-        valr = np.array([s["valr_bw_per_s"] for s in steps])[rf]
+        # one method per median: the methods disagree by a third on the same steps (DESIGN.md),
+        # so the median is over the method most of the rearfoot steps got, preferring 20-80
+        counts = rearfoot_valr_methods(steps)
+        if not counts:
+            self.notes_.append(f"{side}: no rearfoot step kept its loading rate: "
+                               "heel_strike_force not evaluated")
+            return
+        method = rearfoot_valr_method(steps)
+        sel = rf & np.array([s.get("valr_method") == method and s.get("valr_bw_per_s") is not None
+                             for s in steps])
+        if sel.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: only {int(sel.sum())} rearfoot steps with a {method} "
+                               "loading rate: heel_strike_force not evaluated")
+            return
+        others = sum(v for m, v in counts.items() if m != method)
+        if others:
+            self.notes_.append(f"{side}: heel_strike_force: median over {int(sel.sum())} rearfoot "
+                               f"steps by the {method} method; {others} by another method left out")
+        self.heel_valr_method_ = method
+        rf = sel
+        valr = np.array([s["valr_bw_per_s"] for s in steps], dtype=object)[rf].astype(float)
         tr = t[rf]
         med = float(np.median(valr))
         if med > cfg.valr_bw_per_s:
@@ -180,11 +214,18 @@ class FlagRules:
 
     def _forefoot(self, steps, t, side, drift_ok):
         cfg = self.config
-        if "metatarsal_share" not in steps[0]:
+        if not any("metatarsal_share" in s for s in steps):
             self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
             return
+        # the steps that kept their whole-stance shares (a damaged step may have lost them)
+        keep = [k for k, s in enumerate(steps) if s.get("metatarsal_share") is not None]
+        steps, t = [steps[k] for k in keep], t[keep]
+        if len(steps) < cfg.min_steps:
+            self.notes_.append(f"{side}: only {len(steps)} steps kept their zone shares: "
+                               "forefoot_overload not evaluated")
+            return
         share = np.array([s["metatarsal_share"] for s in steps])
-        strike = np.array([s["strike"] for s in steps])
+        strike = np.array([s.get("strike") or "unknown" for s in steps])
         for group, thr in (("rearfoot", cfg.met_share_rearfoot),
                            ("midfoot/forefoot", cfg.met_share_forefoot)):
             sel = strike == "rearfoot" if group == "rearfoot" else np.isin(strike, ["midfoot", "forefoot"])
@@ -205,6 +246,12 @@ class FlagRules:
 
     def _arch(self, steps, t, side, drift_ok):
         cfg = self.config
+        keep = [k for k, s in enumerate(steps) if s.get("zone_impulse_share") is not None]
+        steps, t = [steps[k] for k in keep], t[keep]
+        if len(steps) < cfg.min_steps:
+            self.notes_.append(f"{side}: only {len(steps)} steps kept their zone shares: "
+                               "arch_collapse not evaluated")
+            return
         if "arch" not in steps[0]["zone_impulse_share"]:
             self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
             return

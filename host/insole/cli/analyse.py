@@ -34,6 +34,10 @@ def format_summary(doc: dict) -> str:
                      f"{q['decode_errors']} damaged frames"
                      + (f", faulty sensors: {', '.join(q['sensor_faults'])}" if q["sensor_faults"] else "")
                      + f"; calibration: {q['calibration']}")
+        sb = q.get("swing_baseline_n") or {}
+        if sb.get("subtracted"):
+            lines.append("         swing baseline (pre-load) removed: " + ", ".join(
+                f"{z} {sb['median_n'][z]:.0f} N" for z in sb["subtracted"]))
     sym = doc["summary"].get("symmetry_index_pct")
     if sym:
         lines.append("  left/right symmetry: " + ", ".join(f"{k} {v:+.1f}%" for k, v in sym.items()))
