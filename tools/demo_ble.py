@@ -45,7 +45,9 @@ def main() -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # the virtual radio lives in tests/support; the firmware harness in tools/
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), str(ROOT / "tools"), os.environ.get("PYTHONPATH", "")]))
 
     serve_cmd = [sys.executable, "-m", "tests.support.serve", "--scenario", args.scenario,
                  "--seed", str(args.seed), "--seconds", str(args.seconds + SETUP_MARGIN_S),

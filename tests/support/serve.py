@@ -7,7 +7,7 @@ Listens on 127.0.0.1 only and prints one line ``hci tcp-client:127.0.0.1:PORT`` 
 insoles advertise; a host reaches them with
 
     INSOLE_BLEAK_BACKEND=tests.support.bumble_backend:BumbleScanner,tests.support.bumble_backend:BumbleClient
-    INSOLE_BUMBLE_HCI=tcp-client:127.0.0.1:PORT   PYTHONPATH=<repository root>
+    INSOLE_BUMBLE_HCI=tcp-client:127.0.0.1:PORT   PYTHONPATH=<repository root>:<repository root>/tools
 
 Exits when both feet have streamed their whole run, or on SIGINT/SIGTERM.
 """
