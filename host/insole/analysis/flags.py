@@ -53,13 +53,39 @@ SOURCES = {
 _NOT_DIAGNOSIS = "This is a pattern in your running, not a diagnosis: see a clinician if you have pain."
 
 
+@dataclass
+class FlagInput:
+    """What the rules read of one foot's clean steps, as arrays (one element per step)."""
+
+    ic_s: np.ndarray
+    valr_bw_per_s: np.ndarray
+    strike: np.ndarray  # of str
+    metatarsal_share: np.ndarray | None  # None: no metatarsal sensors
+    arch_share: np.ndarray | None  # None: no arch sensor
+
+    @classmethod
+    def from_steps(cls, steps: list[dict]) -> FlagInput:
+        has_met = bool(steps) and "metatarsal_share" in steps[0]
+        has_arch = bool(steps) and "arch" in steps[0]["zone_impulse_share"]
+        return cls(np.array([s["ic_s"] for s in steps], float),
+                   np.array([s["valr_bw_per_s"] for s in steps], float),
+                   np.array([s["strike"] for s in steps]),
+                   np.array([s["metatarsal_share"] for s in steps], float) if has_met else None,
+                   np.array([s["zone_impulse_share"]["arch"] for s in steps], float)
+                   if has_arch else None)
+
+    def __len__(self) -> int:
+        return len(self.ic_s)
+
+
 class FlagRules:
-    """Evaluates the three flags for one foot's steps (list of step dicts)."""
+    """Evaluates the three flags for one foot's clean steps (step dicts or a FlagInput)."""
 
     def __init__(self, config: FlagConfig | None = None) -> None:
         self.config = config or FlagConfig()
 
-    def evaluate(self, steps: list[dict], side: str, duration_s: float | None = None) -> FlagRules:
+    def evaluate(self, steps: list[dict] | FlagInput, side: str,
+                 duration_s: float | None = None) -> FlagRules:
         """Sets ``flags_``, ``notes_`` and ``evaluated_`` (which rule families could be
         evaluated: ``{"absolute": bool, "drift": bool}``); returns self.
 
@@ -75,7 +101,9 @@ class FlagRules:
             self.notes_.append(f"{side}: only {len(steps)} clean steps (< {cfg.min_steps}): "
                                "no flags evaluated")
             return self
-        t = np.array([s["ic_s"] for s in steps])
+        if not isinstance(steps, FlagInput):
+            steps = FlagInput.from_steps(steps)
+        t = steps.ic_s
         drift_ok = self._drift_possible(t, t[-1] if duration_s is None else duration_s)
         self.evaluated_ = {"absolute": True, "drift": bool(drift_ok)}
         if not drift_ok:
@@ -150,12 +178,12 @@ class FlagRules:
 
     def _heel(self, steps, t, side, drift_ok):
         cfg = self.config
-        rf = np.array([s["strike"] == "rearfoot" for s in steps])
+        rf = steps.strike == "rearfoot"
         if rf.sum() < cfg.min_steps:
             self.notes_.append(f"{side}: {int(rf.sum())} rearfoot steps: heel_strike_force not "
                                "evaluated (it is about heel strikes)")
             return
-        valr = np.array([s["valr_bw_per_s"] for s in steps])[rf]
+        valr = steps.valr_bw_per_s[rf]
         tr = t[rf]
         med = float(np.median(valr))
         if med > cfg.valr_bw_per_s:
@@ -180,11 +208,11 @@ class FlagRules:
 
     def _forefoot(self, steps, t, side, drift_ok):
         cfg = self.config
-        if "metatarsal_share" not in steps[0]:
+        if steps.metatarsal_share is None:
             self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
             return
-        share = np.array([s["metatarsal_share"] for s in steps])
-        strike = np.array([s["strike"] for s in steps])
+        share = steps.metatarsal_share
+        strike = steps.strike
         for group, thr in (("rearfoot", cfg.met_share_rearfoot),
                            ("midfoot/forefoot", cfg.met_share_forefoot)):
             sel = strike == "rearfoot" if group == "rearfoot" else np.isin(strike, ["midfoot", "forefoot"])
@@ -205,10 +233,10 @@ class FlagRules:
 
     def _arch(self, steps, t, side, drift_ok):
         cfg = self.config
-        if "arch" not in steps[0]["zone_impulse_share"]:
+        if steps.arch_share is None:
             self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
             return
-        share = np.array([s["zone_impulse_share"]["arch"] for s in steps])
+        share = steps.arch_share
         med = float(np.median(share))
         if med > cfg.arch_share:
             self._flag("arch_collapse", side, "absolute", med, cfg.arch_share,

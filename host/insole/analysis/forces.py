@@ -1,13 +1,23 @@
-"""Pin voltages to newtons per channel, the channel faults, and the foot's total force."""
+"""Pin voltages to newtons per channel, the channel faults, and the foot's total force.
+
+:class:`ForceConverter` works block by block (the streaming core feeds it); every judgement
+that used to look at the whole run has an online form here (docs/analysis.md, Streaming):
+
+- *shorted*: a channel saturated (at the ADC's clip, or at 99.5 % of the supply, whichever is
+  lower) for a second without a break is shorted from the sample where that second is complete;
+  the device's fault bit (STATUS) on a channel that has reached saturation before it makes it
+  shorted from that STATUS on. A shorted channel is left out of the total from then on.
+- *disconnected*: a channel whose highest reading so far is 0 V (reported at the end).
+- *saturated samples*: a running count.
+"""
 
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 
-from insole.analysis.arrays import longest_run
+from insole import protocol as P
 from insole.analysis.stream import FootStream
 from insole.model import hardware
 from insole.model.sensor import (
@@ -19,12 +29,15 @@ from insole.model.sensor import (
 
 log = logging.getLogger(__name__)
 
-
-# --- calibration ------------------------------------------------------------------------------
+SHORTED_REASON = ("pinned at {sat_v:.2f} V or above (the ADC's clip) for a second or more: "
+                  "shorted; left out of the total force")
+DEVICE_SHORT_REASON = ("the device reports a fault and the channel reaches the ADC's clip: shorted "
+                       "(intermittently)")
+DISCONNECTED_REASON = "reads 0 V throughout: disconnected, or never loaded above the ADC's floor"
 
 
 class Calibration:
-    """Pin voltages → force in newtons for each channel of one foot.
+    """k and β per zone of one foot (volts → newtons), and its name in the report.
 
     Args:
         channels: optional ``{zone: (k_n_ohm, beta)}`` overriding the default sensor model
@@ -37,69 +50,101 @@ class Calibration:
         self.channels = dict(channels or {})
         self.name = name
 
+    def converter(self, info: P.Info, rate_hz: float) -> ForceConverter:
+        return ForceConverter(self, info, rate_hz)
+
     def apply(self, stream: FootStream) -> Calibration:
-        """Sets ``force_n_`` (n, C), ``fault_mask_``, ``shorted_mask_`` (channels to leave out of
-        the total), ``fault_reasons_`` and ``saturated_samples_``; returns self."""
-        info = stream.info
-        supply_v = info.supply_mv / 1000.0
-        v = stream.volts
-        k, beta = np.array([self.channels.get(z, (DEFAULT_K_N_OHM, DEFAULT_BETA))
-                            for z in info.zones], dtype=float).T
-        sat_v = saturation_v(supply_v, hardware.adc_full_scale_mv() / 1000.0)
-        force = force_from_volts(v, supply_v, info.r_fixed_ohm, k, beta, saturated_v=sat_v)
-        saturated = v >= sat_v
-        self.saturated_samples_ = int(np.count_nonzero(saturated))
-        self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = _fault_mask(
-            v, saturated, stream.rate_hz, sat_v)
-        # The device's own fault bit (STATUS) on a channel that reached saturation: also a short
-        # (an intermittent one the host's one-second rule can miss). A device fault on a channel
-        # that reads 0 V (disconnected) is reported; it adds nothing to the total either way.
-        device_mask = int(stream.quality.get("device_fault_mask", 0) or 0)
-        for c in range(v.shape[1]):
-            if device_mask & (1 << c) and saturated[:, c].any() and not self.shorted_mask_ & (1 << c):
-                self.shorted_mask_ |= 1 << c
-                self.fault_mask_ |= 1 << c
-                self.fault_reasons_[c] = ("the device reports a fault and the channel reaches the "
-                                          "ADC's clip: shorted (intermittently)")
-        self.force_n_ = force
+        """A whole stream at once (CSV export): sets ``force_n_`` (n, C), ``total_n_``,
+        ``fault_mask_``, ``shorted_mask_``, ``fault_reasons_`` and ``saturated_samples_``."""
+        conv = self.converter(stream.info, stream.rate_hz)
+        self.force_n_, self.total_n_ = conv.feed(0, stream.volts)
+        self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = conv.faults(
+            int(stream.quality.get("device_fault_mask", 0) or 0))
+        self.saturated_samples_ = conv.saturated_samples
         return self
 
 
-def _fault_mask(v: np.ndarray, saturated: np.ndarray, rate_hz: float,
-                sat_v: float) -> tuple[int, int, dict[int, str]]:
-    """Channels that look broken: (all faults, shorted ones) as bit masks, and a reason each.
+class ForceConverter:
+    """One foot's volts → newtons, block by block, with the channel-fault state (online)."""
 
-    A channel that never leaves 0 V is disconnected, or never loaded (a healthy arch can stay
-    under the original ESP32 ADC's 150 mV floor all run): reported, and it adds nothing to the
-    total anyway. A channel saturated (at the ADC's clip, or at 99.5 % of the supply, whichever is
-    lower: ``sat_v``) for a second or more is shorted: reported and left out of the total force.
-    """
-    n_sec = max(1, int(round(rate_hz)))
-    mask, shorted, reasons = 0, 0, {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a channel with no sample at all
-        top = np.nanmax(v, axis=0) if len(v) else np.zeros(v.shape[1])
-    shorted_any = np.any(saturated, axis=0)
-    for c in range(v.shape[1]):
-        if top[c] <= 0.0:
-            mask |= 1 << c
-            reasons[c] = ("reads 0 V throughout: disconnected, or never loaded above the ADC's "
-                          "floor")
-            continue
-        if shorted_any[c] and longest_run(saturated[:, c].view(np.int8)) >= n_sec:
-            mask |= 1 << c
-            shorted |= 1 << c
-            reasons[c] = (f"pinned at {sat_v:.2f} V or above (the ADC's clip) for a second or "
-                          "more: shorted; left out of the total force")
-    return mask, shorted, reasons
+    def __init__(self, cal: Calibration, info: P.Info, rate_hz: float) -> None:
+        self.name = cal.name
+        self.supply_v = info.supply_mv / 1000.0
+        self.r_fixed_ohm = info.r_fixed_ohm
+        self.k, self.beta = np.array([cal.channels.get(z, (DEFAULT_K_N_OHM, DEFAULT_BETA))
+                                      for z in info.zones], dtype=float).T
+        self.sat_v = saturation_v(self.supply_v, hardware.adc_full_scale_mv() / 1000.0)
+        c = len(info.zones)
+        self.c = c
+        self.n_sec = max(1, int(round(rate_hz)))
+        self.saturated_samples = 0
+        self.top_v = np.full(c, -np.inf)
+        self.run = np.zeros(c, np.int64)  # saturated samples in a row at the end so far
+        self.first_sat_row = np.full(c, -1, np.int64)
+        self.shorted_from = np.full(c, -1, np.int64)  # row from which a channel is left out
+        self.reasons: dict[int, str] = {}
 
+    def _short(self, ch: int, row: int, reason: str) -> None:
+        if self.shorted_from[ch] < 0:
+            self.shorted_from[ch] = row
+            self.reasons[ch] = reason
 
+    def feed(self, row0: int, volts: np.ndarray,
+             device_faults: list[tuple[int, int]] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Newtons per channel (NaN where saturated or missing) and the total (NaN where no
+        kept channel has a sample) of the rows ``row0 ...``."""
+        v = volts
+        m = v.shape[0]
+        force = force_from_volts(v, self.supply_v, self.r_fixed_ohm, self.k, self.beta,
+                                 saturated_v=self.sat_v)
+        saturated = v >= self.sat_v
+        any_sat = saturated.any(axis=0)
+        if m:
+            self.top_v = np.fmax(self.top_v, np.fmax.reduce(v, axis=0))  # fmax: NaN ignored
+        for ch in np.flatnonzero(any_sat):
+            col = saturated[:, ch]
+            self.saturated_samples += int(col.sum())
+            if self.first_sat_row[ch] < 0:
+                self.first_sat_row[ch] = row0 + int(np.argmax(col))
+            # length of the saturated run ending at each sample, the run before carried in
+            idx = np.arange(m)
+            last_off = np.maximum.accumulate(np.where(col, -1, idx))
+            runlen = np.where(last_off < 0, self.run[ch] + idx + 1, idx - last_off)
+            if self.shorted_from[ch] < 0:
+                hit = np.flatnonzero(runlen >= self.n_sec)
+                if len(hit):
+                    self._short(ch, row0 + int(hit[0]), SHORTED_REASON.format(sat_v=self.sat_v))
+            self.run[ch] = runlen[-1]
+        self.run[~any_sat] = 0
+        for row, mask in device_faults:
+            for ch in range(self.c):
+                if mask & (1 << ch) and 0 <= self.first_sat_row[ch] <= row:
+                    self._short(ch, row, DEVICE_SHORT_REASON)
+        return force, self._total(row0, force)
 
-def total_force(force_n: np.ndarray, fault_mask: int = 0) -> np.ndarray:
-    """Sum of the zones' forces; faulted channels left out; NaN where no sample arrived."""
-    keep = [c for c in range(force_n.shape[1]) if not fault_mask & (1 << c)]
-    f = force_n[:, keep] if keep else force_n
-    missing = np.all(np.isnan(f), axis=1)
-    total = np.nansum(f, axis=1)
-    total[missing] = np.nan
-    return total
+    def _total(self, row0: int, force: np.ndarray) -> np.ndarray:
+        out = force
+        sf = self.shorted_from
+        left_out = np.flatnonzero((sf >= 0) & (sf < row0 + force.shape[0]))
+        if len(left_out) and len(left_out) < self.c:  # never leave every channel out
+            out = force.copy()
+            for ch in left_out:
+                out[max(0, sf[ch] - row0):, ch] = np.nan
+        missing = np.isnan(out).all(axis=1)
+        total = np.where(np.isnan(out), 0.0, out).sum(axis=1)
+        total[missing] = np.nan
+        return total
+
+    def faults(self, device_fault_mask: int = 0) -> tuple[int, int, dict[int, str]]:
+        """(all faults, shorted) as bit masks and a reason per channel, as of now."""
+        mask = shorted = 0
+        reasons: dict[int, str] = {}
+        for ch in range(self.c):
+            if self.shorted_from[ch] >= 0:
+                mask |= 1 << ch
+                shorted |= 1 << ch
+                reasons[ch] = self.reasons[ch]
+            elif self.top_v[ch] <= 0.0:
+                mask |= 1 << ch
+                reasons[ch] = DISCONNECTED_REASON
+        return mask, shorted, reasons

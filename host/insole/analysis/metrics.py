@@ -31,124 +31,112 @@ class MetricsConfig:
     strike_mixed_window_ms: float = 10.0  # zones loading within 10 ms of the first count together
 
 
+STRIKES = ("unknown", "rearfoot", "midfoot", "forefoot")
+VALR_METHODS = (None, "20-80", "3-12pct")
+
+
 class StepMetrics:
-    """Per-step metrics of one foot (contact, loading rate, strike, zone shares, CoP)."""
+    """Per-step metrics of one foot (contact, loading rate, strike, zone shares, CoP).
+
+    Forces stay in newtons here: body weight is a whole-run figure (or given), so the
+    conversion to BW happens where the document is written (:mod:`insole.analysis.core`).
+    """
 
     def __init__(self, config: MetricsConfig | None = None) -> None:
         self.config = config or MetricsConfig()
 
     def compute(self, force_n: np.ndarray, zones: tuple[str, ...], regions: np.ndarray,
-                ic_s: np.ndarray, to_s: np.ndarray, period_s: float,
-                body_weight_n: float, side: str, complete: np.ndarray | None = None) -> StepMetrics:
-        """Sets ``steps_`` (list of dicts, JSON-ready); returns self.
+                ic_idx: np.ndarray, to_idx: np.ndarray, period_s: float, row0: int = 0,
+                complete: np.ndarray | None = None) -> StepMetrics:
+        """Sets ``columns_`` (a dict of per-step arrays, one row per region); returns self.
 
+        ``force_n[0]`` is grid row ``row0``; ``ic_idx``/``to_idx`` are fractional grid rows.
         A step that is not ``complete`` (missing samples inside it, or an event estimated
-        across a gap) gets its timing only: its force metrics would be computed on holes.
-        Everything but the impact peak is computed for all steps at once.
+        across a gap) gets its timing only (NaN, strike "unknown"): its force metrics would be
+        computed on holes. Everything but the impact peak is computed for all steps at once.
         """
         k = len(regions)
-        n, c = force_n.shape
+        c = force_n.shape[1]
         zi = {z: i for i, z in enumerate(zones)}
+        complete = np.ones(k, bool) if complete is None else np.asarray(complete, bool)
+        cols: dict = {
+            "peak_n": np.full(k, np.nan), "impact_n": np.full(k, np.nan),
+            "valr_n_per_s": np.full(k, np.nan), "valr_method": np.zeros(k, np.int8),
+            "strike": np.zeros(k, np.int8), "first_zones": np.zeros(k, np.int64),
+            "shares": np.full((k, c), np.nan), "impulse_n_s": np.full((k, c), np.nan),
+            "met_share": np.full(k, np.nan),
+            "ml_balance": np.full(k, np.nan), "strike_index": np.full(k, np.nan),
+            "cop_length_frac": np.full((k, 3), np.nan), "cop_width_frac": np.full((k, 3), np.nan)}
+        self.columns_ = cols
+        sel = np.flatnonzero(complete)
+        if not len(sel):
+            return self
+        a = regions[sel, 0].astype(np.int64)
+        b = regions[sel, 1].astype(np.int64)
         f0 = np.nan_to_num(force_n)
         total = f0.sum(axis=1)
         total[np.all(np.isnan(force_n), axis=1)] = np.nan
-        a = regions[:, 0].astype(np.int64) if k else np.zeros(0, np.int64)
-        b = regions[:, 1].astype(np.int64) if k else np.zeros(0, np.int64)
-        complete = np.ones(k, bool) if complete is None else np.asarray(complete, bool)
-        bw = body_weight_n
         # zone impulses and peaks over [a, b)
-        cs = np.vstack([np.zeros((1, c)), np.cumsum(f0, axis=0)])
-        imp = cs[b] - cs[a]
+        edges = np.column_stack([a, b]).ravel()
+        f0e = np.vstack([f0, np.zeros((1, c))]) if b[-1] >= len(f0) else f0
+        imp = np.add.reduceat(f0e, edges, axis=0)[::2]
         tot_imp = imp.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             shares = np.where(tot_imp[:, None] > 0, imp / tot_imp[:, None], 0.0)
-        peak = np.zeros(k)
-        if k:  # max over each [a, b): reduceat over the interleaved edges, every other segment
-            t0 = np.append(np.nan_to_num(total), 0.0)
-            peak = np.maximum.reduceat(t0, np.column_stack([a, b]).ravel())[::2]
+        cols["shares"][sel] = shares
+        cols["impulse_n_s"][sel] = imp * period_s
+        # max over each [a, b): reduceat over the interleaved edges, every other segment
+        t0 = np.append(np.nan_to_num(total), 0.0)
+        cols["peak_n"][sel] = np.maximum.reduceat(t0, edges)[::2]
         # strike pattern from the zone that loads first (onsets within the first 80 ms)
-        strike, first_zones = self._strike_all(f0, zones, a, period_s)
+        strike, first_code = self._strike_all(f0, zones, a, period_s)
+        cols["strike"][sel] = strike
+        cols["first_zones"][sel] = first_code
         # centre of pressure along/across the foot from the zone positions
         pos = hardware.zone_positions()
         lp = np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones])
         wp = np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones])
         known = ~np.isnan(lp)
-        cop = {}
-        if known.any() and k:
-            m = min(int(np.min(b - a)), max(2, int(round(0.010 / period_s)) + 1))
-            idx = a[:, None] + np.arange(m)
+        self.has_cop_ = bool(known.any())
+        if known.any():
+            m = max(2, int(round(0.010 / period_s)) + 1)
+            idx = np.minimum(a[:, None] + np.arange(m), b[:, None] - 1)
             w = f0[idx][:, :, known]
             ws = w.sum(axis=2)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ci = (w @ lp[known]) / ws
-            cop["strike_index"] = np.nanmean(np.where(ws > 0, ci, np.nan), axis=1) if m else None
+                cols["strike_index"][sel] = np.nanmean(np.where(ws > 0, ci, np.nan), axis=1)
             for key, posv in (("cop_length_frac", lp), ("cop_width_frac", wp)):
-                cols = []
+                out = []
                 for q in (a, (a + b - 1) // 2, b - 1):
                     ww = f0[q][:, known]
                     with np.errstate(invalid="ignore", divide="ignore"):
-                        cols.append((ww @ posv[known]) / ww.sum(axis=1))
-                cop[key] = np.round(np.stack(cols, axis=1), 4)
-        ml = None
+                        out.append((ww @ posv[known]) / ww.sum(axis=1))
+                cols[key][sel] = np.stack(out, axis=1)
         if "met1" in zi and "met5" in zi:
             m1, m5 = imp[:, zi["met1"]], imp[:, zi["met5"]]
             with np.errstate(invalid="ignore", divide="ignore"):
-                ml = np.where(m1 + m5 > 0, (m1 - m5) / (m1 + m5), np.nan)
+                cols["ml_balance"][sel] = np.where(m1 + m5 > 0, (m1 - m5) / (m1 + m5), np.nan)
         met_idx = [zi[z] for z in METATARSAL_ZONES if z in zi]
-        met_share = shares[:, met_idx].sum(axis=1) if met_idx else None
-
-        ic_r = np.round(ic_s, 5).tolist()
-        to_r = np.round(to_s, 5).tolist()
-        contact_r = np.round((to_s - ic_s) * 1e3, 2).tolist()
-        stride_r = np.round(np.diff(ic_s) * 1e3, 2).tolist()
-        swing_r = np.round((ic_s[1:] - to_s[:-1]) * 1e3, 2).tolist()
-        peak_r = np.round(peak / bw, 4).tolist()
-        shares_r = np.round(shares, 5).tolist()
-        steps = []
-        for i in range(k):
-            st: dict = {"ic_s": ic_r[i], "to_s": to_r[i], "contact_ms": contact_r[i]}
-            if i + 1 < k:
-                st["stride_ms"] = stride_r[i]
-                st["swing_ms"] = swing_r[i]
-            if not complete[i]:
-                st.update(complete=False, peak_force_bw=None, impact_peak_bw=None,
-                          valr_bw_per_s=None, valr_method=None, strike=None,
-                          zone_impulse_share=None)
-                steps.append(st)
-                continue
-            st["complete"] = True
-            st["peak_force_bw"] = peak_r[i]
-            # impact peak and loading rate, on the total force in BW
-            seg = total[a[i]:b[i]]
+        if met_idx:
+            cols["met_share"][sel] = shares[:, met_idx].sum(axis=1)
+        # impact peak and loading rate, on the total force (N/s; BW/s where the document is made)
+        for j, i in enumerate(sel.tolist()):
+            seg = total[a[j]:b[j]]
             ip = self._impact_peak(seg)
-            valr = self._valr_2080(seg, ip, period_s, bw) if ip is not None else None
+            valr = self._valr_2080(seg, ip, period_s) if ip is not None else None
             if valr is not None:
-                st["impact_peak_bw"] = round(float(seg[ip]) / bw, 4)
-                st["valr_bw_per_s"] = round(valr, 3)
-                st["valr_method"] = "20-80"
+                cols["impact_n"][i] = seg[ip]
+                cols["valr_n_per_s"][i] = valr
+                cols["valr_method"][i] = 1
             else:
-                st["impact_peak_bw"] = None
-                st["valr_bw_per_s"] = round(self._valr_stance(total, a[i], b[i], ic_s[i],
-                                                              to_s[i] - ic_s[i], period_s, bw), 3)
-                st["valr_method"] = "3-12pct"
-            st["strike"] = strike[i]
-            st["first_zones"] = first_zones[i]
-            st["zone_impulse_share"] = dict(zip(zones, shares_r[i]))
-            if met_share is not None:
-                st["metatarsal_share"] = round(float(met_share[i]), 5)
-            if ml is not None:
-                st["forefoot_ml_balance"] = None if np.isnan(ml[i]) else round(float(ml[i]), 4)
-            if cop:
-                si = cop["strike_index"][i]
-                st["strike_index"] = None if np.isnan(si) else round(float(si), 4)
-                st["cop_length_frac"] = cop["cop_length_frac"][i].tolist()
-                st["cop_width_frac"] = cop["cop_width_frac"][i].tolist()
-            steps.append(st)
-        self.steps_ = steps
+                cols["valr_n_per_s"][i] = self._valr_stance(total, int(a[j]), int(b[j]), row0,
+                                                            ic_idx[i], to_idx[i], period_s)
+                cols["valr_method"][i] = 2
         return self
 
     def _strike_all(self, f0: np.ndarray, zones: tuple[str, ...], a: np.ndarray,
-                    period_s: float) -> tuple[list[str], list[list[str]]]:
+                    period_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Foot-strike pattern of every step from the order in which the zones load.
 
         A zone's onset is where it first carries ``onset_n`` (interpolated), searched from the
@@ -160,7 +148,7 @@ class StepMetrics:
         cfg = self.config
         k = len(a)
         if not k:
-            return [], []
+            return np.zeros(0, np.int8), np.zeros(0, np.int64)
         n = f0.shape[0]
         w = max(3, int(round(0.080 / period_s)) + 1)
         idx = np.clip((a - 1)[:, None] + np.arange(w), 0, n - 1)
@@ -188,10 +176,17 @@ class StepMetrics:
         mid_first = np.isin(first, mid_idx)
         anyhas = has.any(axis=1)
         strike = np.select([~anyhas, heel & ~met, met & ~heel & ~mid_first],
-                           ["unknown", "rearfoot", "forefoot"], "midfoot").tolist()
+                           [0, 1, 3], 2).astype(np.int8)
         order = np.argsort(onset, axis=1, kind="stable")
-        first_zones = [[zones[c] for c in order[i] if within[i, c]] for i in range(k)]
-        return strike, first_zones
+        # zone indices + 1 in onset order, 4 bits each, first zone in the lowest bits
+        inw = np.take_along_axis(within, order, axis=1)
+        code = np.zeros(k, np.int64)
+        shift = np.zeros(k, np.int64)
+        for j in range(order.shape[1]):
+            put = inw[:, j]
+            code[put] |= (order[put, j].astype(np.int64) + 1) << shift[put]
+            shift[put] += 4
+        return strike, code
 
     def _impact_peak(self, seg: np.ndarray) -> int | None:
         cfg = self.config
@@ -214,7 +209,7 @@ class StepMetrics:
                 return int(k)
         return None
 
-    def _valr_2080(self, seg, imp, period_s, bw) -> float | None:
+    def _valr_2080(self, seg, imp, period_s) -> float | None:
         cfg = self.config
         v = seg[imp]
         rise = seg[: imp + 1]
@@ -222,16 +217,27 @@ class StepMetrics:
         t_hi = _first_crossing(rise, cfg.valr_high_frac * v)
         if t_lo is None or t_hi is None or t_hi <= t_lo:
             return None
-        return (cfg.valr_high_frac - cfg.valr_low_frac) * v / bw / ((t_hi - t_lo) * period_s)
+        return (cfg.valr_high_frac - cfg.valr_low_frac) * v / ((t_hi - t_lo) * period_s)
 
-    def _valr_stance(self, total, a, b, ic_s, contact_s, period_s, bw) -> float:
+    def _valr_stance(self, total, a, b, row0, ic_idx, to_idx, period_s) -> float:
+        """Mean rate of rise over 3-12 % of stance (N/s); ``a``/``b`` local, events in rows."""
         cfg = self.config
-        t1 = ic_s + cfg.valr_fallback_start_frac * contact_s
-        t2 = ic_s + cfg.valr_fallback_end_frac * contact_s
-        idx = np.arange(a - 1, b + 1)
-        f1 = np.interp(t1 / period_s, idx, total[a - 1:b + 1])
-        f2 = np.interp(t2 / period_s, idx, total[a - 1:b + 1])
-        return float((f2 - f1) / bw / (t2 - t1))
+        contact = to_idx - ic_idx
+        t1 = ic_idx + cfg.valr_fallback_start_frac * contact
+        t2 = ic_idx + cfg.valr_fallback_end_frac * contact
+        idx = np.arange(a - 1 + row0, b + 1 + row0, dtype=float)
+        f1 = np.interp(t1, idx, total[a - 1:b + 1])
+        f2 = np.interp(t2, idx, total[a - 1:b + 1])
+        return float((f2 - f1) / ((t2 - t1) * period_s))
+
+
+def decode_zones(code: int, zones: tuple[str, ...]) -> list[str]:
+    """The zone list a ``first_zones`` code stands for (see :meth:`StepMetrics._strike_all`)."""
+    out = []
+    while code:
+        out.append(zones[(code & 0xF) - 1])
+        code >>= 4
+    return out
 
 
 def _first_crossing(x: np.ndarray, level: float) -> float | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from insole.analysis import analyse_paths
+from insole.analysis import run_paths
 from insole.errors import InsoleError
 
 
@@ -64,28 +63,21 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
         parent = Path(args.json).resolve().parent
         if not parent.is_dir():
             raise InsoleError(f"cannot write {args.json}: {parent} does not exist")
-    doc = analyse_paths(args.inputs, args.body_mass_kg, args.calibration)
-    text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
+    result = run_paths(args.inputs, args.body_mass_kg, args.calibration)
     if args.json == "-":
-        sys.stdout.write(text + "\n")
+        result.write_json(sys.stdout.buffer)
+        sys.stdout.flush()
         return 0
     if args.json:
         try:
-            Path(args.json).write_text(text + "\n")
+            with open(args.json, "wb") as f:
+                result.write_json(f)
         except OSError as e:
             raise InsoleError(f"cannot write {args.json}: {e.strerror}") from e
-    print(format_summary(doc))
+    print(format_summary(result.head))
     if args.json:
         print(f"analysis written to {args.json}")
     return 0
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
 def register(sub) -> None:

@@ -106,11 +106,13 @@ def _cobs_decode_many(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
         bad[active[newp > ends[active]]] = True
         active = active[newp < ends[active]]
         first = False
-    drop = np.sort(np.concatenate(dropped))
+    keep = np.ones(len(value), bool)
+    for d in dropped:
+        keep[d] = False
     # a kept byte at p lands at p - (number of dropped bytes before p)
-    out = np.delete(value, drop)
-    return (out.tobytes(), starts - np.searchsorted(drop, starts), ends - np.searchsorted(drop, ends),
-            bad)
+    out = value[keep]
+    dropped_before = np.concatenate(([0], np.cumsum(~keep, dtype=np.int64)))
+    return (out.tobytes(), starts - dropped_before[starts], ends - dropped_before[ends], bad)
 
 
 # Feeds with more complete-frame bytes than this undo COBS for all frames at once.
