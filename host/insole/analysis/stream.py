@@ -252,14 +252,13 @@ class FootAssembler:
         if (missing < 0).any():
             return False
         # accepted as a whole: the same counts the packet-by-packet path keeps
-        q = self.q
         sides = np.array(P.SIDES)[flags & 1]
-        q["side_mismatch_packets"] += int((sides != self._side).sum())
-        q["packets_lost"] += int(gap.sum())
-        q["samples_dropped"] += int(missing[(missing > 0) & (gap == 0)].sum())
-        q["overrun_packets"] += int(((flags & 4) != 0).sum())
-        q["packets"] += k
-        q["sample_sets"] += int(n.sum())
+        counts = {"side_mismatch_packets": int((sides != self._side).sum()),
+                  "packets_lost": int(gap.sum()),
+                  "samples_dropped": int(missing[(missing > 0) & (gap == 0)].sum()),
+                  "overrun_packets": int(((flags & 4) != 0).sum()),
+                  "packets": k, "sample_sets": int(n.sum())}
+        self.q.update({key: v for key, v in counts.items() if v})  # as the packet path counts
         rows = np.rint((t - self._t_origin) / period).astype(np.int64)
         hb = P.DATA_HEADER_BYTES
         samples = b"".join([r[hb:] for r, dd in zip(raws, is_data) if dd])
