@@ -123,8 +123,8 @@ class FootCore:
         self.table = StepTable(len(self.zones))
         self.on_steps = on_steps
         c = len(self.zones)
-        self._force = np.zeros((0, c))
-        self._total = np.zeros(0)
+        self._force = self._f0 = np.zeros((0, c))
+        self._total = self._total_all = np.zeros(0)
         self._row0 = 0  # grid row of the buffer's first sample
         self.rows = 0  # rows fed so far
         self.partial = 0
@@ -145,13 +145,17 @@ class FootCore:
         returns the number of steps decided by it."""
         if block.row0 != self.rows:
             raise ValueError(f"block starts at row {block.row0}, expected {self.rows}")
-        force, total = self.converter.feed(block.row0, block.volts, block.device_faults)
+        conv = self.converter
+        force, total = conv.feed(block.row0, block.volts, block.device_faults)
         self.rows += block.rows
         if len(self._total):
             self._force = np.concatenate((self._force, force))
             self._total = np.concatenate((self._total, total))
+            self._f0 = np.concatenate((self._f0, conv.f0))
+            self._total_all = np.concatenate((self._total_all, conv.total_all))
         else:
             self._force, self._total = force, total
+            self._f0, self._total_all = conv.f0, conv.total_all
         return self._process(final=False)
 
     def finish(self) -> FootCore:
@@ -187,8 +191,6 @@ class FootCore:
             decided += self._decide(c)
             self._trim(keep_from)
             if final or not forced:
-                if final:
-                    self._force, self._total = self._force[:0], self._total[:0]
                 return decided
 
     def _decide(self, c: int) -> int:
@@ -213,7 +215,8 @@ class FootCore:
         self._bw_last = (int(s_at[-1]), int(n_at[-1]))
         self._regions += k
         met = self.metrics.compute(self._force[:c], self.zones, det.regions_, det.ic_idx_,
-                                   det.to_idx_, self.period_s, self._row0, det.complete_)
+                                   det.to_idx_, self.period_s, self._row0, det.complete_,
+                                   self._f0[:c], self._total_all[:c])
         self.has_cop = self.has_cop or getattr(met, "has_cop_", False)
         cols = dict(met.columns_)
         cols.update(ic_idx=det.ic_idx_, to_idx=det.to_idx_, complete=det.complete_)
@@ -230,6 +233,8 @@ class FootCore:
         self._seen += int(valid.sum())
         self._force = self._force[keep_from:]
         self._total = self._total[keep_from:]
+        self._f0 = self._f0[keep_from:]
+        self._total_all = self._total_all[keep_from:]
         self._row0 += keep_from
 
     # --- out --------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ summaries, flags, left/right timing. :meth:`Analysis.write_json` writes it piece
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import IO
 
@@ -40,6 +43,9 @@ __all__ = ["SCHEMA", "RUNNING_MAX_DUTY_FACTOR", "G_M_PER_S2", "AnalysisConfig", 
            "FootPipeline", "analyse", "analyse_paths", "run_paths"]
 # steps made into JSON objects at a time when the document is written
 _STEPS_PER_PIECE = 2000
+# two sources with more bytes than this together are analysed in two processes (one per foot;
+# the feet are independent until the document is made); smaller ones are not worth the start
+PARALLEL_MIN_BYTES = 16 << 20
 
 
 @dataclass
@@ -274,12 +280,31 @@ def run_paths(paths: list[str], body_mass_kg: float | None = None,
     sources = open_inputs(paths)
     cal_files = _calibrations(calibration_files)
     cals = {side: cal for _, side, cal in cal_files}
-    runs = [run_source(src, cals, config) for src in sources]
+    runs = _run_sources(sources, cals, config)
     sides = {r.side for r in runs}
     for f, side, _ in cal_files:
         if side not in sides:
             raise InputFileError(f"{f}: calibration is for the {side} foot, which is not in the input")
     return Analysis(runs, body_mass_kg, config)
+
+
+def _source_bytes(src: SourceData) -> int:
+    path = getattr(src.chunks, "path", None)
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def _run_sources(sources: list[SourceData], cals: dict[str, Calibration],
+                 config: AnalysisConfig | None) -> list[FootRun]:
+    workers = min(len(sources), os.cpu_count() or 1)
+    if workers < 2 or sum(_source_bytes(s) for s in sources) < PARALLEL_MIN_BYTES:
+        return [run_source(src, cals, config) for src in sources]
+    # fork: the children start at once with everything imported, and nothing runs beside
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+        futures = [ex.submit(run_source, src, cals, config) for src in sources]
+        return [f.result() for f in futures]
 
 
 def analyse_paths(paths: list[str], body_mass_kg: float | None = None,

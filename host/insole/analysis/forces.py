@@ -123,16 +123,28 @@ class ForceConverter:
         return force, self._total(row0, force)
 
     def _total(self, row0: int, force: np.ndarray) -> np.ndarray:
-        out = force
+        """The total over the channels not left out; sets ``f0`` (force, 0 where NaN) and
+        ``total_all`` (every channel) of the block for the metrics."""
+        c = self.c
+        nan = np.isnan(force)
+        f0 = force.copy()
+        f0[nan] = 0.0
+        n_nan = np.count_nonzero(nan, axis=1)
+        total_all = f0 @ np.ones(c)  # a matrix-vector product: much faster than sum(axis=1)
+        total_all[n_nan == c] = np.nan
+        self.f0, self.total_all = f0, total_all
         sf = self.shorted_from
         left_out = np.flatnonzero((sf >= 0) & (sf < row0 + force.shape[0]))
-        if len(left_out) and len(left_out) < self.c:  # never leave every channel out
-            out = force.copy()
-            for ch in left_out:
-                out[max(0, sf[ch] - row0):, ch] = np.nan
-        missing = np.isnan(out).all(axis=1)
-        total = np.where(np.isnan(out), 0.0, out).sum(axis=1)
-        total[missing] = np.nan
+        if not len(left_out) or len(left_out) == c:  # never leave every channel out
+            return total_all
+        total = total_all.copy()
+        kept = np.full(force.shape[0], c)
+        for ch in left_out:
+            r = max(0, int(sf[ch]) - row0)
+            total[r:] -= f0[r:, ch]
+            n_nan[r:] -= nan[r:, ch]
+            kept[r:] -= 1
+        total[n_nan == kept] = np.nan
         return total
 
     def faults(self, device_fault_mask: int = 0) -> tuple[int, int, dict[int, str]]:

@@ -47,10 +47,13 @@ class StepMetrics:
 
     def compute(self, force_n: np.ndarray, zones: tuple[str, ...], regions: np.ndarray,
                 ic_idx: np.ndarray, to_idx: np.ndarray, period_s: float, row0: int = 0,
-                complete: np.ndarray | None = None) -> StepMetrics:
+                complete: np.ndarray | None = None, f0: np.ndarray | None = None,
+                total: np.ndarray | None = None) -> StepMetrics:
         """Sets ``columns_`` (a dict of per-step arrays, one row per region); returns self.
 
         ``force_n[0]`` is grid row ``row0``; ``ic_idx``/``to_idx`` are fractional grid rows.
+        ``f0`` (force_n with 0 for NaN) and ``total`` (the sum over every channel, NaN where
+        none has a sample) may be given when the caller has them.
         A step that is not ``complete`` (missing samples inside it, or an event estimated
         across a gap) gets its timing only (NaN, strike "unknown"): its force metrics would be
         computed on holes. Everything but the impact peak is computed for all steps at once.
@@ -73,9 +76,11 @@ class StepMetrics:
             return self
         a = regions[sel, 0].astype(np.int64)
         b = regions[sel, 1].astype(np.int64)
-        f0 = np.nan_to_num(force_n)
-        total = f0.sum(axis=1)
-        total[np.all(np.isnan(force_n), axis=1)] = np.nan
+        if f0 is None:
+            f0 = np.nan_to_num(force_n)
+        if total is None:
+            total = f0 @ np.ones(c)
+            total[np.all(np.isnan(force_n), axis=1)] = np.nan
         # zone impulses and peaks over [a, b)
         edges = np.column_stack([a, b]).ravel()
         f0e = np.vstack([f0, np.zeros((1, c))]) if b[-1] >= len(f0) else f0

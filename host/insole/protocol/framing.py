@@ -82,36 +82,34 @@ def _cobs_decode_many(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
     follows a 0xFF code, in which case it is dropped, like the delimiters. Returns the decoded
     bytes, each frame's [start, end) in them, and a mask of frames whose chain ran past their end.
     """
-    n = len(starts)
-    pos = starts.astype(np.int64).copy()
+    bad = np.zeros(len(starts), bool)
     ends = ends.astype(np.int64)
-    prev = np.zeros(n, np.int64)
-    bad = np.zeros(n, bool)
     value = buf.copy()
-    dropped = [ends]
-    active = np.flatnonzero(pos < ends)
-    first = True
-    while len(active):
-        p = pos[active]
-        code = buf[p].astype(np.int64)
-        if first:
-            dropped.append(p)
-        else:
-            after_ff = prev[active] == 0xFF
-            dropped.append(p[after_ff])
-            value[p[~after_ff]] = 0
-        prev[active] = code
+    keep = np.ones(len(buf), bool)
+    keep[ends] = False  # the delimiters
+    live = starts < ends
+    fid = np.flatnonzero(live)  # the frames still walking, and where each one is
+    p = starts[live].astype(np.int64)
+    e = ends[live]
+    keep[p] = False  # a frame's first code stands for no zero
+    code = buf[p]
+    while len(p):
         newp = p + code
-        pos[active] = newp
-        bad[active[newp > ends[active]]] = True
-        active = active[newp < ends[active]]
-        first = False
-    keep = np.ones(len(value), bool)
-    for d in dropped:
-        keep[d] = False
+        over = newp > e
+        if over.any():
+            bad[fid[over]] = True
+        alive = newp < e
+        prev_ff = code[alive] == 0xFF
+        p, e, fid = newp[alive], e[alive], fid[alive]
+        code = buf[p]
+        if prev_ff.any():  # a code after 0xFF stands for no zero either
+            keep[p[prev_ff]] = False
+            value[p[~prev_ff]] = 0
+        else:
+            value[p] = 0
     # a kept byte at p lands at p - (number of dropped bytes before p)
     out = value[keep]
-    dropped_before = np.concatenate(([0], np.cumsum(~keep, dtype=np.int64)))
+    dropped_before = np.concatenate(([0], np.cumsum(~keep, dtype=np.int32)))
     return (out.tobytes(), starts - dropped_before[starts], ends - dropped_before[ends], bad)
 
 
