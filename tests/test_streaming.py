@@ -97,3 +97,29 @@ def test_a_converted_real_recording_gives_one_answer_whatever_the_blocks(tmp_pat
     captures = {n: (tmp_path / n).read_bytes() for n in ("left.bin", "right.bin")}
     doc = _check_equal(captures, bytes_per_s=1200)
     assert doc["feet"]["left"]["summary"]["steps"] > 50
+
+
+@pytest.mark.live
+def test_record_prints_the_steps_the_offline_analysis_finds(tmp_path):
+    """`insole record` runs the same core on the chunks as it records them: the steps it
+    prints as they happen are the steps `insole analyse` finds in the session afterwards."""
+    from helpers import run_cli
+
+    from insole.analysis import run_paths
+
+    urls = [f"sim://easy-run?side={s}&realtime=0&duration_s=40&seed=3" for s in ("left", "right")]
+    out = tmp_path / "session"
+    r = run_cli("record", *urls, "--out", out, "--body-mass-kg", "70", timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    printed = {"left": [], "right": []}
+    for line in r.stdout.decode().splitlines():
+        if " step at " in line:
+            side, rest = line.split(None, 1)
+            printed[side].append(float(rest.split("step at")[1].split("s:")[0]))
+    doc = run_paths([str(out)], body_mass_kg=70.0).document()
+    for side in ("left", "right"):
+        offline = [round(s["ic_s"], 2) for s in doc["feet"][side]["steps"]]
+        assert len(offline) > 40
+        assert printed[side] == offline, side
+    quiet = run_cli("record", *urls, "--out", tmp_path / "quiet", "-q", timeout=120)
+    assert quiet.returncode == 0 and b"step at" not in quiet.stdout

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "insole.analysis/1"
 __all__ = ["SCHEMA", "RUNNING_MAX_DUTY_FACTOR", "G_M_PER_S2", "AnalysisConfig", "Analysis",
-           "FootPipeline", "analyse", "analyse_paths", "run_paths"]
+           "FootPipeline", "LiveFeed", "analyse", "analyse_paths", "run_paths"]
 # steps made into JSON objects at a time when the document is written
 _STEPS_PER_PIECE = 2000
 # two sources with more bytes than this together are analysed in two processes (one per foot;
@@ -331,3 +331,39 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
                   "source": fs.source}
         runs.append(FootRun(side, core, q, device))
     return Analysis(runs, body_mass_kg, config).document()
+
+
+class LiveFeed:
+    """Steps and flags as they happen, for a recording in progress.
+
+    Give :meth:`on_steps` to each source's :class:`FootPipeline`; every decided step becomes
+    an event ``("step", side, step)`` (the document's step object, forces in BW: the given
+    mass, or the foot's stride-average estimate so far, 700 N until there is one) and the foot's
+    flag state is evaluated again after each; a change is an event ``("flags", side, flags)``.
+    ``on_event`` is called in the thread that fed the pipeline.
+    """
+
+    def __init__(self, on_event, body_mass_kg: float | None = None,
+                 config: AnalysisConfig | None = None) -> None:
+        self.on_event = on_event
+        self.body_mass_kg = body_mass_kg
+        self.config = config or AnalysisConfig()
+        self._flag_keys: dict[str, list] = {}
+
+    def body_weight_n(self, core: FootCore) -> float:
+        if self.body_mass_kg is not None:
+            return self.body_mass_kg * G_M_PER_S2
+        return core.body_weight_estimate_n() or 700.0
+
+    def on_steps(self, core: FootCore, first: int, stop: int) -> None:
+        side = core.info.side
+        fs = FootSteps(core, self.body_weight_n(core))
+        for st in fs.dicts(first, stop):
+            self.on_event("step", side, st)
+        duration_s = core.rows * core.period_s
+        summary = foot_summary(fs, duration_s)
+        flags, _, _ = foot_flags(fs, summary, side, duration_s, self.config.flags)
+        key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
+        if key != self._flag_keys.get(side, []):
+            self._flag_keys[side] = key
+            self.on_event("flags", side, flags)
