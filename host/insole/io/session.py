@@ -55,7 +55,7 @@ def encode_record(host_time_s: float, payload: bytes) -> bytes:
     return _REC_HEAD.pack(host_time_s, len(payload)) + payload
 
 
-READ_CHUNK_BYTES = 2 << 20
+READ_CHUNK_BYTES = 1 << 20
 
 
 def read_rec(path: Path) -> tuple[list[Chunk], dict[str, int]]:
