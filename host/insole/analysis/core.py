@@ -417,10 +417,10 @@ def foot_summary(fs: FootSteps, duration_s: float) -> dict:
 
 
 def foot_flags(fs: FootSteps, summary: dict, side: str, duration_s: float,
-               config: FlagConfig) -> tuple[list[dict], list[str], dict]:
+               config: FlagConfig, rolling_cache: dict | None = None) -> tuple[list[dict], list[str], dict]:
     """(flags, notes, evaluated) of one foot: the flag rules on its clean steps (running only)."""
     if summary["activity"] == "running":
-        rules = FlagRules(config).evaluate(fs.flag_input(), side, duration_s)
+        rules = FlagRules(config, rolling_cache).evaluate(fs.flag_input(), side, duration_s)
         return rules.flags_, rules.notes_, rules.evaluated_
     note = (f"{side}: {summary['activity']} (duty factor {summary['duty_factor']}): the flags' "
             "thresholds come from running studies, so no flags were evaluated")

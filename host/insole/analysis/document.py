@@ -349,6 +349,7 @@ class LiveFeed:
         self.body_mass_kg = body_mass_kg
         self.config = config or AnalysisConfig()
         self._flag_keys: dict[str, list] = {}
+        self._rolling: dict[str, dict] = {}
 
     def body_weight_n(self, core: FootCore) -> float:
         if self.body_mass_kg is not None:
@@ -362,7 +363,8 @@ class LiveFeed:
             self.on_event("step", side, st)
         duration_s = core.rows * core.period_s
         summary = foot_summary(fs, duration_s)
-        flags, _, _ = foot_flags(fs, summary, side, duration_s, self.config.flags)
+        flags, _, _ = foot_flags(fs, summary, side, duration_s, self.config.flags,
+                                 self._rolling.setdefault(side, {}))
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key

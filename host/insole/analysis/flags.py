@@ -81,8 +81,11 @@ class FlagInput:
 class FlagRules:
     """Evaluates the three flags for one foot's clean steps (step dicts or a FlagInput)."""
 
-    def __init__(self, config: FlagConfig | None = None) -> None:
+    def __init__(self, config: FlagConfig | None = None, rolling_cache: dict | None = None) -> None:
         self.config = config or FlagConfig()
+        # rolling medians already computed, by series name: a live caller evaluates the same
+        # growing series after every step and passes the same dict each time
+        self.rolling_cache = rolling_cache
 
     def evaluate(self, steps: list[dict] | FlagInput, side: str,
                  duration_s: float | None = None) -> FlagRules:
@@ -141,7 +144,27 @@ class FlagRules:
             "span_s": [round(float(span[0]), 3), round(float(span[1]), 3)],
             "message": f"{message} {_NOT_DIAGNOSIS}", "source": SOURCES[code]})
 
-    def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float):
+    def _rolling(self, values: np.ndarray, w: int, name: str) -> np.ndarray:
+        """Median of every window of ``w`` steps; with a cache, only the windows not seen before
+        are computed (the series must have grown by appending, which is checked)."""
+        c = self.rolling_cache
+        prev = c.get(name) if c is not None else None
+        if prev is not None and len(values) >= prev[0] and prev[0] >= w \
+                and values[prev[0] - 1] == prev[1]:
+            n0, _, old = prev
+            if len(values) > n0:
+                new = np.median(np.lib.stride_tricks.sliding_window_view(values[n0 - w + 1:], w),
+                                axis=1)
+                roll = np.concatenate((old, new))
+            else:
+                roll = old
+        else:
+            roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
+        if c is not None:
+            c[name] = (len(values), values[-1], roll)
+        return roll
+
+    def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float, name: str = ""):
         """The longest run, after the baseline, of the rolling median above baseline·(1+rise)
         that lasts ``hold_s`` and ``hold_min_steps``.
 
@@ -153,7 +176,7 @@ class FlagRules:
         w = cfg.rolling_steps
         if len(values) < w:
             return None
-        roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
+        roll = self._rolling(values, w, name)
         t_roll = t[w - 1:]  # a trailing window of w steps ends at this step
         after = t[: len(roll)] >= base_end  # the whole window lies after the baseline
         best = None
@@ -226,7 +249,7 @@ class FlagRules:
                            f"{group} strikes (usual up to {thr * 100:.0f} %). Forefoot overload is "
                            "linked to metatarsalgia and metatarsal stress fractures.")
         if drift_ok:
-            r = self._sustained_rise(share, t, cfg.met_share_rise_frac)
+            r = self._sustained_rise(share, t, cfg.met_share_rise_frac, "metatarsal_share")
             if r:
                 self._drift_flag("forefoot_overload", side, cfg.met_share_rise_frac, r,
                                  ", a sign of fatigue shifting load onto the metatarsal heads.")
@@ -245,7 +268,7 @@ class FlagRules:
                        f"carries about 2 %, threshold {cfg.arch_share * 100:.0f} %): the arch "
                        "flattens onto the insole. This is linked to overpronation, arch and heel pain.")
         if drift_ok:
-            r = self._sustained_rise(share, t, cfg.arch_share_rise_frac)
+            r = self._sustained_rise(share, t, cfg.arch_share_rise_frac, "arch_share")
             last = share[t > t[-1] - cfg.baseline_s]
             if r and np.median(last) > cfg.arch_share_end_min:
                 self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,
