@@ -125,7 +125,7 @@ class FootCore:
         self.table = StepTable(len(self.zones))
         self.on_steps = on_steps
         c = len(self.zones)
-        self._force = self._f0 = np.zeros((0, c))
+        self._f0 = np.zeros((0, c))
         self._total = self._total_all = np.zeros(0)
         self._row0 = 0  # grid row of the buffer's first sample
         self.rows = 0  # rows fed so far
@@ -160,16 +160,14 @@ class FootCore:
 
     def _feed(self, block: Block) -> int:
         conv = self.converter
-        force, total = conv.feed(block.row0, block.volts, block.device_faults)
+        _, total = conv.feed(block.row0, block.volts, block.device_faults, want_force=False)
         self.rows += block.rows
         if len(self._total):
-            self._force = np.concatenate((self._force, force))
             self._total = np.concatenate((self._total, total))
             self._f0 = np.concatenate((self._f0, conv.f0))
             self._total_all = np.concatenate((self._total_all, conv.total_all))
         else:
-            self._force, self._total = force, total
-            self._f0, self._total_all = conv.f0, conv.total_all
+            self._total, self._f0, self._total_all = total, conv.f0, conv.total_all
         return self._process(final=False)
 
     def finish(self) -> FootCore:
@@ -228,7 +226,7 @@ class FootCore:
             self._bw_first = (int(s_at[0]), int(n_at[0]))
         self._bw_last = (int(s_at[-1]), int(n_at[-1]))
         self._regions += k
-        met = self.metrics.compute(self._force[:c], self.zones, det.regions_, det.ic_idx_,
+        met = self.metrics.compute(self._f0[:c], self.zones, det.regions_, det.ic_idx_,
                                    det.to_idx_, self.period_s, self._row0, det.complete_,
                                    self._f0[:c], self._total_all[:c])
         self.has_cop = self.has_cop or getattr(met, "has_cop_", False)
@@ -245,7 +243,6 @@ class FootCore:
         valid = ~np.isnan(f)
         self._sum_mn += int(np.rint(np.where(valid, f, 0.0) * 1000.0).astype(np.int64).sum())
         self._seen += int(valid.sum())
-        self._force = self._force[keep_from:]
         self._total = self._total[keep_from:]
         self._f0 = self._f0[keep_from:]
         self._total_all = self._total_all[keep_from:]

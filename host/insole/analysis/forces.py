@@ -20,12 +20,7 @@ import numpy as np
 from insole import protocol as P
 from insole.analysis.stream import FootStream
 from insole.model import hardware
-from insole.model.sensor import (
-    DEFAULT_BETA,
-    DEFAULT_K_N_OHM,
-    force_from_volts,
-    saturation_v,
-)
+from insole.model.sensor import DEFAULT_BETA, DEFAULT_K_N_OHM, saturation_v
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +84,31 @@ class ForceConverter:
             self.shorted_from[ch] = row
             self.reasons[ch] = reason
 
-    def feed(self, row0: int, volts: np.ndarray,
-             device_faults: list[tuple[int, int]] = ()) -> tuple[np.ndarray, np.ndarray]:
-        """Newtons per channel (NaN where saturated or missing) and the total (NaN where no
-        kept channel has a sample) of the rows ``row0 ...``."""
+    def feed(self, row0: int, volts: np.ndarray, device_faults: list[tuple[int, int]] = (),
+             want_force: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """Newtons per channel (NaN where saturated or missing; None unless ``want_force``) and
+        the total (NaN where no kept channel has a sample) of the rows ``row0 ...``. Sets
+        ``f0`` (newtons, 0 where NaN) and ``total_all`` (every channel) for the metrics."""
         v = volts
         m = v.shape[0]
-        force = force_from_volts(v, self.supply_v, self.r_fixed_ohm, self.k, self.beta,
-                                 saturated_v=self.sat_v)
-        saturated = v >= self.sat_v
+        c = self.c
+        saturated = v >= self.sat_v  # NaN compares False
         any_sat = saturated.any(axis=0)
+        # F = k·G^β with G from the divider (insole.model.sensor.force_from_volts), in place
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f0 = np.maximum(v, 0.0)
+            den = self.supply_v - v
+            den *= self.r_fixed_ohm
+            f0 /= den
+            if np.any(self.beta != 1.0):
+                f0 **= self.beta
+            f0 *= self.k
+        bad = np.isnan(f0)  # no sample
+        if any_sat.any():
+            bad |= saturated  # a saturated reading is a fault, not a force
+        f0[bad] = 0.0
+        n_bad = np.count_nonzero(bad, axis=1) if c > 1 else bad[:, 0].astype(np.int64)
+        self.f0, self._bad, self._n_bad = f0, bad, n_bad
         if m:
             self.top_v = np.fmax(self.top_v, np.fmax.reduce(v, axis=0))  # fmax: NaN ignored
         for ch in np.flatnonzero(any_sat):
@@ -120,25 +130,26 @@ class ForceConverter:
             for ch in range(self.c):
                 if mask & (1 << ch) and 0 <= self.first_sat_row[ch] <= row:
                     self._short(ch, row, DEVICE_SHORT_REASON)
-        return force, self._total(row0, force)
+        total = self._total(row0)
+        if not want_force:
+            return None, total
+        force = f0.copy()
+        force[bad] = np.nan
+        return force, total
 
-    def _total(self, row0: int, force: np.ndarray) -> np.ndarray:
-        """The total over the channels not left out; sets ``f0`` (force, 0 where NaN) and
-        ``total_all`` (every channel) of the block for the metrics."""
+    def _total(self, row0: int) -> np.ndarray:
+        """The total over the channels not left out; sets ``total_all`` (every channel)."""
         c = self.c
-        nan = np.isnan(force)
-        f0 = force.copy()
-        f0[nan] = 0.0
-        n_nan = np.count_nonzero(nan, axis=1)
+        f0, nan, n_nan = self.f0, self._bad, self._n_bad.copy()
         total_all = f0 @ np.ones(c)  # a matrix-vector product: much faster than sum(axis=1)
         total_all[n_nan == c] = np.nan
-        self.f0, self.total_all = f0, total_all
+        self.total_all = total_all
         sf = self.shorted_from
-        left_out = np.flatnonzero((sf >= 0) & (sf < row0 + force.shape[0]))
+        left_out = np.flatnonzero((sf >= 0) & (sf < row0 + f0.shape[0]))
         if not len(left_out) or len(left_out) == c:  # never leave every channel out
             return total_all
         total = total_all.copy()
-        kept = np.full(force.shape[0], c)
+        kept = np.full(f0.shape[0], c)
         for ch in left_out:
             r = max(0, int(sf[ch]) - row0)
             total[r:] -= f0[r:, ch]
