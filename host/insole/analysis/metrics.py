@@ -126,19 +126,98 @@ class StepMetrics:
         if met_idx:
             cols["met_share"][sel] = shares[:, met_idx].sum(axis=1)
         # impact peak and loading rate, on the total force (N/s; BW/s where the document is made)
-        for j, i in enumerate(sel.tolist()):
-            seg = total[a[j]:b[j]]
-            ip = self._impact_peak(seg)
-            valr = self._valr_2080(seg, ip, period_s) if ip is not None else None
-            if valr is not None:
-                cols["impact_n"][i] = seg[ip]
-                cols["valr_n_per_s"][i] = valr
-                cols["valr_method"][i] = 1
-            else:
-                cols["valr_n_per_s"][i] = self._valr_stance(total, int(a[j]), int(b[j]), row0,
-                                                            ic_idx[i], to_idx[i], period_s)
-                cols["valr_method"][i] = 2
+        imp_n, valr, method = self._impact_and_valr(total, a, b, row0, ic_idx[sel], to_idx[sel],
+                                                    period_s)
+        cols["impact_n"][sel] = imp_n
+        cols["valr_n_per_s"][sel] = valr
+        cols["valr_method"][sel] = method
         return self
+
+    def _impact_and_valr(self, total, a, b, row0, ic_idx, to_idx, period_s):
+        """Impact peak (N, NaN if none), loading rate (N/s) and its method (1: 20-80 % of the
+        impact peak, 2: 3-12 % of stance) of every step at once.
+
+        The impact peak is the first local maximum in the first 30 % of stance that stands out:
+        the force dips by at least max(2 % of it, 10 N) before anything higher, within the first
+        60 % of stance. VALR is the mean rate between where the rise first reaches 20 % and 80 %
+        of it (interpolated); without one (or with a rise that goes back), the mean rate over
+        3-12 % of stance. Done on a padded matrix of the steps' stances: candidate peaks are
+        taken rank by rank (the first candidate of every step, then the second of those not
+        settled, ...).
+        """
+        cfg = self.config
+        k = len(a)
+        imp = np.full(k, np.nan)
+        valr = np.full(k, np.nan)
+        method = np.full(k, 2, np.int8)
+        if not k:
+            return imp, valr, method
+        n = b - a
+        w = np.maximum(3, (cfg.impact_window_frac * n).astype(np.int64))
+        xlen = np.minimum(w, n)  # the window searched for candidates
+        hlen = np.minimum(n, np.maximum(w + 1, (0.6 * n).astype(np.int64)))  # the horizon
+        width = int(hlen.max())
+        pos = np.arange(width)
+        idx = np.minimum(a[:, None] + pos, len(total) - 1)
+        seg = np.where(pos < hlen[:, None], total[idx], -np.inf)
+        inner = pos[1:-1]
+        cand = np.zeros(seg.shape, bool)
+        cand[:, 1:-1] = (seg[:, 1:-1] >= seg[:, :-2]) & (seg[:, 1:-1] > seg[:, 2:]) \
+            & (inner[None, :] + 1 < xlen[:, None])
+        cand[xlen < 3] = False
+        rank = np.cumsum(cand, axis=1)
+        peak = np.full(k, -1)
+        open_ = cand.any(axis=1)
+        r = 0
+        while open_.any():
+            r += 1
+            rows = np.flatnonzero(open_)
+            sel = cand[rows] & (rank[rows] == r)
+            has = sel.any(axis=1)
+            open_[rows[~has]] = False
+            rows, sel = rows[has], sel[has]
+            if not len(rows):
+                break
+            kk = sel.argmax(axis=1)
+            s = seg[rows]
+            v = s[np.arange(len(rows)), kk]
+            after = pos[None, :] > kk[:, None]
+            higher = (s > v[:, None]) & after
+            first = np.where(higher.any(axis=1), higher.argmax(axis=1), hlen[rows])
+            span = (pos[None, :] >= kk[:, None]) & (pos[None, :] < first[:, None])
+            dip = v - np.where(span, s, np.inf).min(axis=1)
+            ok = (first - kk > 1) & (dip >= np.maximum(cfg.impact_min_prominence_frac * v,
+                                                         cfg.impact_min_prominence_n))
+            peak[rows[ok]] = kk[ok]
+            open_[rows[ok]] = False
+        # VALR over 20-80 % of the impact peak, on the rise up to it
+        got = np.flatnonzero(peak >= 0)
+        if len(got):
+            s = seg[got]
+            kk = peak[got]
+            v = s[np.arange(len(got)), kk]
+            rise = pos[None, :] <= kk[:, None]
+            t = []
+            for frac in (cfg.valr_low_frac, cfg.valr_high_frac):
+                level = frac * v
+                at = (s >= level[:, None]) & rise
+                i = at.argmax(axis=1)  # the peak itself is >= level: always found
+                x0 = s[np.arange(len(got)), np.maximum(i - 1, 0)]
+                x1 = s[np.arange(len(got)), i]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    t.append(np.where(i == 0, 0.0, (i - 1) + (level - x0) / (x1 - x0)))
+            good = t[1] > t[0]
+            g = got[good]
+            imp[g] = v[good]
+            valr[g] = (cfg.valr_high_frac - cfg.valr_low_frac) * v[good] / (
+                (t[1][good] - t[0][good]) * period_s)
+            method[g] = 1
+        # the rest: mean rate of rise over 3-12 % of stance
+        rest = np.flatnonzero(method == 2)
+        for j in rest.tolist():
+            valr[j] = self._valr_stance(total, int(a[j]), int(b[j]), row0, ic_idx[j], to_idx[j],
+                                        period_s)
+        return imp, valr, method
 
     def _strike_all(self, f0: np.ndarray, zones: tuple[str, ...], a: np.ndarray,
                     period_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -193,37 +272,6 @@ class StepMetrics:
             shift[put] += 4
         return strike, code
 
-    def _impact_peak(self, seg: np.ndarray) -> int | None:
-        cfg = self.config
-        n = len(seg)
-        w = max(3, int(cfg.impact_window_frac * n))
-        x = seg[:w]
-        if len(x) < 3:
-            return None
-        cand = np.flatnonzero((x[1:-1] >= x[:-2]) & (x[1:-1] > x[2:])) + 1
-        horizon = seg[: max(w + 1, int(0.6 * n))]
-        for k in cand:
-            v = seg[k]
-            after = horizon[k:]
-            higher = np.flatnonzero(after > v)
-            j = higher[0] if len(higher) else len(after)
-            if j <= 1:
-                continue
-            dip = v - np.min(after[:j])
-            if dip >= max(cfg.impact_min_prominence_frac * v, cfg.impact_min_prominence_n):
-                return int(k)
-        return None
-
-    def _valr_2080(self, seg, imp, period_s) -> float | None:
-        cfg = self.config
-        v = seg[imp]
-        rise = seg[: imp + 1]
-        t_lo = _first_crossing(rise, cfg.valr_low_frac * v)
-        t_hi = _first_crossing(rise, cfg.valr_high_frac * v)
-        if t_lo is None or t_hi is None or t_hi <= t_lo:
-            return None
-        return (cfg.valr_high_frac - cfg.valr_low_frac) * v / ((t_hi - t_lo) * period_s)
-
     def _valr_stance(self, total, a, b, row0, ic_idx, to_idx, period_s) -> float:
         """Mean rate of rise over 3-12 % of stance (N/s); ``a``/``b`` local, events in rows."""
         cfg = self.config
@@ -243,15 +291,3 @@ def decode_zones(code: int, zones: tuple[str, ...]) -> list[str]:
         out.append(zones[(code & 0xF) - 1])
         code >>= 4
     return out
-
-
-def _first_crossing(x: np.ndarray, level: float) -> float | None:
-    """Fractional index where x first rises through level (linear interpolation)."""
-    above = np.flatnonzero(x >= level)
-    if not len(above):
-        return None
-    k = above[0]
-    if k == 0:
-        return 0.0
-    x0, x1 = x[k - 1], x[k]
-    return float(k - 1 + (level - x0) / (x1 - x0))
