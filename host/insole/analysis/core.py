@@ -155,12 +155,13 @@ class FootCore:
             faults = [(r, m) for r, m in block.device_faults
                       if block.row0 + a <= r < block.row0 + a + FEED_ROWS
                       or (a + FEED_ROWS >= block.rows and r >= block.row0 + block.rows)]
-            decided += self._feed(Block(block.row0 + a, block.volts[a:a + FEED_ROWS], faults))
+            decided += self._feed(block.rows_slice(a, a + FEED_ROWS, faults))
         return decided
 
     def _feed(self, block: Block) -> int:
         conv = self.converter
-        _, total = conv.feed(block.row0, block.volts, block.device_faults, want_force=False)
+        _, total = conv.feed(block.row0, block.units, block.valid, block.device_faults,
+                             want_force=False)
         self.rows += block.rows
         if len(self._total):
             self._total = np.concatenate((self._total, total))

@@ -322,7 +322,7 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
     for side, fs in feet.items():
         core = FootCore(fs.info, fs.period_us, (calibrations or {}).get(side), config)
         mask = int(fs.quality.get("device_fault_mask", 0) or 0)
-        core.feed(Block(0, fs.volts, [(fs.n, mask)] if mask else []))
+        core.feed(Block.from_volts(0, fs.volts, [(fs.n, mask)] if mask else []))
         core.finish()
         q = _foot_quality(core, dict(fs.quality))
         device = {"first_sample_t0_us": int(fs.t0_us) & 0xFFFFFFFF, "device_id": fs.info.device_id,

@@ -18,9 +18,14 @@ import logging
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis.stream import FootStream
+from insole.analysis.stream import Block, FootStream
 from insole.model import hardware
-from insole.model.sensor import DEFAULT_BETA, DEFAULT_K_N_OHM, saturation_v
+from insole.model.sensor import (
+    DEFAULT_BETA,
+    DEFAULT_K_N_OHM,
+    force_from_volts,
+    saturation_v,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,8 @@ class Calibration:
         """A whole stream at once (CSV export): sets ``force_n_`` (n, C), ``total_n_``,
         ``fault_mask_``, ``shorted_mask_``, ``fault_reasons_`` and ``saturated_samples_``."""
         conv = self.converter(stream.info, stream.rate_hz)
-        self.force_n_, self.total_n_ = conv.feed(0, stream.volts)
+        b = Block.from_volts(0, stream.volts)
+        self.force_n_, self.total_n_ = conv.feed(0, b.units, b.valid)
         self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = conv.faults(
             int(stream.quality.get("device_fault_mask", 0) or 0))
         self.saturated_samples_ = conv.saturated_samples
@@ -78,39 +84,49 @@ class ForceConverter:
         self.first_sat_row = np.full(c, -1, np.int64)
         self.shorted_from = np.full(c, -1, np.int64)  # row from which a channel is left out
         self.reasons: dict[int, str] = {}
+        # F = k·G^β with G from the divider (insole.model.sensor.force_from_volts) for every
+        # possible sample value; a saturated reading is a fault, not a force (0 here, and bad)
+        v = np.arange(1 << 16) * P.SAMPLE_UNIT_V
+        lut = np.stack([force_from_volts(v, self.supply_v, self.r_fixed_ohm, k, b,
+                                         saturated_v=self.sat_v)
+                        for k, b in zip(self.k, self.beta)])
+        self._sat_units = int(np.argmax(np.isnan(lut[0]))) if np.isnan(lut[0]).any() else 1 << 16
+        self._lut = np.nan_to_num(lut, nan=0.0)
+        self._chan = np.arange(c)[None, :]
 
     def _short(self, ch: int, row: int, reason: str) -> None:
         if self.shorted_from[ch] < 0:
             self.shorted_from[ch] = row
             self.reasons[ch] = reason
 
-    def feed(self, row0: int, volts: np.ndarray, device_faults: list[tuple[int, int]] = (),
+    def feed(self, row0: int, units: np.ndarray, valid: np.ndarray,
+             device_faults: list[tuple[int, int]] = (),
              want_force: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         """Newtons per channel (NaN where saturated or missing; None unless ``want_force``) and
-        the total (NaN where no kept channel has a sample) of the rows ``row0 ...``. Sets
-        ``f0`` (newtons, 0 where NaN) and ``total_all`` (every channel) for the metrics."""
-        v = volts
-        m = v.shape[0]
-        c = self.c
-        saturated = v >= self.sat_v  # NaN compares False
+        the total (NaN where no kept channel has a sample) of the rows ``row0 ...`` (samples
+        in wire units, ``valid`` where they arrived). Sets ``f0`` (newtons, 0 where NaN) and
+        ``total_all`` (every channel) for the metrics."""
+        m, c = units.shape
+        # newtons by table: one entry per possible sample value and channel
+        f0 = self._lut[self._chan, units]
+        saturated = units >= self._sat_units
+        missing = ~valid
         any_sat = saturated.any(axis=0)
-        # F = k·G^β with G from the divider (insole.model.sensor.force_from_volts), in place
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f0 = np.maximum(v, 0.0)
-            den = self.supply_v - v
-            den *= self.r_fixed_ohm
-            f0 /= den
-            if np.any(self.beta != 1.0):
-                f0 **= self.beta
-            f0 *= self.k
-        bad = np.isnan(f0)  # no sample
         if any_sat.any():
-            bad |= saturated  # a saturated reading is a fault, not a force
-        f0[bad] = 0.0
-        n_bad = np.count_nonzero(bad, axis=1) if c > 1 else bad[:, 0].astype(np.int64)
+            saturated &= valid[:, None]
+            any_sat = saturated.any(axis=0)
+        bad = saturated | missing[:, None] if any_sat.any() else None
+        if missing.any():
+            f0[missing] = 0.0
+        if bad is None:  # the usual case: nothing saturated
+            n_bad = np.where(missing, c, 0)
+            bad = np.broadcast_to(missing[:, None], (m, c))
+        else:
+            n_bad = np.count_nonzero(bad, axis=1)
         self.f0, self._bad, self._n_bad = f0, bad, n_bad
-        if m:
-            self.top_v = np.fmax(self.top_v, np.fmax.reduce(v, axis=0))  # fmax: NaN ignored
+        if m and valid.any():
+            top = (units[valid].max(axis=0) if not valid.all() else units.max(axis=0))
+            self.top_v = np.fmax(self.top_v, top * P.SAMPLE_UNIT_V)
         for ch in np.flatnonzero(any_sat):
             col = saturated[:, ch]
             self.saturated_samples += int(col.sum())

@@ -85,19 +85,39 @@ class Block:
     """A piece of one foot's grid, as :meth:`FootAssembler.take` hands it out.
 
     Attributes:
-        row0: grid row of ``volts[0]`` (rows count sample periods from the foot's first sample).
-        volts: (m, C) pin voltages; NaN where nothing arrived.
+        row0: grid row of the block's first row (rows count sample periods from the foot's
+            first sample).
+        units: (m, C) samples as sent (uint16, 100 µV each); 0 where nothing arrived.
+        valid: (m,) True where a sample set arrived.
         device_faults: ``(row, fault_mask)`` of each STATUS packet in this block's span, in
             arrival order (``row``: the grid's end when it arrived).
     """
 
     row0: int
-    volts: np.ndarray
+    units: np.ndarray
+    valid: np.ndarray
     device_faults: list = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return int(self.volts.shape[0])
+        return int(self.units.shape[0])
+
+    @property
+    def volts(self) -> np.ndarray:
+        """(m, C) pin voltages, NaN where nothing arrived."""
+        v = self.units * P.SAMPLE_UNIT_V
+        v[~self.valid] = np.nan
+        return v
+
+    @classmethod
+    def from_volts(cls, row0: int, volts: np.ndarray, device_faults: list | None = None) -> Block:
+        """A block from pin voltages (NaN rows: nothing arrived), as a FootStream holds them."""
+        valid = ~np.isnan(volts).all(axis=1) if volts.size else np.zeros(len(volts), bool)
+        units = np.rint(np.nan_to_num(volts) / P.SAMPLE_UNIT_V).astype(np.uint16)
+        return cls(row0, units, valid, list(device_faults or []))
+
+    def rows_slice(self, a: int, b: int, device_faults: list) -> Block:
+        return Block(self.row0 + a, self.units[a:b], self.valid[a:b], device_faults)
 
 
 # Without an INFO packet the zones are unknown: blocks are held back until INFO arrives or the
@@ -460,21 +480,23 @@ class FootAssembler:
             return None
         r0, r1 = self._row_taken, self._row_next
         c = self._channels
-        volts = np.full((r1 - r0, c), np.nan)
+        units = np.zeros((r1 - r0, c), np.uint16)
+        valid = np.zeros(r1 - r0, bool)
         rows = np.concatenate([p[0] for p in self._pending])
         lens = np.concatenate([p[1] for p in self._pending])
         raw = self._pending[0][2] if len(self._pending) == 1 else b"".join(p[2] for p in self._pending)
-        samples = np.frombuffer(raw, dtype="<u2").reshape(-1, c) * P.SAMPLE_UNIT_V
+        samples = np.frombuffer(raw, dtype="<u2").reshape(-1, c)
         if len(rows) == 1 or (np.diff(rows) == lens[:-1]).all():
-            volts[rows[0] - r0:rows[0] - r0 + len(samples)] = samples
+            at = slice(rows[0] - r0, rows[0] - r0 + len(samples))
         else:
-            starts = np.repeat(rows - r0, lens)
-            within = np.arange(len(samples)) - np.repeat(np.cumsum(lens) - lens, lens)
-            volts[starts + within] = samples
+            at = np.repeat(rows - r0, lens) + (np.arange(len(samples))
+                                              - np.repeat(np.cumsum(lens) - lens, lens))
+        units[at] = samples
+        valid[at] = True
         faults, self._faults = self._faults, []
         self._pending = []
         self._row_taken = r1
-        return Block(r0, volts, faults)
+        return Block(r0, units, valid, faults)
 
     def finish(self, decoder_errors: dict[str, int] | None = None) -> FootStream:
         """Everything not yet taken as one :class:`FootStream` (the whole grid if nothing was
