@@ -220,7 +220,7 @@ def main() -> int:
         lines.append(f"| {label} two-foot capture ({hours * 7200 * 2 * 500 / 2 / 1e6:.1f} M sample sets) "
                      f"| {pss:.0f} MB | {w:.1f} s | {n} |")
     lines += ["", f"30-minute / 2-hour: {ratio:.2f}. The 8-hour capture is two 4-hour simulations "
-              "joined (the simulator's limit is 4 h): its device reboots at 4 h.", ""]
+              "joined (the simulator's limit is 4 h): its device clock and seq start again at 4 h.", ""]
     print("Live: bench/live_latency.py", flush=True)
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "live_latency.py"), str(LIVE_SECONDS),
                         str(min(RUNS, 3))], capture_output=True, text=True, cwd=ROOT)

@@ -215,6 +215,15 @@ class FootAssembler:
         if not raws:
             return errors
         times = host_times if host_times is not None else [None] * len(raws)
+        if len(raws) <= 2:  # a live chunk of a frame or two: decoding each is cheaper
+            for r, t in zip(raws, times):
+                try:
+                    pkt = P.decode(r)
+                except ProtocolError as e:
+                    errors[e.kind] += 1
+                    continue
+                self.add(pkt, t)
+            return errors
         hb = P.DATA_HEADER_BYTES
         is_data = [len(r) >= hb and r[1] == P.DATA for r in raws]
         heads = np.frombuffer(b"".join([r[:hb] for r, d in zip(raws, is_data) if d]),
