@@ -59,7 +59,7 @@ class AnalysisConfig:
 
 
 class StepTable:
-    """Per-step results of one foot as growing numpy columns (about 150 bytes a step)."""
+    """Per-step results of one foot as growing numpy columns (about 250 bytes a step)."""
 
     def __init__(self, channels: int) -> None:
         self.n = 0
