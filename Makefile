@@ -8,7 +8,7 @@ PORT ?= /dev/ttyUSB0
 DEMO_OUT ?= demo-out
 DEMO_SECONDS ?= 60
 
-.PHONY: help setup test test-fast test-repeat demo bench lint clean
+.PHONY: help setup test test-fast test-repeat test-deps demo demo-live demo-ble bench lint clean
 .PHONY: firmware firmware-pins deploy flash typecheck-firmware demo-firmware
 # Firmware: compiled into FW_BUILD; stubs for the type check live in STUBS, never in the venv.
 FW_BUILD := build/firmware
@@ -41,7 +41,7 @@ $(STUBS)/.stamp-$(ESP32_STUBS_VERSION): | $(VENV)/.stamp
 
 setup: $(VENV)/.stamp node_modules/.stamp $(STUBS)/.stamp-$(ESP32_STUBS_VERSION) ## build .venv/ (pinned packages, insole), node_modules/ (MicroPython wasm) and .stubs/
 
-test: setup ## run the whole suite (host, firmware under MicroPython, end to end)
+test: setup test-deps ## run the whole suite (host, firmware under MicroPython, end to end)
 	$(PY) -m pytest tests
 
 test-fast: setup ## the suite without the tests marked slow (a quick loop while developing)
@@ -54,11 +54,39 @@ test-repeat: setup ## the tests that start processes, threads or ptys, REPEAT (2
 	  $(PY) -m pytest tests -m live -q || { echo "test-repeat: run $$i of $(REPEAT) FAILED"; exit 1; }; \
 	done; echo "test-repeat: $(REPEAT) of $(REPEAT) runs passed"
 
-demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse it
+# The report's page is checked in a real headless Chromium and the live window runs under Xvfb
+# with Tk. Installed from Debian's packages when missing; where apt cannot (not root, no apt,
+# offline) this says so and those tests skip with a reason; it never fails the build.
+TEST_DEBS := chromium xvfb xauth python3-tk
+test-deps: ## install chromium, xvfb and python3-tk for the report and live-window tests (apt; skips if it cannot)
+	@if command -v chromium >/dev/null && command -v xvfb-run >/dev/null && $(PY) -c "import tkinter" 2>/dev/null; then \
+	  exit 0; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "test-deps: installing $(TEST_DEBS) with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null) \
+	    || echo "test-deps: apt-get could not install $(TEST_DEBS); the browser and window tests will skip"; \
+	else \
+	  echo "test-deps: chromium/xvfb/tk missing and apt-get unavailable (or not root); the browser and window tests will skip"; \
+	fi
+
+demo: setup ## simulate a two-foot run on ptys, record it over serial, analyse it, write its report
 	$(PY) tools/demo.py --out $(DEMO_OUT) --seconds $(DEMO_SECONDS)
+
+demo-live: setup ## open the live window on a simulated two-foot run (needs a display)
+	@if [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
+	  echo "demo-live: no display (DISPLAY unset); try: $(INSOLE) live sim://heel-striker --headless --frames 150 --png live.png"; exit 2; fi
+	$(INSOLE) live "sim://heel-striker?side=left&duration_s=600" "sim://heel-striker?side=right&duration_s=600"
+
+demo-ble: setup ## two virtual insoles on a virtual BLE radio, recorded over ble://, analysed, scored (FIRMWARE=1: the real firmware)
+	$(PY) tools/demo_ble.py --out $(DEMO_OUT)-ble --seconds $(DEMO_SECONDS) $(if $(FIRMWARE),--firmware)
 
 bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py
+
+.PHONY: compare-coverage
+COVERAGE_ARGS ?=
+compare-coverage: setup ## coverage study of `insole compare`'s 95 % intervals (~15 min; COVERAGE_ARGS="--runs 6 --truth-runs 6" for a quick look; figures in docs/analysis.md)
+	$(PY) bench/compare_coverage.py $(COVERAGE_ARGS)
 
 .PHONY: hardware
 hardware: setup ## regenerate hardware/svg/*.svg and bom.md from hardware/*, print the divider table
@@ -98,4 +126,4 @@ lint: setup ## ruff check
 	$(VENV)/bin/ruff check host tests tools bench
 
 clean: ## remove the venv, build output and demo output
-	rm -rf $(VENV) build $(DEMO_OUT) $(DEMO_OUT)-firmware node_modules $(STUBS)
+	rm -rf $(VENV) build $(DEMO_OUT) $(DEMO_OUT)-firmware $(DEMO_OUT)-ble node_modules $(STUBS)

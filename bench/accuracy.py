@@ -27,9 +27,10 @@ from insole.validation import datasets  # noqa: E402
 from insole.validation.score import score  # noqa: E402
 
 SCENARIOS = ("easy-run", "heel-striker", "forefoot-overload", "arch-collapse", "forefoot-runner", "walk")
-SIM_CRITERIA = {"f1_min": 0.99, "ic_median_ms_max": 2.0, "to_median_ms_max": 5.0}
+SIM_CRITERIA = {"f1_min": 0.99, "ic_median_ms_max": 3.0, "to_median_ms_max": 8.0}  # docs/validation.md
 GAITPDB = ("GaCo01_01", "GaPt03_01", "JuCo01_01", "JuPt01_01", "SiCo01_01", "SiPt02_01")
-FUKUCHI = {"RBDS001runT25forces": "forefoot", "RBDS002runT25forces": "midfoot"}
+FUKUCHI = {"RBDS001runT25forces": "forefoot", "RBDS002runT25forces": "midfoot",
+           "RBDS004runT25forces": "rearfoot"}
 
 
 def _shared() -> Path:
@@ -83,8 +84,8 @@ def sim_rows(seeds, duration_s: float, lossy: bool, tmp: Path) -> list[str]:
                     f"{_worst(r, 'to_error_ms', 'p95'):8.2f} "
                     f"{'-' if st is None else f'{100 * st:.0f}%':>7s} {c['strike']['unclassified']:6d}  "
                     + ("ok" if fl["ok"] else "! " + "; ".join(bad)))
-    out.append(f"{n_fail} simulator run(s) failed a criterion (F1 >= 0.99, IC median <= 2 ms, "
-               "TO median <= 5 ms, flags); F1 min and medians are the worst of left, right, both; "
+    out.append(f"{n_fail} simulator run(s) failed a criterion (F1 >= 0.99, IC median <= 3 ms, "
+               "TO median <= 8 ms, flags); F1 min and medians are the worst of left, right, both; "
                "strike: agreement over classified steps, unclas: steps the analysis left unclassified.")
     return out
 

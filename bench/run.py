@@ -10,8 +10,10 @@
    of that run, the 2-hour run and an 8-hour run (two 4-hour simulations one after the other:
    the device reboots at 4 h).
 3. Live: bench/live_latency.py (two feet x 500 Hz through real ptys).
-4. Accuracy against ground truth (bench/accuracy.py) and the firmware's cost per sample set
-   (tools/firmware_bench.py), printed as they run.
+4. Accuracy against ground truth (bench/accuracy.py), the left/right time base over BLE-like
+   delivery (bench/ble_clock.py), the firmware's cost per sample set (tools/firmware_bench.py)
+   and the live window's frame rate and sample-to-drawing lag on Agg (bench/live.py), printed
+   as they run.
 
 Captures are made with the simulator into build/bench/ (never committed) and kept there.
 Every figure is the median of RUNS runs (the machine is shared; see BENCHMARKS.md).
@@ -243,7 +245,8 @@ def main() -> int:
               ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {ROOT / 'BENCHMARKS.md'}", flush=True)
-    for script in (ROOT / "bench" / "accuracy.py", ROOT / "tools" / "firmware_bench.py"):
+    for script in (ROOT / "bench" / "accuracy.py", ROOT / "bench" / "ble_clock.py",
+                   ROOT / "tools" / "firmware_bench.py", ROOT / "bench" / "live.py"):
         if script.exists():
             print(f"\n== {script.relative_to(ROOT)}", flush=True)
             rc = subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode

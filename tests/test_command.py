@@ -73,3 +73,23 @@ def test_bad_words_are_one_line_errors(words, message):
 def test_parse_command_encodes_arguments():
     assert parse_command(["rate", "200"]) == P.Command(P.CMD_SET_RATE, (200,))
     assert parse_command(["side", "right"]) == P.Command(P.CMD_SET_SIDE, (1,))
+
+
+def test_a_port_nobody_drains_times_out_on_write_instead_of_hanging():
+    import os
+    import tty
+
+    from insole.errors import SourceError
+    from insole.io.sources import WRITE_TIMEOUT_S, open_source
+
+    master, slave = os.openpty()  # nobody reads the master: the pty's buffer fills up
+    tty.setraw(slave)
+    src = open_source(f"serial://{os.ttyname(slave)}").open()
+    try:
+        with pytest.raises(SourceError, match=f"write timed out after {WRITE_TIMEOUT_S:g} s"):
+            for _ in range(64):
+                src.write(bytes(4096))
+    finally:
+        src.close()
+        os.close(master)
+        os.close(slave)

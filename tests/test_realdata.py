@@ -6,8 +6,9 @@ contact defined as the sum of all eight sensors above 20 N; the capture carries 
 
 fukuchi2017 (treadmill force plate, running): contact times within 10 ms of the plate's -- the
 statistic is the median over matched steps of |detected contact time - plate contact time|, per
-foot -- and the strike pattern the metadata gives (RBDS001 forefoot, RBDS002 midfoot) for the
-majority (> 50 %) of each foot's matched steps.
+foot -- and the strike pattern the metadata gives (RBDS001 forefoot, RBDS002 midfoot, RBDS004 rearfoot) for the
+majority (> 50 %) of each foot's matched steps. RBDS004's loading rate against the plate's:
+tests/test_loading_rate.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from insole.validation import datasets
 from insole.validation.score import score
 
 GAITPDB = ("GaCo01_01", "GaPt03_01", "JuCo01_01", "JuPt01_01", "SiCo01_01", "SiPt02_01")
-FUKUCHI = {"RBDS001runT25forces": "forefoot", "RBDS002runT25forces": "midfoot"}
+FUKUCHI = {"RBDS001runT25forces": "forefoot", "RBDS002runT25forces": "midfoot",
+           "RBDS004runT25forces": "rearfoot"}
 _CACHE: dict = {}
 
 

@@ -97,7 +97,10 @@ def test_truth_is_on_the_intended_side_of_every_threshold(name, seed, side):
 
     # heel_strike_force: over rearfoot steps, median VALR > 66 BW/s, or +20 % start to end
     if strike == "rearfoot":
-        assert methods == {"20-80"} and all(s["impact_peak_bw"] > 0.9 for s in steps)
+        # walking's transient is the knee of weight acceptance (~0.95 BW, a shoulder below the
+        # 1.1 BW peak); running's the impact peak or shoulder at 1.6-2.2 BW
+        floor_bw = 0.8 if name == "walk" else 0.9
+        assert methods == {"20-80"} and all(s["impact_peak_bw"] > floor_bw for s in steps)
         if "heel_strike_force" in sc.expected:
             assert 85 <= np.median(valr) <= 95
             assert valr.min() > VALR_LIMIT * 1.1

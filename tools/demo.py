@@ -6,6 +6,7 @@ Every step is the `insole` command a user would type:
   2. insole record serial:///dev/pts/N serial:///dev/pts/M --out OUT/session
   3. insole analyse OUT/session --json OUT/analysis.json
   4. insole score OUT/analysis.json OUT/truth.json                  (how close to the truth)
+  5. insole report OUT/session --out OUT/report                      (figures and an HTML page)
 """
 
 from __future__ import annotations
@@ -81,7 +82,13 @@ def main() -> int:
     sc_cmd = [*INSOLE, "score", str(out / "analysis.json"), str(out / "truth.json")]
     say("4. against the simulator's ground truth: " + " ".join(sc_cmd[2:]))
     subprocess.run(sc_cmd)
+    rep_cmd = [*INSOLE, "report", str(session), "--out", str(out / "report")]
+    say("5. the run report: " + " ".join(rep_cmd[2:]))
+    rc = subprocess.run(rep_cmd).returncode
+    if rc != 0:
+        return rc
     print(f"\nDone. The recording, analysis.json and truth.json are in {out}/", flush=True)
+    print(f"The run report: {(out / 'report' / 'report.html').resolve()}", flush=True)
     return 0
 
 

@@ -1,7 +1,10 @@
 """insole: host package for the open instrumented running insole.
 
-Protocol (``insole.protocol``), sources by URL (``insole.sources``), recorder
-(``insole.recorder``), analysis (``insole.analysis``) and simulator (``insole.sim``).
+One subpackage per stage of the data flow (docs/architecture.md): ``protocol`` (packets,
+framing), ``io`` (sources by URL, sessions, the recorder), ``model`` (sensor, calibration,
+hardware facts), ``analysis`` (stream, forces, steps, metrics, flags, document), ``sim``,
+``validation`` (score, datasets), ``figures`` (the run report), ``live`` (the live window),
+``history`` (runs across weeks), and ``cli`` (one thin module per command).
 """
 
 import logging

@@ -28,10 +28,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis.flags import FlagConfig, FlagInput, FlagRules
-from insole.analysis.forces import Calibration
+from insole.analysis.flags import FlagConfig, FlagInput, FlagRules, rearfoot_valr_method
+from insole.analysis.forces import Calibration, SwingTracker
 from insole.analysis.metrics import (
+    LOST_EVENT,
+    LOST_STRIKE,
+    LOST_VALR,
     STRIKES,
+    TRANSIENTS,
     VALR_METHODS,
     MetricsConfig,
     StepMetrics,
@@ -47,6 +51,8 @@ G_M_PER_S2 = 9.80665
 RUNNING_MAX_DUTY_FACTOR = 0.5
 # A buffer with no quiet stretch for this long is cut (see the module's docstring).
 MAX_BUFFER_S = 10.0
+# body weight for a foot's first impact transient, before one stride gives an estimate
+DEFAULT_BODY_WEIGHT_N = 700.0
 # Longer blocks are fed in pieces of this many rows (65 s at 500 Hz).
 FEED_ROWS = 32768
 
@@ -56,6 +62,9 @@ class AnalysisConfig:
     detector: dict = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     flags: FlagConfig = field(default_factory=FlagConfig)
+    # the runner's weight when given (--body-mass-kg); else each step's impact transient uses
+    # the stride-average estimate so far (docs/analysis.md, Streaming)
+    body_weight_n: float | None = None
 
 
 class StepTable:
@@ -66,11 +75,13 @@ class StepTable:
         self._cap = 0
         self.cols: dict[str, np.ndarray] = {}
         self._shapes = {"ic_idx": (), "to_idx": (), "complete": (), "peak_n": (), "impact_n": (),
-                        "valr_n_per_s": (), "valr_method": (), "strike": (), "first_zones": (),
+                        "valr_n_per_s": (), "valr_method": (), "transient": (), "strike": (),
+                        "first_zones": (), "lost_event": (), "lost_strike": (), "lost_valr": (),
                         "shares": (channels,), "impulse_n_s": (channels,), "met_share": (), "ml_balance": (),
                         "strike_index": (), "cop_length_frac": (3,), "cop_width_frac": (3,)}
         self._dtypes = {"complete": bool, "valr_method": np.int8, "strike": np.int8,
-                        "first_zones": np.int64}
+                        "first_zones": np.int64, "transient": np.int8, "lost_event": np.int8,
+                        "lost_strike": np.int8, "lost_valr": np.int8}
 
     def append(self, new: dict[str, np.ndarray]) -> None:
         k = len(new["ic_idx"])
@@ -119,6 +130,8 @@ class FootCore:
         self.rate_hz = 1e6 / period_us
         self.calibration = calibration or Calibration()
         self.converter = self.calibration.converter(info, self.rate_hz)
+        # a lacing pre-load that reads in swing too: tracked per zone and removed (forces.py)
+        self.swing = SwingTracker(self.rate_hz, self.zones)
         self.detector = StepDetector(**self.config.detector)
         self.metrics = StepMetrics(self.config.metrics)
         self.history = ContactHistory()
@@ -163,16 +176,22 @@ class FootCore:
         _, total = conv.feed(block.row0, block.units, block.valid, block.device_faults,
                              want_force=False)
         self.rows += block.rows
-        if len(self._total):
-            self._total = np.concatenate((self._total, total))
-            self._f0 = np.concatenate((self._f0, conv.f0))
-            self._total_all = np.concatenate((self._total_all, conv.total_all))
-        else:
-            self._total, self._f0, self._total_all = total, conv.f0, conv.total_all
-        return self._process(final=False)
+        self._append(self.swing.feed(conv.f0, conv._bad, total, conv.total_all,
+                                     conv.shorted_from < 0))
+        return self._process(final=False) if len(self._total) else 0
+
+    def _append(self, pieces: list[tuple]) -> None:
+        for f0, total, total_all in pieces:
+            if len(self._total):
+                self._total = np.concatenate((self._total, total))
+                self._f0 = np.concatenate((self._f0, f0))
+                self._total_all = np.concatenate((self._total_all, total_all))
+            else:
+                self._total, self._f0, self._total_all = total, f0, total_all
 
     def finish(self) -> FootCore:
         """The end of the recording: steps cut by it are partial. Returns self."""
+        self._append(self.swing.finish(self.converter.shorted_from < 0))
         self._process(final=True)
         return self
 
@@ -229,7 +248,8 @@ class FootCore:
         self._regions += k
         met = self.metrics.compute(self._f0[:c], self.zones, det.regions_, det.ic_idx_,
                                    det.to_idx_, self.period_s, self._row0, det.complete_,
-                                   self._f0[:c], self._total_all[:c])
+                                   self._f0[:c], self._total_all[:c],
+                                   self._transient_bw_n(s_at, n_at))
         self.has_cop = self.has_cop or getattr(met, "has_cop_", False)
         cols = dict(met.columns_)
         cols.update(ic_idx=det.ic_idx_, to_idx=det.to_idx_, complete=det.complete_)
@@ -238,6 +258,19 @@ class FootCore:
         if self.on_steps is not None:
             self.on_steps(self, first, len(self.table))
         return k
+
+    def _transient_bw_n(self, s_at: np.ndarray, n_at: np.ndarray) -> np.ndarray:
+        """Body weight for each new step's impact transient (its least force, 0.8 BW): the
+        given one, else the stride-average estimate from the foot's first step to this one's
+        start (decided by the samples, not by the blocks they came in); the first step of a
+        foot, with no stride before it, uses 700 N."""
+        if self.config.body_weight_n is not None:
+            return np.full(len(s_at), float(self.config.body_weight_n))
+        s0, n0 = self._bw_first
+        dn = n_at - n0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            est = np.where(dn > 0, 2.0 * (s_at - s0) / np.maximum(dn, 1) / 1000.0, np.nan)
+        return np.where(np.isfinite(est) & (est > 0), est, DEFAULT_BODY_WEIGHT_N)
 
     def _trim(self, keep_from: int) -> None:
         f = self._total[:keep_from]
@@ -291,6 +324,11 @@ class FootSteps:
         self.impact_bw = np.round(t["impact_n"] / bw_n, 4)
         self.valr_bw = np.round(t["valr_n_per_s"] / bw_n, 3)
         self.valr_method = t["valr_method"]
+        self.transient = t["transient"]
+        self.lost_event, self.lost_strike, self.lost_valr = t["lost_event"], t["lost_strike"], t["lost_valr"]
+        mc = getattr(getattr(core, "config", None), "metrics", None) or MetricsConfig()
+        self._why_strike = [w.format(strike_window_ms=mc.strike_window_ms) for w in LOST_STRIKE]
+        self._why_valr = [w.format(impact_window_frac=mc.impact_window_frac) for w in LOST_VALR]
         self.strike = np.array(STRIKES, dtype=object)[t["strike"]] if k else np.zeros(0, object)
         self.first_zones = t["first_zones"]
         self.shares = np.round(t["shares"], 5)
@@ -310,11 +348,14 @@ class FootSteps:
         self.flight_ms: np.ndarray | None = None
 
     def flag_input(self) -> FlagInput:
-        c = self.complete
+        """Every step (a damaged one keeps what is intact; each rule skips what is missing)."""
         zi = {z: i for i, z in enumerate(self.zones)}
-        return FlagInput(self.ic_s[c], self.valr_bw[c], self.strike[c].astype(str),
-                         self.met_share[c] if self.has_met else None,
-                         self.shares[c, zi["arch"]] if "arch" in zi else None)
+        strike = self.strike.astype(str) if self.k else np.zeros(0, str)
+        methods = np.array(VALR_METHODS, dtype=object)[self.valr_method] if self.k \
+            else np.zeros(0, object)
+        return FlagInput(self.ic_s, self.valr_bw, strike,
+                         self.met_share if self.has_met else None,
+                         self.shares[:, zi["arch"]] if "arch" in zi else None, methods)
 
     def dicts(self, start: int = 0, stop: int | None = None) -> list[dict]:
         """Steps ``start..stop-1`` as the document's step objects."""
@@ -326,6 +367,8 @@ class FootSteps:
         comp = self.complete[sl].tolist()
         peak, impact, valr = self.peak_bw[sl].tolist(), self.impact_bw[sl].tolist(), self.valr_bw[sl].tolist()
         vm, strike, fz = self.valr_method[sl].tolist(), self.strike[sl].tolist(), self.first_zones[sl].tolist()
+        kind = self.transient[sl].tolist()
+        l_ev, l_st, l_va = self.lost_event[sl].tolist(), self.lost_strike[sl].tolist(), self.lost_valr[sl].tolist()
         shares = self.shares[sl].tolist()
         tot_imp, zimp = self.impulse_bw_s[sl].tolist(), self.zone_impulse_bw_s[sl].tolist()
         met, ml, si = self.met_share[sl].tolist(), self.ml[sl].tolist(), self.strike_index[sl].tolist()
@@ -339,18 +382,11 @@ class FootSteps:
             if start + j + 1 < self.k:
                 st["stride_ms"] = stride[j]
                 st["swing_ms"] = swing[j]
-            if not comp[j]:
-                st.update(complete=False, peak_force_bw=None, impact_peak_bw=None,
-                          valr_bw_per_s=None, valr_method=None, strike=None,
-                          zone_impulse_share=None, impulse_bw_s=None, zone_impulse_bw_s=None)
-            else:
-                st["complete"] = True
+            st["complete"] = comp[j]
+            lost: dict[str, str] = {}
+            # whole stance: peak force, zone shares and impulses, balance, CoP path
+            if not l_ev[j]:
                 st["peak_force_bw"] = peak[j]
-                st["impact_peak_bw"] = None if vm[j] != 1 else impact[j]
-                st["valr_bw_per_s"] = valr[j]
-                st["valr_method"] = VALR_METHODS[vm[j]]
-                st["strike"] = strike[j]
-                st["first_zones"] = decode_zones(fz[j], zones)
                 st["zone_impulse_share"] = dict(zip(zones, shares[j]))
                 st["impulse_bw_s"] = tot_imp[j]
                 st["zone_impulse_bw_s"] = dict(zip(zones, zimp[j]))
@@ -359,9 +395,45 @@ class FootSteps:
                 if self.has_ml:
                     st["forefoot_ml_balance"] = None if ml[j] != ml[j] else ml[j]
                 if self.has_cop:
-                    st["strike_index"] = None if si[j] != si[j] else si[j]
                     st["cop_length_frac"] = cl[j]
                     st["cop_width_frac"] = cw[j]
+            else:
+                why = LOST_EVENT[l_ev[j]]
+                st.update(peak_force_bw=None, zone_impulse_share=None, impulse_bw_s=None,
+                          zone_impulse_bw_s=None)
+                for key in ("peak_force_bw", "zone_impulse_share", "impulse_bw_s", "zone_impulse_bw_s"):
+                    lost[key] = why
+                if self.has_met:
+                    st["metatarsal_share"] = None
+                    lost["metatarsal_share"] = why
+                if self.has_ml:
+                    st["forefoot_ml_balance"] = None
+                    lost["forefoot_ml_balance"] = why
+                if self.has_cop:
+                    st["cop_length_frac"] = st["cop_width_frac"] = None
+                    lost["cop_path"] = why
+            # strike pattern and strike index: the first 80 ms of contact
+            if not l_st[j]:
+                st["strike"] = strike[j]
+                st["first_zones"] = decode_zones(fz[j], zones)
+                if self.has_cop:
+                    st["strike_index"] = None if si[j] != si[j] else si[j]
+            else:
+                why = self._why_strike[l_st[j]]
+                st["strike"] = None
+                lost["strike"] = why
+                if self.has_cop:
+                    st["strike_index"] = None
+                    lost["strike_index"] = why
+            # impact transient and loading rate: the rise to the transient
+            st["impact_peak_bw"] = impact[j] if vm[j] == 1 else None
+            st["impact_transient"] = TRANSIENTS[kind[j]]
+            st["valr_bw_per_s"] = None if valr[j] != valr[j] else valr[j]
+            st["valr_method"] = VALR_METHODS[vm[j]]
+            if l_va[j]:
+                lost["valr_bw_per_s"] = self._why_valr[l_va[j]]
+            if lost:
+                st["lost"] = lost
             if sm is not None and sm[j] == sm[j]:
                 st["step_ms"] = sm[j]
                 st["flight_ms"] = fm[j]
@@ -375,8 +447,9 @@ def _med(values: np.ndarray) -> float | None:
 
 
 def foot_summary(fs: FootSteps, duration_s: float) -> dict:
-    """Per-foot summary: timing over every step, force metrics over complete steps."""
-    c = fs.complete
+    """Per-foot summary: timing over every step, each force metric's median over the steps
+    that have it (a damaged step keeps what is intact); the rearfoot loading rate by one
+    method, the flag's (:func:`insole.analysis.flags.rearfoot_valr_method`)."""
     strides = fs.stride_ms
     # a stride that spans a gap or a missed step is not one stride
     if len(strides):
@@ -384,39 +457,44 @@ def foot_summary(fs: FootSteps, duration_s: float) -> dict:
         strides = strides[strides < 1.5 * med]
     stride_med = float(np.median(strides)) if len(strides) else None
     cadence = 2 * 60000.0 / stride_med if stride_med else None
-    strike = fs.strike[c]
+    strike = np.where(fs.lost_strike > 0, "lost", fs.strike.astype(str)) if fs.k else np.zeros(0, str)
     strikes = {s: int((strike == s).sum()) for s in ("rearfoot", "midfoot", "forefoot")}
     # duty factor: the share of a stride the foot is on the ground; running has a flight phase
     # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
     contact = _med(fs.contact_ms)
     duty = round(contact / stride_med, 3) if stride_med and contact else None
     activity = "unknown" if duty is None else ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
-    rear = strike == "rearfoot"
+    fi = fs.flag_input()
+    valr_method = rearfoot_valr_method(fi)
+    rear = (strike == "rearfoot") & (fi.valr_method == valr_method) if fs.k else np.zeros(0, bool)
+    with_shares = fs.lost_event == 0
     return {
         "activity": activity,
         "duty_factor": duty,
         "steps": fs.k,
-        "steps_complete": int(c.sum()),
+        "steps_complete": int(fs.complete.sum()),
         "cadence_spm": round(cadence, 2) if cadence else None,
         "contact_ms_median": contact,
         "swing_ms_median": _med(fs.swing_ms),
         "stride_ms_median": round(stride_med, 2) if stride_med else None,
-        "peak_force_bw_median": _med(fs.peak_bw[c]),
-        "valr_bw_per_s_median_rearfoot": _med(fs.valr_bw[c][rear]),
-        "valr_bw_per_s_median": _med(fs.valr_bw[c]),
+        "peak_force_bw_median": _med(fs.peak_bw),
+        # one VALR method per median (the flag's): the methods disagree by a third
+        "valr_bw_per_s_median_rearfoot": _med(fs.valr_bw[rear]),
+        "valr_method_rearfoot": valr_method,
+        "valr_bw_per_s_median": _med(fs.valr_bw),
         "strike_counts": strikes,
-        "strike_index_median": _med(fs.strike_index[c]) if fs.has_cop else None,
-        "metatarsal_share_median": _med(fs.met_share[c]) if fs.has_met else None,
-        "zone_impulse_share_median": {z: round(float(np.median(fs.shares[c, i])), 4)
-                                      for i, z in enumerate(fs.zones)} if c.any() else {},
-        "forefoot_ml_balance_median": _med(fs.ml[c]) if fs.has_ml else None,
+        "strike_index_median": _med(fs.strike_index) if fs.has_cop else None,
+        "metatarsal_share_median": _med(fs.met_share) if fs.has_met else None,
+        "zone_impulse_share_median": {z: round(float(np.median(fs.shares[with_shares, i])), 4)
+                                      for i, z in enumerate(fs.zones)} if with_shares.any() else {},
+        "forefoot_ml_balance_median": _med(fs.ml) if fs.has_ml else None,
         "duration_s": round(duration_s, 3),
     }
 
 
 def foot_flags(fs: FootSteps, summary: dict, side: str, duration_s: float,
                config: FlagConfig, rolling_cache: dict | None = None) -> tuple[list[dict], list[str], dict]:
-    """(flags, notes, evaluated) of one foot: the flag rules on its clean steps (running only)."""
+    """(flags, notes, evaluated) of one foot: the flag rules on its steps (running only)."""
     if summary["activity"] == "running":
         rules = FlagRules(config, rolling_cache).evaluate(fs.flag_input(), side, duration_s)
         return rules.flags_, rules.notes_, rules.evaluated_

@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import IO
 
 import numpy as np
@@ -118,6 +118,7 @@ def _foot_quality(core: FootCore, q: dict) -> dict:
     q["saturated_samples"] = core.converter.saturated_samples
     q["partial_steps_skipped"] = core.partial
     q["calibration"] = core.calibration.name
+    q["swing_baseline_n"] = core.swing.report_
     return q
 
 
@@ -127,7 +128,11 @@ def run_source(src: SourceData, calibrations: dict[str, Calibration] | None = No
     pipe = FootPipeline(src.name, src.framing, calibrations, config, on_steps)
     for ch in src.chunks:
         pipe.feed(ch.data, ch.host_time_s)
-    return pipe.finish(src.read_errors)
+    run = pipe.finish(src.read_errors)
+    if src.link:  # the BLE link's own ledger: how often and how long it was down
+        run.quality["link_reconnects"] = int(src.link.get("reconnects", 0))
+        run.quality["link_disconnected_s"] = float(src.link.get("disconnected_s", 0.0))
+    return run
 
 
 class Analysis:
@@ -273,10 +278,20 @@ def _calibrations(calibration_files: list[str] | None) -> list[tuple[str, str, C
     return out
 
 
+def with_body_mass(config: AnalysisConfig | None, body_mass_kg: float | None) -> AnalysisConfig:
+    """``config`` with the given body weight for the cores (their impact transients' least
+    force); unchanged without a mass."""
+    config = config or AnalysisConfig()
+    if body_mass_kg is None:
+        return config
+    return replace(config, body_weight_n=body_mass_kg * G_M_PER_S2)
+
+
 def run_paths(paths: list[str], body_mass_kg: float | None = None,
               calibration_files: list[str] | None = None,
               config: AnalysisConfig | None = None) -> Analysis:
     """Read inputs (raw captures and/or session dirs) chunk by chunk and analyse them."""
+    config = with_body_mass(config, body_mass_kg)
     sources = open_inputs(paths)
     cal_files = _calibrations(calibration_files)
     cals = {side: cal for _, side, cal in cal_files}
@@ -318,6 +333,7 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
             calibrations: dict[str, Calibration] | None = None,
             config: AnalysisConfig | None = None) -> dict:
     """Analyse whole foot streams (already assembled); the same core, fed one block each."""
+    config = with_body_mass(config, body_mass_kg)
     runs = []
     for side, fs in feet.items():
         core = FootCore(fs.info, fs.period_us, (calibrations or {}).get(side), config)
@@ -347,7 +363,7 @@ class LiveFeed:
                  config: AnalysisConfig | None = None) -> None:
         self.on_event = on_event
         self.body_mass_kg = body_mass_kg
-        self.config = config or AnalysisConfig()
+        self.config = with_body_mass(config, body_mass_kg)
         self._flag_keys: dict[str, list] = {}
         self._rolling: dict[str, dict] = {}
 

@@ -55,27 +55,54 @@ _NOT_DIAGNOSIS = "This is a pattern in your running, not a diagnosis: see a clin
 
 @dataclass
 class FlagInput:
-    """What the rules read of one foot's clean steps, as arrays (one element per step)."""
+    """What the rules read of one foot's steps, as arrays (one element per step). A metric a
+    damaged step lost is NaN (numbers) or None (strike, VALR method); each rule skips it."""
 
     ic_s: np.ndarray
     valr_bw_per_s: np.ndarray
-    strike: np.ndarray  # of str
+    strike: np.ndarray  # of str ("unknown" or None where lost)
     metatarsal_share: np.ndarray | None  # None: no metatarsal sensors
     arch_share: np.ndarray | None  # None: no arch sensor
+    valr_method: np.ndarray | None = None  # of str or None; None: all "20-80"
 
     @classmethod
     def from_steps(cls, steps: list[dict]) -> FlagInput:
-        has_met = bool(steps) and "metatarsal_share" in steps[0]
-        has_arch = bool(steps) and "arch" in steps[0]["zone_impulse_share"]
+        def num(v):
+            return np.nan if v is None else v
+        has_met = any("metatarsal_share" in s for s in steps)
+        has_arch = any("arch" in (s.get("zone_impulse_share") or {}) for s in steps)
         return cls(np.array([s["ic_s"] for s in steps], float),
-                   np.array([s["valr_bw_per_s"] for s in steps], float),
-                   np.array([s["strike"] for s in steps]),
-                   np.array([s["metatarsal_share"] for s in steps], float) if has_met else None,
-                   np.array([s["zone_impulse_share"]["arch"] for s in steps], float)
-                   if has_arch else None)
+                   np.array([num(s.get("valr_bw_per_s")) for s in steps], float),
+                   np.array([s.get("strike") or "unknown" for s in steps], dtype=object),
+                   np.array([num(s.get("metatarsal_share")) for s in steps], float) if has_met else None,
+                   np.array([num((s.get("zone_impulse_share") or {}).get("arch")) for s in steps], float)
+                   if has_arch else None,
+                   np.array([s.get("valr_method") for s in steps], dtype=object))
 
     def __len__(self) -> int:
         return len(self.ic_s)
+
+
+def _methods(steps: FlagInput) -> np.ndarray:
+    if steps.valr_method is None:
+        return np.full(len(steps), "20-80", dtype=object)
+    return steps.valr_method
+
+
+def rearfoot_valr_methods(steps: list[dict] | FlagInput) -> dict[str, int]:
+    """How many rearfoot steps with a loading rate got each VALR method."""
+    if not isinstance(steps, FlagInput):
+        steps = FlagInput.from_steps(steps)
+    sel = (steps.strike == "rearfoot") & ~np.isnan(steps.valr_bw_per_s)
+    methods = _methods(steps)[sel].tolist()
+    return {m: methods.count(m) for m in set(methods)}
+
+
+def rearfoot_valr_method(steps: list[dict] | FlagInput) -> str | None:
+    """The one VALR method a median over rearfoot steps uses: the one most of them got,
+    20-80 on a tie (the methods disagree by a third on the same steps: DESIGN.md)."""
+    counts = rearfoot_valr_methods(steps)
+    return max(counts, key=lambda m: (counts[m], m == "20-80")) if counts else None
 
 
 class FlagRules:
@@ -206,6 +233,25 @@ class FlagRules:
             self.notes_.append(f"{side}: {int(rf.sum())} rearfoot steps: heel_strike_force not "
                                "evaluated (it is about heel strikes)")
             return
+        # one method per median: the methods disagree by a third on the same steps (DESIGN.md),
+        # so the median is over the method most of the rearfoot steps got, preferring 20-80
+        counts = rearfoot_valr_methods(steps)
+        if not counts:
+            self.notes_.append(f"{side}: no rearfoot step kept its loading rate: "
+                               "heel_strike_force not evaluated")
+            return
+        method = rearfoot_valr_method(steps)
+        sel = rf & (_methods(steps) == method) & ~np.isnan(steps.valr_bw_per_s)
+        if sel.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: only {int(sel.sum())} rearfoot steps with a {method} "
+                               "loading rate: heel_strike_force not evaluated")
+            return
+        others = sum(v for m, v in counts.items() if m != method)
+        if others:
+            self.notes_.append(f"{side}: heel_strike_force: median over {int(sel.sum())} rearfoot "
+                               f"steps by the {method} method; {others} by another method left out")
+        self.heel_valr_method_ = method
+        rf = sel
         valr = steps.valr_bw_per_s[rf]
         tr = t[rf]
         med = float(np.median(valr))
@@ -234,8 +280,15 @@ class FlagRules:
         if steps.metatarsal_share is None:
             self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
             return
-        share = steps.metatarsal_share
-        strike = steps.strike
+        # the steps that kept their whole-stance shares (a damaged step may have lost them)
+        keep = ~np.isnan(steps.metatarsal_share)
+        if keep.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: only {int(keep.sum())} steps kept their zone shares: "
+                               "forefoot_overload not evaluated")
+            return
+        share = steps.metatarsal_share[keep]
+        strike = steps.strike[keep]
+        t = t[keep]
         for group, thr in (("rearfoot", cfg.met_share_rearfoot),
                            ("midfoot/forefoot", cfg.met_share_forefoot)):
             sel = strike == "rearfoot" if group == "rearfoot" else np.isin(strike, ["midfoot", "forefoot"])
@@ -259,7 +312,13 @@ class FlagRules:
         if steps.arch_share is None:
             self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
             return
-        share = steps.arch_share
+        keep = ~np.isnan(steps.arch_share)
+        if keep.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: only {int(keep.sum())} steps kept their zone shares: "
+                               "arch_collapse not evaluated")
+            return
+        t = t[keep]
+        share = steps.arch_share[keep]
         med = float(np.median(share))
         if med > cfg.arch_share:
             self._flag("arch_collapse", side, "absolute", med, cfg.arch_share,

@@ -13,7 +13,9 @@ that used to look at the whole run has an online form here (docs/analysis.md, St
 
 from __future__ import annotations
 
+import bisect
 import logging
+import warnings
 
 import numpy as np
 
@@ -62,6 +64,17 @@ class Calibration:
         self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = conv.faults(
             int(stream.quality.get("device_fault_mask", 0) or 0))
         self.saturated_samples_ = conv.saturated_samples
+        # a lacing pre-load reads in swing too: track each zone's swing baseline and remove it;
+        # the ledger carries it per zone (stream.quality, which the document copies). This is
+        # the whole-stream form (CSV export, figures); the streaming core's is in core.py.
+        sb = SwingBaseline().fit(self.force_n_, stream.rate_hz, stream.info.zones)
+        if sb.baseline_n_ is not None:
+            self.force_n_ = sb.subtract(self.force_n_)
+            keep = [c for c in range(self.force_n_.shape[1]) if not self.shorted_mask_ & (1 << c)]
+            f = self.force_n_[:, keep] if keep else self.force_n_
+            self.total_n_ = np.where(np.all(np.isnan(f), axis=1), np.nan, np.nansum(f, axis=1))
+        self.swing_baseline_n_ = sb.baseline_median_n_
+        stream.quality["swing_baseline_n"] = sb.report_
         return self
 
 
@@ -187,3 +200,266 @@ class ForceConverter:
                 mask |= 1 << ch
                 reasons[ch] = DISCONNECTED_REASON
         return mask, shorted, reasons
+
+
+class SwingBaseline:
+    """Per-zone force that stays on in swing (a pre-load from tight lacing), tracked and removed.
+
+    A foot in running or walking leaves the ground at least once in every ``window_s`` (2 s, over
+    a stride at any cadence above 60 strides/min). In each window the swing is where the
+    foot's total force is least; each zone's highest reading there (over the window's samples
+    within 5 % of its force range of that least total and 100 ms or more from any sample that is
+    not; then the most of it and its two neighbouring windows: a zone whose pre-load sits at the
+    ADC's floor flickers between 0 and the floor with the noise, now and then, and the flicker
+    must go too) is its baseline for the window,
+    provided the window has a
+    swing at all (its least total is under ``swing_max_frac`` of its largest: standing has
+    none and keeps the neighbouring windows' baseline). The baseline is interpolated between
+    window centres, so it follows a lacing that loosens, and subtracted from the zones whose
+    median baseline is over ``min_baseline_n`` (2 N: sensor noise and the ADC floor leave the
+    others untouched), and only when the swing itself is loaded: the median of the windows'
+    least total at ``min_swing_total_n`` (10 N, half the contact threshold) or more. A swing
+    that reads ~0 in total (the usual case, and every recording in ../shared/data) is left
+    exactly as it is. Forces stay ≥ 0 and missing samples stay missing.
+    """
+
+    def __init__(self, window_s: float = 2.0, swing_max_frac: float = 0.3,
+                 swing_band_frac: float = 0.05, edge_ms: float = 100.0,
+                 min_baseline_n: float = 2.0, min_swing_total_n: float = 10.0) -> None:
+        self.edge_ms = edge_ms
+        self.min_swing_total_n = min_swing_total_n
+        self.window_s = window_s
+        self.swing_band_frac = swing_band_frac
+        self.swing_max_frac = swing_max_frac
+        self.min_baseline_n = min_baseline_n
+
+    def fit(self, force_n: np.ndarray, rate_hz: float, zones: tuple[str, ...]) -> SwingBaseline:
+        """Sets ``baseline_n_`` (n, C) or None, ``baseline_median_n_`` (C,), ``applied_`` (C,)
+        and ``report_`` (for the quality ledger); returns self."""
+        n, c = force_n.shape
+        w = max(2, int(round(self.window_s * rate_hz)))
+        nw = n // w
+        self.baseline_n_ = None
+        self.swing_total_n_ = 0.0
+        self.baseline_median_n_ = np.zeros(c)
+        self.applied_ = np.zeros(c, bool)
+        if nw >= 1:
+            f = force_n[: nw * w].reshape(nw, w, c)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-missing windows
+                tot = np.where(np.all(np.isnan(f), axis=2), np.nan, np.nansum(f, axis=2))
+                lo, hi = np.nanmin(tot, axis=1), np.nanmax(tot, axis=1)
+                near = tot <= (lo + self.swing_band_frac * (hi - lo))[:, None]
+                # away from the stance's edges: eroded by edge_ms on either side
+                e = max(1, int(round(self.edge_ms * 1e-3 * rate_hz)))
+                cs = np.concatenate(([0], np.cumsum(~near.ravel())))
+                idx = np.arange(near.size)
+                bad = cs[np.minimum(idx + e + 1, near.size)] - cs[np.maximum(idx - e, 0)]
+                near = (bad == 0).reshape(near.shape)
+                base = np.nanmax(np.where(near[:, :, None], f, np.nan), axis=1)  # (nw, C)
+            swing = np.isfinite(lo) & (lo < self.swing_max_frac * hi)
+            if swing.any():
+                base = base[swing]
+                # a rare flicker need not fall in every window: the most of three neighbours
+                pad = np.vstack([base[:1], base, base[-1:]])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a channel all NaN (shorted)
+                    base = np.nanmax(np.stack([pad[:-2], pad[1:-1], pad[2:]]), axis=0)
+                    med = np.nanmedian(base, axis=0)
+                centre = (np.flatnonzero(swing) + 0.5) * w
+                self.baseline_median_n_ = np.nan_to_num(med)
+                self.swing_total_n_ = float(np.median(lo[swing]))
+                # only a swing that is really loaded: a foot whose swing reads ~0 in total (the
+                # usual case) is left exactly as it is, toe-off tails and all
+                self.applied_ = (self.baseline_median_n_ > self.min_baseline_n) & \
+                    (self.swing_total_n_ >= self.min_swing_total_n)
+                if self.applied_.any():
+                    grid = np.arange(n)
+                    self.baseline_n_ = np.stack(
+                        [np.interp(grid, centre, np.nan_to_num(base[:, j])) if self.applied_[j]
+                         else np.zeros(n) for j in range(c)], axis=1)
+        self.report_ = {
+            "window_s": self.window_s,
+            "swing_total_n": round(self.swing_total_n_, 1),
+            "median_n": {z: round(float(v), 1) for z, v in zip(zones, self.baseline_median_n_)},
+            "subtracted": [z for z, a in zip(zones, self.applied_) if a]}
+        return self
+
+    def subtract(self, force_n: np.ndarray) -> np.ndarray:
+        """``force_n`` less the fitted baseline (≥ 0; NaN stays NaN); unchanged if none."""
+        if self.baseline_n_ is None:
+            return force_n
+        return np.maximum(force_n - self.baseline_n_, 0.0)  # NaN propagates through maximum
+
+
+class SwingTracker:
+    """:class:`SwingBaseline` online, for the streaming core: window by window, causal.
+
+    The rows are cut into windows of ``window_s`` (2 s) by grid row. When a window is complete
+    its swing (least total, ``swing_band_frac`` band, eroded by ``edge_ms`` inside the window)
+    gives each zone's baseline for it, as in :class:`SwingBaseline`. The first window's rows
+    are held until it is complete. After that, a foot with nothing to remove (the usual case)
+    passes its rows on as they arrive; a foot with a pre-load holds each window until it is
+    complete (its steps come 2 s late live) and corrects it with the most of its own and the
+    two previous swing windows' baselines (the batch form takes the neighbours on both sides
+    and interpolates). Whether a zone is corrected is decided as the
+    batch form decides it, on the windows seen so far: its median baseline over ``min_baseline_n``
+    and the median least total of the swing windows at ``min_swing_total_n`` or more. Windows
+    are cut by row number and each uses only its own samples, so the result does not depend on
+    the blocks the rows came in. ``report_`` is the batch form's ledger entry, from all windows.
+    """
+
+    def __init__(self, rate_hz: float, zones: tuple[str, ...], params: SwingBaseline | None = None) -> None:
+        self.p = params or SwingBaseline()
+        self.zones = zones
+        self.c = len(zones)
+        self.w = max(2, int(round(self.p.window_s * rate_hz)))
+        self.edge = max(1, int(round(self.p.edge_ms * 1e-3 * rate_hz)))
+        self._win: list[np.ndarray] = []  # f0 of the current window's rows so far (NaN: missing)
+        self._wint: list[np.ndarray] = []  # their totals over every channel
+        self._win_rows = 0
+        self._held: list[tuple] = []  # the first window's converted pieces, until it is complete
+        self._first_done = False
+        self._holding = True  # the first window is held until it is complete
+        self.bases: list[np.ndarray] = []  # the last three swing windows: each zone's baseline (N)
+        self.n_windows = 0  # swing windows so far
+        # per zone, the swing windows' baselines (the most of each and the two before), sorted,
+        # and their least totals, sorted: the running medians (8 bytes a window and zone)
+        self._sorted: list[list[float]] = [[] for _ in zones]
+        self._los: list[float] = []
+        self.current = np.zeros(self.c)  # the baseline the next rows get (0 where not applied)
+
+    def _measure(self, f: np.ndarray, tot: np.ndarray) -> list[tuple[np.ndarray | None, float]]:
+        """Windows (k, rows, C) of force (NaN: missing) and their totals over every channel
+        (k, rows; NaN where no channel has a sample) → per window (each zone's highest force
+        in its swing, or None without a swing; its least total)."""
+        p = self.p
+        k, rows, _ = f.shape
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing windows
+            lo, hi = np.nanmin(tot, axis=1), np.nanmax(tot, axis=1)
+        swing = np.isfinite(lo) & (lo < p.swing_max_frac * hi)
+        near = tot <= (lo + p.swing_band_frac * (hi - lo))[:, None]
+        # away from the stance's edges: eroded by edge_ms on either side, inside the window
+        cs = np.concatenate((np.zeros((k, 1), np.int64), np.cumsum(~near, axis=1)), axis=1)
+        idx = np.arange(rows)
+        bad = cs[:, np.minimum(idx + self.edge + 1, rows)] - cs[:, np.maximum(idx - self.edge, 0)]
+        near = bad == 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base = np.nanmax(np.where(near[:, :, None], f, np.nan), axis=1)
+        return [(base[i] if swing[i] else None, float(lo[i])) for i in range(k)]
+
+    def _window_done(self, measure: tuple[np.ndarray | None, float]) -> None:
+        base, lo = measure
+        if base is None:
+            return  # no swing in it (standing, or no data): the baseline stays
+        self.bases.append(base)
+        # a zone at the ADC's floor flickers between 0 and the floor: the most of three windows
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a channel all NaN (shorted)
+            sm = np.nanmax(np.stack(self.bases[-3:]), axis=0)
+        del self.bases[:-3]
+        self.n_windows += 1
+        for j, v in enumerate(sm.tolist()):
+            if v == v:  # NaN (a shorted channel) does not count, as in nanmedian
+                bisect.insort(self._sorted[j], v)
+        bisect.insort(self._los, lo)
+        now = np.nan_to_num(sm)
+        applied = self._applied()
+        self.current = np.where(applied, now, 0.0)
+
+    @staticmethod
+    def _median(v: list[float]) -> float:
+        n = len(v)
+        if not n:
+            return 0.0
+        return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+    def _medians(self) -> np.ndarray:
+        return np.array([self._median(v) for v in self._sorted])
+
+    def _applied(self) -> np.ndarray:
+        if not self.n_windows:
+            return np.zeros(self.c, bool)
+        return (self._medians() > self.p.min_baseline_n) & \
+            (self._median(self._los) >= self.p.min_swing_total_n)
+
+    def _correct(self, f0, total, total_all, kept: np.ndarray):
+        """The rows less ``current`` (>= 0); missing rows stay missing."""
+        if not self.current.any():
+            return f0, total, total_all
+        g = np.maximum(f0 - self.current, 0.0)
+        delta = f0 - g
+        total_all = total_all - delta.sum(axis=1)
+        total = total - delta[:, kept].sum(axis=1)
+        return g, total, total_all
+
+    def feed(self, f0, missing, total, total_all, kept: np.ndarray) -> list[tuple]:
+        """One converted piece (f0 with 0 for missing; ``missing`` per channel); returns the
+        pieces ready for the detector (corrected), in order."""
+        m = len(f0)
+        fw = f0.copy()
+        fw[missing] = np.nan
+        # the windows this piece completes, measured together
+        rows0 = self._win_rows
+        full = (rows0 + m) // self.w
+        measures = []
+        if full:
+            upto = full * self.w - rows0
+            measures = self._measure(
+                np.concatenate([*self._win, fw[:upto]]).reshape(full, self.w, self.c),
+                np.concatenate([*self._wint, total_all[:upto]]).reshape(full, self.w))
+            self._win = [fw[upto:]] if upto < m else []
+            self._wint = [total_all[upto:]] if upto < m else []
+        else:
+            self._win.append(fw)
+            self._wint.append(total_all)
+        out = []
+        a = 0
+        done = 0
+        rows = rows0
+        while a < m:
+            take = min(m - a, self.w - rows)
+            piece = (f0[a:a + take], total[a:a + take], total_all[a:a + take])
+            if self._holding:
+                self._held.append(piece)
+            else:
+                out.append(self._correct(*piece, kept))
+            rows += take
+            if rows == self.w:
+                self._window_done(measures[done])
+                done += 1
+                rows = 0
+                self._first_done = True
+                out.extend(self._correct(*h, kept) for h in self._held)
+                self._held = []
+                # a foot with a pre-load waits for each window's own swing (2 s late); the
+                # usual foot (nothing to remove) passes its rows on as they come
+                self._holding = bool(self.current.any())
+            a += take
+        self._win_rows = rows
+        return out
+
+    def finish(self, kept: np.ndarray) -> list[tuple]:
+        """The end: a first window never completed is released (with the baseline of its
+        rows so far)."""
+        if not self._held:
+            return []
+        if self._win_rows >= 2:
+            self._window_done(self._measure(np.concatenate(self._win)[None],
+                                            np.concatenate(self._wint)[None])[0])
+        self._first_done = True
+        self._holding = False
+        out = [self._correct(*h, kept) for h in self._held]
+        self._held = []
+        return out
+
+    @property
+    def report_(self) -> dict:
+        med = self._medians()
+        swing_total = self._median(self._los)
+        applied = self._applied()
+        return {"window_s": self.p.window_s, "swing_total_n": round(swing_total, 1),
+                "median_n": {z: round(float(v), 1) for z, v in zip(self.zones, med)},
+                "subtracted": [z for z, a in zip(self.zones, applied) if a]}

@@ -666,6 +666,9 @@ def stream_from_source(src: SourceData) -> FootStream:
     last, q = dec.finish(src.read_errors)
     if last is not None:
         blocks.append(last.volts)
+    if src.link:  # the BLE link's own ledger: how often and how long it was down
+        q["link_reconnects"] = int(src.link.get("reconnects", 0))
+        q["link_disconnected_s"] = float(src.link.get("disconnected_s", 0.0))
     return foot_stream(dec.assembler, np.concatenate(blocks) if blocks else np.zeros((0, 1)), q)
 
 

@@ -26,6 +26,11 @@ _COMMAND_MODULES = (
     "insole.cli.score",
     "insole.cli.calibrate",
     "insole.cli.command",
+    "insole.cli.history",
+    "insole.cli.report",
+    "insole.cli.live",
+    "insole.cli.ble",
+    "insole.cli.compare",
 )
 
 

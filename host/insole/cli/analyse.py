@@ -34,6 +34,10 @@ def format_summary(doc: dict) -> str:
                      f"{q['decode_errors']} damaged frames"
                      + (f", faulty sensors: {', '.join(q['sensor_faults'])}" if q["sensor_faults"] else "")
                      + f"; calibration: {q['calibration']}")
+        sb = q.get("swing_baseline_n") or {}
+        if sb.get("subtracted"):
+            lines.append("         swing baseline (pre-load) removed: " + ", ".join(
+                f"{z} {sb['median_n'][z]:.0f} N" for z in sb["subtracted"]))
     sym = doc["summary"].get("symmetry_index_pct")
     if sym:
         lines.append("  left/right symmetry: " + ", ".join(f"{k} {v:+.1f}%" for k, v in sym.items()))
@@ -83,6 +87,10 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
             raise InsoleError(f"cannot write {args.json}: {parent} does not exist")
     _tune_allocator()  # the worker processes are forked from this one: they inherit it
     result = run_paths(args.inputs, args.body_mass_kg, args.calibration)
+    if args.save:
+        from insole.cli.history import save_analysis
+        saved = save_analysis(result.document(), args.inputs, args.db, args.athlete, args.date)
+        print(saved, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json == "-":
         result.write_json(sys.stdout.buffer)
         sys.stdout.flush()
@@ -110,4 +118,9 @@ def register(sub) -> None:
                    help="runner's body mass; without it, the stride-average identity estimates it")
     p.add_argument("--calibration", action="append", metavar="FILE",
                    help="a calibration file from `insole calibrate` (once per foot)")
+    p.add_argument("--save", action="store_true", help="also add the run to the history "
+                   "(`insole history`; --db, --athlete, --date as there)")
+    p.add_argument("--db", metavar="PATH|URL", help="with --save: the history database")
+    p.add_argument("--athlete", metavar="NAME", help="with --save: whose run (default 'default')")
+    p.add_argument("--date", metavar="ISO", help="with --save: start of a run given as captures")
     p.set_defaults(func=_cmd_analyse)

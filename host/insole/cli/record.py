@@ -13,6 +13,7 @@ import threading
 
 from insole.analysis.document import LiveFeed
 from insole.errors import InsoleError
+from insole.io.ble import expand_urls
 from insole.io.recorder import Recorder
 
 
@@ -38,12 +39,17 @@ def _progress(workers, elapsed):
     for w in workers:
         d = w.decoder
         parts.append(f"{w.side or '?'}: {d.packets} packets, {d.error_count} bad frames")
+        if hasattr(w.source, "ledger"):
+            lg = w.source.ledger()
+            parts[-1] += (f", {lg['reconnects']} reconnects, {lg['disconnected_s']:.1f} s disconnected"
+                          + ("" if getattr(w.source, "connected", True) else ", RECONNECTING"))
         if w.fault:
             parts[-1] += f", FAULT {w.fault}"
     print(f"[{elapsed:6.1f} s] " + "; ".join(parts), file=sys.stderr, flush=True)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
+    args.sources = expand_urls(args.sources)  # ble:// alone: every insole advertising
     if len(args.sources) > 2:
         raise InsoleError("give one or two sources (one per foot)")
     if args.body_mass_kg is not None and not 20 <= args.body_mass_kg <= 250:
@@ -93,7 +99,8 @@ def register(sub) -> None:
                        description="Append every chunk as received, with the host receive time, "
                                    "to DIR. Ctrl-C stops cleanly.")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="serial:///dev/ttyUSB0, file://capture.bin, sim://easy-run?side=left, ...")
+                   help="serial:///dev/ttyUSB0, ble:// (both feet), ble://Insole-L, "
+                        "file://capture.bin, sim://easy-run?side=left, ...")
     p.add_argument("--out", required=True, metavar="DIR", help="new session directory")
     p.add_argument("--duration-s", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--body-mass-kg", type=float, metavar="KG",

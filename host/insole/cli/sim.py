@@ -63,6 +63,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--noise-mv", default=None, metavar="MV", help="RMS sensor noise (default 2 mV)")
     f.add_argument("--drift-ppm", default=None, metavar="PPM",
                    help="device clock error (default: random within ±50 ppm per foot)")
+    f.add_argument("--preload-n", default=None, metavar="N",
+                   help="lacing pre-load on every zone, also in swing (0.5-1.5 x N per zone; default 0)")
+    f.add_argument("--adc-floor-mv", default=None, metavar="MV",
+                   help="readings below this read 0 (default: the board's ADC, 150 mV; 0 off)")
+    f.add_argument("--hysteresis-pct", default=None, metavar="P", help="FSR hysteresis (default 4; 0 off)")
+    f.add_argument("--creep-pct", default=None, metavar="P",
+                   help="FSR creep per e-fold of run time over 60 s (default 2; 0 off)")
 
 
 def _num(value, name: str, kind=float):
@@ -101,6 +108,10 @@ def feet_from_args(args: argparse.Namespace) -> tuple[dict, float]:
         "disconnect_at_s": _num(args.disconnect_at_s, "disconnect-at-s"),
         "noise_mv": _num(args.noise_mv, "noise-mv"),
         "drift_ppm": _num(args.drift_ppm, "drift-ppm"),
+        "preload_n": _num(args.preload_n, "preload-n"),
+        "adc_floor_mv": _num(args.adc_floor_mv, "adc-floor-mv"),
+        "hysteresis_pct": _num(args.hysteresis_pct, "hysteresis-pct"),
+        "creep_pct": _num(args.creep_pct, "creep-pct"),
     }
     faults = {k: v for k, v in faults.items() if v is not None}
     mass = _num(args.body_mass_kg, "body-mass-kg")

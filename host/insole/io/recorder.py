@@ -27,7 +27,7 @@ from insole import __version__
 from insole import protocol as P
 from insole.analysis.document import FootPipeline
 from insole.errors import InsoleError, SourceError
-from insole.io.session import REC_MAGIC, SESSION_SCHEMA, encode_record
+from insole.io.session import FRAMING_SERIAL, REC_MAGIC, SESSION_SCHEMA, encode_record
 from insole.io.sources import Source, SourceClosed, open_source
 
 log = logging.getLogger(__name__)
@@ -39,20 +39,32 @@ def _now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-class _SourceWorker(threading.Thread):
-    """Reads one source into its .rec file, then feeds each chunk to the streaming analysis."""
+class SourceWorker(threading.Thread):
+    """Reads one source into its .rec file, then feeds each chunk to the streaming analysis
+    (when it records) and to ``on_chunk`` (the live window)."""
 
-    def __init__(self, index: int, source: Source, path: Path, stop: threading.Event,
-                 live=None) -> None:
+    def __init__(self, index: int, source: Source, path: Path | None, stop: threading.Event,
+                 on_chunk=None, live=None) -> None:
         super().__init__(name=f"rec-{index}", daemon=True)
         self.index = index
         self.source = source
-        self.path = path
+        self.path = path  # None: read and decode only (the live window without --record)
         self.stop = stop
         self.live = live
-        self.pipeline: FootPipeline | None = FootPipeline(path.name, source.framing,
-                                                          on_steps=self._on_steps)
-        self.decoder = self.pipeline.decoder.decoder or P.StreamDecoder()
+        # the streaming analysis runs on what is recorded (the live window without --record has
+        # its own drawing pipeline and reads only)
+        self.pipeline: FootPipeline | None = (
+            FootPipeline(path.name, source.framing, on_steps=self._on_steps,
+                         config=getattr(live, "config", None)) if path else None)
+        # on_chunk(host_time_s, data, packets): every chunk, after it is written (live window)
+        self.on_chunk = on_chunk
+        # progress (packets, bad frames): the analysis's own frame decoder where there is one
+        # and nobody needs the packets; else a decoder of its own (a BLE source gives one
+        # packet per chunk)
+        shared = self.pipeline.decoder.decoder if self.pipeline is not None else None
+        self._own_decoder = shared is None or on_chunk is not None
+        self.decoder = (shared if not self._own_decoder else
+                        P.StreamDecoder() if source.framing == FRAMING_SERIAL else P.PacketDecoder())
         self.bytes = 0
         self.chunks = 0
         self.ended: str | None = None
@@ -102,15 +114,28 @@ class _SourceWorker(threading.Thread):
             self._arrivals.append((self.pipeline.decoder.assembler._row_next, t_arrival))
         self.analysis_cpu_s += time.thread_time() - c0
 
+    def _progress(self, host_time_s: float, data: bytes) -> None:
+        if not self._own_decoder:
+            return
+        packets = self.decoder.feed(data)
+        if self._side_cache is None:
+            for pkt in packets:
+                if hasattr(pkt, "side"):
+                    self._side_cache = pkt.side
+                    break
+        if self.on_chunk is not None:
+            self.on_chunk(host_time_s, data, packets)
+
     def run(self) -> None:
         last_flush = time.monotonic()
-        if self.source.live:
-            # opening a port discards what was waiting, INFO included: ask for it again
+        if self.source.live and self.source.framing == FRAMING_SERIAL:
+            # opening a port discards what was waiting, INFO included: ask for it again (a BLE
+            # source reads INFO itself when it connects)
             try:
                 self.source.send(P.encode(P.Command(P.CMD_GET_INFO)))
             except (SourceClosed, SourceError) as e:
                 log.warning("%s: could not ask for INFO (%s)", self.source.url, e)
-        with self.path.open("ab", buffering=1 << 16) as f:
+        with (self.path.open("ab", buffering=1 << 16) if self.path else _NoFile()) as f:
             if f.tell() == 0:
                 f.write(REC_MAGIC)
                 f.flush()
@@ -125,18 +150,46 @@ class _SourceWorker(threading.Thread):
                 except Exception as e:  # noqa: BLE001 - keep what we have, report the fault
                     self.ended = self.fault = f"{type(e).__name__}: {e}"
                     break
-                now = time.time()
+                # a BLE source knows when each notification arrived; a port, when read returned
+                now = getattr(self.source, "last_receive_time_s", None) or time.time()
                 t_arrival = time.monotonic()
                 if data:
                     f.write(encode_record(now, data))
                     self.bytes += len(data)
                     self.chunks += 1
                     self._analyse(data, now, t_arrival)
+                    self._progress(now, data)
                 mono = time.monotonic()
                 if mono - last_flush >= FLUSH_INTERVAL_S:
                     f.flush()
                     last_flush = mono
+            # stopped: what the source already received is kept (BLE: notifications queued)
+            for data, t in getattr(self.source, "drain", list)():
+                f.write(encode_record(t, data))
+                self.bytes += len(data)
+                self.chunks += 1
+                self._analyse(data, t, time.monotonic())
+                self._progress(t, data)
             f.flush()
+
+
+class _NoFile:
+    """Stands in for the .rec file when a worker only reads (writes nothing)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def tell(self) -> int:
+        return 1
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
 
 
 class Recorder:
@@ -145,19 +198,24 @@ class Recorder:
     :meth:`run` blocks; :meth:`request_stop` (safe from a signal handler or another thread) ends
     it within about a read timeout (0.1 s): the workers finish their last write, the sources are
     closed only after their worker has left ``read()``, and ``session.json`` is marked closed.
+    The live window drives the same steps itself: :meth:`start`, then :meth:`close`.
     """
 
-    #: how long run() waits for a worker to leave read() before closing its source anyway
+    #: how long close() waits for a worker to leave read() before closing its source anyway
     JOIN_TIMEOUT_S = 5.0
 
     def __init__(self, urls: list[str], out_dir: str | Path, duration_s: float | None = None,
-                 live=None) -> None:
+                 sources: list[Source] | None = None, on_chunk=None, live=None) -> None:
         self.urls = urls
         self.live = live  # a LiveFeed (steps and flags as they happen), or None
         self.out = Path(out_dir)
         self.duration_s = duration_s
         self.stop = threading.Event()
-        self.workers: list[_SourceWorker] = []
+        self.workers: list[SourceWorker] = []
+        self._sources = sources  # already made (e.g. wrapped) sources; default: open_source(url)
+        self._on_chunk = on_chunk  # on_chunk(index) -> the worker's callback (the live window)
+        self._closed = False
+        self._t0 = time.monotonic()
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to stop and close the session (returns at once)."""
@@ -167,7 +225,8 @@ class Recorder:
         meta = {"schema": SESSION_SCHEMA, "created": self._created, "recorder": f"insole {__version__}",
                 "closed": closed,
                 "sources": [{"url": w.source.url, "file": w.path.name, "framing": w.source.framing,
-                             "side": w.side, "bytes": w.bytes, "ended": w.ended, "fault": w.fault}
+                             "side": w.side, "bytes": w.bytes, "ended": w.ended, "fault": w.fault,
+                             **({"link": w.source.ledger()} if hasattr(w.source, "ledger") else {})}
                             for w in self.workers]}
         if extra:
             meta.update(extra)
@@ -175,8 +234,9 @@ class Recorder:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
         os.replace(tmp, self.out / "session.json")
 
-    def run(self, progress=None) -> dict:
-        sources = [open_source(u) for u in self.urls]
+    def start(self) -> None:
+        """Open the sources and the session, start one reader thread per source."""
+        sources = self._sources or [open_source(u) for u in self.urls]
         opened = []
         try:
             for s in sources:
@@ -187,19 +247,56 @@ class Recorder:
             raise
         try:
             self.out.mkdir(parents=True, exist_ok=True)
+            if (self.out / "session.json").exists():
+                raise InsoleError(f"{self.out} already holds a session; choose a new --out")
         except OSError as e:
+            for s in sources:
+                s.close()
             raise InsoleError(f"cannot create {self.out}: {e.strerror}") from e
-        if (self.out / "session.json").exists():
-            raise InsoleError(f"{self.out} already holds a session; choose a new --out")
+        except InsoleError:
+            for s in sources:
+                s.close()
+            raise
+        self._sources = sources
         self._created = _now_iso()
-        self.workers = [_SourceWorker(i, s, self.out / f"source{i}.rec", self.stop, self.live)
+        self.workers = [SourceWorker(i, s, self.out / f"source{i}.rec", self.stop,
+                                     self._on_chunk(i) if self._on_chunk else None, self.live)
                         for i, s in enumerate(sources)]
         self._write_meta(closed=False)
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
+        for w in self.workers:
+            w.start()
+
+    def close(self) -> None:
+        """Stop the readers, close each source after its reader has left ``read()``, and mark
+        the session closed. Idempotent."""
+        self.stop.set()
+        if self._closed or self._sources is None or not self.workers:
+            return
+        self._closed = True
+        for w, s in zip(self.workers, self._sources):
+            if w.ident is not None:
+                w.join(timeout=self.JOIN_TIMEOUT_S)
+            if w.is_alive():  # still inside read(): closing the port is what can end it
+                log.warning("%s: reader did not stop within %.0f s; closing the port under it",
+                            s.url, self.JOIN_TIMEOUT_S)
+            s.close()
+            if w.ident is not None:
+                w.join(timeout=self.JOIN_TIMEOUT_S)
+        self._write_meta(closed=True, extra={"ended": _now_iso(),
+                                             "elapsed_s": round(time.monotonic() - self._t0, 3)})
+
+    def refresh_meta(self) -> None:
+        """Rewrite session.json with the current byte counts (still open)."""
+        if self.workers and not self._closed:
+            self._write_meta(closed=False)
+
+    def run(self, progress=None) -> dict:
+        """Record until :meth:`request_stop`, ``duration_s``, or every source has ended."""
+        self.start()
+        t0 = self._t0
         last_meta = t0
         try:
-            for w in self.workers:
-                w.start()
             while any(w.is_alive() for w in self.workers):
                 if self.stop.wait(0.1):
                     break
@@ -207,30 +304,10 @@ class Recorder:
                 if self.duration_s is not None and now - t0 >= self.duration_s:
                     break
                 if now - last_meta >= 2.0:
-                    self._write_meta(closed=False)
+                    self.refresh_meta()
                     last_meta = now
                     if progress:
                         progress(self.workers, now - t0)
         finally:
-            self.stop.set()
-            for w, s in zip(self.workers, sources):
-                if w.is_alive() or w.ident is not None:
-                    w.join(timeout=self.JOIN_TIMEOUT_S)
-                if w.is_alive():  # still inside read(): closing the port is what can end it
-                    log.warning("%s: reader did not stop within %.0f s; closing the port under it",
-                                s.url, self.JOIN_TIMEOUT_S)
-                s.close()
-                w.join(timeout=self.JOIN_TIMEOUT_S)
-            self._write_meta(closed=True, extra={"ended": _now_iso(),
-                                                 "elapsed_s": round(time.monotonic() - t0, 3)})
+            self.close()
         return {"workers": self.workers, "elapsed_s": time.monotonic() - t0}
-
-
-
-
-
-
-
-
-
-

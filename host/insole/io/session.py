@@ -49,6 +49,7 @@ class SourceData:
     chunks: Iterable[Chunk]  # a list, or read as iterated (open_inputs)
     read_errors: dict[str, int] = field(default_factory=dict)
     url: str | None = None
+    link: dict | None = None  # BLE link ledger (reconnects, seconds disconnected), if recorded
 
 
 def encode_record(host_time_s: float, payload: bytes) -> bytes:
@@ -138,7 +139,7 @@ def load_session(path: Path) -> list[SourceData]:
         errors: dict[str, int] = {}
         chunks = RecChunks(d / src["file"], errors)
         out.append(SourceData(src["file"], src.get("framing", FRAMING_SERIAL), chunks, errors,
-                              src.get("url")))
+                              src.get("url"), src.get("link")))
     if not out:
         raise InputFileError(f"{d}: session lists no sources")
     return out

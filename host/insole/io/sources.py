@@ -270,5 +270,7 @@ def open_source(url: str) -> Source:
             raise SourceError(f"{url}: no scenario given (sim://easy-run?side=left)")
         return SimSource(url, scenario, query)
     if scheme == "ble":
-        raise SourceError(f"{url}: BLE sources are not in this build yet; record over serial")
-    raise SourceError(f"{url}: unknown scheme {scheme!r} (serial, file, sim, socket, loop, spy)")
+        from insole.io.ble import source_from_url
+
+        return source_from_url(url)
+    raise SourceError(f"{url}: unknown scheme {scheme!r} (serial, ble, file, sim, socket, loop, spy)")

@@ -15,6 +15,7 @@ Nothing here touches a port or a file. ``from insole import protocol as P`` give
 
 from insole.protocol.framing import (
     ERROR_KINDS,
+    PacketDecoder,
     StreamDecoder,
     cobs_decode,
     cobs_encode,
@@ -67,6 +68,6 @@ __all__ = [
     "INFO", "MAX_CHANNELS", "MAX_FRAME_BYTES", "MAX_SETS", "METATARSAL_ZONES", "RATE_MAX_HZ",
     "RATE_MIN_HZ", "REPLY", "REPLY_BAD_LENGTH", "REPLY_BUSY", "REPLY_OK", "REPLY_OUT_OF_RANGE",
     "REPLY_UNKNOWN_COMMAND", "SAMPLE_UNIT_V", "SIDES", "STATUS", "VERSION", "ZONES", "Command",
-    "Data", "Info", "Packet", "Reply", "Status", "StreamDecoder", "cobs_decode", "cobs_encode",
+    "Data", "Info", "Packet", "PacketDecoder", "Reply", "Status", "StreamDecoder", "cobs_decode", "cobs_encode",
     "decode", "encode", "frame", "unframe",
 ]

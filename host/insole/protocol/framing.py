@@ -249,3 +249,25 @@ class StreamDecoder:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+
+class PacketDecoder:
+    """Decoder for packet framing (one packet per chunk), with :class:`StreamDecoder`'s
+    counters (``packets``, ``errors``, ``error_count``), for progress lines."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.errors: dict[str, int] = {}
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def feed(self, data: bytes) -> list[Packet]:
+        try:
+            pkt = decode(bytes(data))
+        except ProtocolError as e:
+            self.errors[e.kind] = self.errors.get(e.kind, 0) + 1
+            return []
+        self.packets += 1
+        return [pkt]

@@ -43,8 +43,19 @@ MAX_DRIFT_PPM = 50.0
 # The firmware marks a channel as faulty after it has read exactly 0 V for this long.
 FAULT_DETECT_S = 2.0
 
+# The FSR's own behaviour, on by default (docs/simulator.md, "Sensor realism"): readings lag the
+# force's direction (hysteresis: a loading sensor reads low, an unloading one high, by up to
+# this fraction of the force), its sensitivity creeps up under repeated load over a long run
+# (gain 1 + creep·ln(1 + t / 60 s), per zone 0.7-1.3 times this), and the original ESP32's ADC
+# reads 0 below the lower end of its accurate range (150 mV at 11 dB, hardware/pinmap.json).
+DEFAULT_HYSTERESIS_PCT = 4.0
+HYSTERESIS_RATE_N_PER_S = 2000.0  # |dF/dt| at which the hysteresis is 76 % developed (tanh 1)
+DEFAULT_CREEP_PCT = 2.0
+CREEP_TIME_S = 60.0
+
 FAULT_OPTIONS = ("loss_pct", "corrupt_pct", "overrun_at", "overrun_ms", "disconnect_sensor",
-                 "disconnect_at_s", "noise_mv", "drift_ppm", "clock_start_us")
+                 "disconnect_at_s", "noise_mv", "drift_ppm", "clock_start_us", "adc_floor_mv",
+                 "hysteresis_pct", "creep_pct", "preload_n")
 
 
 class SimulatorError(InsoleError):
@@ -104,6 +115,12 @@ class Faults:
         noise_mv: RMS sensor/ADC noise added to each reading, in mV.
         drift_ppm: device clock rate error (+ = fast); default: random in ±50 ppm.
         clock_start_us: device clock at the first sample; default: random in [0, 2^32).
+        adc_floor_mv: readings below this read 0 (default: the board's ADC, 150 mV on the
+            original ESP32; 0 turns it off).
+        hysteresis_pct: FSR hysteresis, % of the force (default 4; 0 off).
+        creep_pct: FSR sensitivity creep per e-fold of run time over 60 s (default 2; 0 off).
+        preload_n: a lacing pre-load on every zone (0.5-1.5 times this per zone), also in
+            swing (default 0).
     """
 
     loss_pct: float = 0.0
@@ -115,12 +132,18 @@ class Faults:
     noise_mv: float = DEFAULT_NOISE_MV
     drift_ppm: float | None = None
     clock_start_us: int | None = None
+    adc_floor_mv: float | None = None
+    hysteresis_pct: float = DEFAULT_HYSTERESIS_PCT
+    creep_pct: float = DEFAULT_CREEP_PCT
+    preload_n: float = 0.0
 
     def describe(self) -> dict:
         return {"loss_pct": self.loss_pct, "corrupt_pct": self.corrupt_pct,
                 "overrun_at_s": list(self.overrun_at), "overrun_ms": self.overrun_ms,
                 "disconnect_sensor": self.disconnect_sensor,
-                "disconnect_at_s": self.disconnect_at_s, "noise_mv": self.noise_mv}
+                "disconnect_at_s": self.disconnect_at_s, "noise_mv": self.noise_mv,
+                "adc_floor_mv": self.adc_floor_mv, "hysteresis_pct": self.hysteresis_pct,
+                "creep_pct": self.creep_pct, "preload_n": self.preload_n}
 
 
 def _faults(kw: dict, duration_s: float, zones: tuple[str, ...]) -> Faults:
@@ -143,6 +166,15 @@ def _faults(kw: dict, duration_s: float, zones: tuple[str, ...]) -> Faults:
             raise SimulatorError(f"overrun-at {t:g} s is outside the run (0-{duration_s:g} s)")
     if float(kw.get("noise_mv", 0.0)) < 0 or float(kw.get("overrun_ms", 1.0)) <= 0:
         raise SimulatorError("noise-mv must be ≥ 0 and overrun-ms > 0")
+    for name, top in (("adc_floor_mv", 1000.0), ("hysteresis_pct", 50.0), ("creep_pct", 50.0),
+                      ("preload_n", 500.0)):
+        if name in kw:
+            v = float(kw[name])
+            if not 0.0 <= v <= top:
+                raise SimulatorError(f"{name.replace('_', '-')} must be 0-{top:g}, got {v:g}")
+            kw[name] = v
+    if kw.get("adc_floor_mv") is None:
+        kw["adc_floor_mv"] = float(hardware.adc_accurate_range_mv()[0])
     z = kw.get("disconnect_sensor")
     if z is not None and z not in zones:
         raise SimulatorError(f"disconnect-sensor {z!r} is not a zone of this insole "
@@ -352,11 +384,16 @@ def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: in
 
     steps = gait.foot_steps(p, zones, side, duration_s, seed)
     forces = gait.zone_forces_n(steps, t_true, p.body_mass_kg)
-    volts = sensor.volts_from_force(forces, supply_mv / 1000.0, r_fixed)
+    # the sensors' own spread (creep, pre-load per zone) belongs to the insole, not to the run:
+    # drawn per side only, so two seeds are the same insole on two runs
+    sensed = fsr_response(forces, t_true - start_true_s, f, np.random.default_rng([side_i, 0xF5E]))
+    volts = sensor.volts_from_force(sensed, supply_mv / 1000.0, r_fixed)
     if f.noise_mv > 0:
         volts = volts + noise_rng.normal(0.0, f.noise_mv / 1000.0, volts.shape)
     lsb = adc_full_scale_v() / (2**ADC_BITS - 1)
     volts = np.clip(np.rint(volts / lsb), 0, 2**ADC_BITS - 1) * lsb
+    if f.adc_floor_mv:
+        volts[volts < f.adc_floor_mv / 1000.0] = 0.0  # the original ESP32 reads 0 below ~150 mV
     units = sensor.volts_to_units(volts)
     if f.disconnect_sensor is not None:
         c = zones.index(f.disconnect_sensor)
@@ -377,6 +414,29 @@ def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: in
                    units=units, t_us=t_us, forces_n=forces, truth=truth, faults=f,
                    drift_ppm=drift_ppm, start_true_s=start_true_s, cadence_at=cadence_at,
                    _dropped_at_us=clock0 + dropped * period_us)
+
+
+def fsr_response(force_n: np.ndarray, t_s: np.ndarray, faults: Faults,
+                 rng: np.random.Generator) -> np.ndarray:
+    """The force each FSR reports for the true zone forces ``force_n`` (n, C) at times ``t_s``.
+
+    Lacing pre-load (``preload_n``, 0.5-1.5 times it per zone, drawn from ``rng``) adds to the
+    force all the time, swing included. Hysteresis scales the force by ``1 - h·tanh(Ḟ / 2 kN/s)``:
+    a loading sensor reads low, an unloading one high. Creep scales it by
+    ``1 + c·ln(1 + t / 60 s)`` with c 0.7-1.3 times ``creep_pct`` per zone (from ``rng``): +3 % after
+    3 minutes at the default, +8 % after an hour.
+    """
+    f = np.asarray(force_n, float)
+    c = f.shape[1]
+    pre = faults.preload_n * rng.uniform(0.5, 1.5, c)
+    creep = faults.creep_pct / 100.0 * rng.uniform(0.7, 1.3, c)
+    out = f + pre[None, :] if faults.preload_n else f.copy()
+    if faults.hysteresis_pct and len(t_s) > 1:
+        rate = np.gradient(f, t_s, axis=0)
+        out *= 1.0 - faults.hysteresis_pct / 100.0 * np.tanh(rate / HYSTERESIS_RATE_N_PER_S)
+    if faults.creep_pct:
+        out *= 1.0 + creep[None, :] * np.log1p(np.maximum(t_s, 0.0) / CREEP_TIME_S)[:, None]
+    return out
 
 
 def _foot_truth(steps: gait.Steps, p: gait.GaitParams, zones: tuple[str, ...],
@@ -404,6 +464,7 @@ def _foot_truth(steps: gait.Steps, p: gait.GaitParams, zones: tuple[str, ...],
             "valr_bw_per_s": round(float(m["valr_bw_per_s"][j]), 4),
             "valr_method": "20-80" if has else "3-12pct",
             "impact_peak_bw": round(float(m["impact_peak_bw"][j]), 5) if has else None,
+            "impact_transient": m["impact_transient"][j],
             "peak_force_bw": round(float(m["peak_force_bw"][j]), 5),
             "zone_impulse_share": {z: round(float(s), 6) for z, s in zip(zones, sh)},
         })

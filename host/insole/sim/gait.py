@@ -42,6 +42,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from insole.analysis.metrics import MetricsConfig, impact_transient
+
 G_M_S2 = 9.81
 CONTACT_THRESHOLD_N = 20.0
 METATARSAL = ("met1", "met23", "met5")
@@ -96,9 +98,16 @@ _WINDOW_FLOOR = 1e-5
 _EXTRA_SHARES = {"hallux": 0.08, "midfoot_lateral": 0.06}
 
 _ACTIVE_Q = 1.8  # exponent of the active peak sin(π τ^γ)^q: peak/mean ≈ 1.9, like measured GRFs
-# The impact transient unloads in a fixed ~20 ms however fast it rose (the lower limb's effective
-# mass rebounding; Clark et al. 2017 model it as a short symmetric pulse of ~40-50 ms in all).
-_IMPACT_FALL_S = 0.020
+_ONSET_S = 0.040
+_DEFAULT_FALL_S = 0.028
+_IMPACT_RISE_POWER = 2.5
+# Contact ripples: a damped oscillation of the shoe and soft tissue on the first ~60 ms of contact
+# (decay time constant below), the frequency drawn per step in this range.
+_RIPPLE_TAU_S = 0.050
+_RIPPLE_HZ = (40.0, 70.0)
+# The early bump: a short (6-10 ms) raised cosine centred 4-12 ms after contact.
+_BUMP_WIDTH_S = (0.006, 0.010)
+_BUMP_AT_S = (0.004, 0.012)
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,8 @@ class Variability:
     arch_share: float = 0.06
     heel_split: float = 0.03
     walk_c: float = 0.05
+    impact_fall: float = 0.10
+    contact_bump: float = 0.20
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,15 @@ class GaitParams:
     contact_ms: float = 250.0
     impact_peak_bw: float = 1.6  # rearfoot running: height of the impact transient (total force)
     valr_bw_per_s: float = 50.0  # rearfoot running: 20-80 % VALR of the template step
+    # The impact transient unloads over this long, (1 - x)^2, while the active force rises: ~28 ms
+    # (±10 % per step) offsets the active rise at the knee and leaves a shoulder that barely
+    # dips (fukuchi2017 RBDS004: a shoulder of ~2.0-2.3 BW 40-50 ms after contact, a dip on
+    # some steps, none on most).
+    impact_fall_ms: float = 28.0
+    # Real force on the first milliseconds of contact (RBDS004, data/README.md): a 50-100 N
+    # bump (heights drawn per step, in BW, 0.07-0.14 BW at 70 kg) and damped ripples; 0 turns off.
+    contact_bump_bw: float = 0.10
+    contact_ripple_bw: float = 0.03
     active_peak_at: float = 0.45  # stance fraction of the active peak (running)
     walk_c: float = 0.30  # walking: depth of the mid-stance valley (sin 3πτ coefficient)
     walk_gamma: float = 0.8  # walking: time warp putting weight acceptance at ~20 % of stance
@@ -195,6 +215,26 @@ def _window(tau: np.ndarray, on: float, peak: float, off: float) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
 
 
+def _impact_shape(t_s: np.ndarray, rise_s, fall_s) -> np.ndarray:
+    """The impact transient of a heel strike, 0 → 1 → 0: it rises as ``(t / r)^2.5`` (slowly
+    while the shoe's heel compresses, steepest at the knee, as on the RBDS004 plate: under
+    0.5 BW in the first 25 ms, then ~100 BW/s up to a sharp knee) and unloads as
+    ``(1 - (t - r) / fall)^2``, already falling at the knee, so that it offsets the rising active
+    force there: a shoulder that barely dips."""
+    t = np.asarray(t_s, float)
+    up = np.clip(t / rise_s, 0.0, 1.0) ** _IMPACT_RISE_POWER
+    down = (1.0 - np.clip((t - rise_s) / fall_s, 0.0, 1.0)) ** 2
+    return np.where(t <= 0.0, 0.0, np.where(t < rise_s, up, down))
+
+
+def _onset(t_s: np.ndarray) -> np.ndarray:
+    """Running heel strikes: the body's (active) force builds up over the first ``_ONSET_S`` of
+    contact (smoothstep) while the heel pad and the shoe compress, the slow start of a real
+    stance."""
+    x = np.clip(np.asarray(t_s, float) / _ONSET_S, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
 def _gamma(p: GaitParams) -> float:
     """Time warp τ → τ^γ: running puts the active peak at ``active_peak_at`` (sin(π τ^γ) peaks
     where τ^γ = 1/2); walking moves weight acceptance earlier than push-off."""
@@ -219,6 +259,13 @@ class Steps:
     active_bw: np.ndarray  # active peak amplitude (run) or double-hump amplitude (walk)
     gamma: np.ndarray
     walk_c: np.ndarray
+    fall_s: np.ndarray | None = None  # impact unloading time (default 28 ms)
+    bump_bw: np.ndarray | None = None  # early contact bump height (BW), width, centre
+    bump_w_s: np.ndarray | None = None
+    bump_at_s: np.ndarray | None = None
+    ripple_bw: np.ndarray | None = None  # contact ripple amplitude (BW), frequency, phase
+    ripple_hz: np.ndarray | None = None
+    ripple_ph: np.ndarray | None = None
     weights: np.ndarray | None = None  # (n, Z) zone partition weights c_z
     zones: tuple[str, ...] = ()
     windows: tuple[tuple[float, float, float], ...] = ()
@@ -238,9 +285,34 @@ class Steps:
         else:
             f = self.active_bw[i] * np.sin(np.pi * tau ** self.gamma[i]) ** _ACTIVE_Q
             if self.strike == "rearfoot":
+                f = f * _onset(t_rel_s)
                 r = self.rise_s[i]
-                f = f + self.impact_bw[i] * _window(t_rel_s, 0.0, r, r + _IMPACT_FALL_S)
+                f = f + self.impact_bw[i] * _impact_shape(t_rel_s, r, self._fall(i))
+        f = self._contact_extras(i, t_rel_s, tc, f)
         return np.where(inside, np.maximum(f, 0.0), 0.0)
+
+    def _fall(self, i) -> np.ndarray | float:
+        return _DEFAULT_FALL_S if self.fall_s is None else self.fall_s[i]
+
+    def _contact_extras(self, i, t_rel_s: np.ndarray, tc, f: np.ndarray) -> np.ndarray:
+        """``f`` with the early bump and the damped contact ripples (BW) added.
+
+        The bump rises to its height, falls back to 60 % of it and holds there until the force
+        of the stance overtakes it (a real plate's bump rides on the rising force: the force
+        never goes back under the contact threshold after it). The ripple is the response of
+        shoe and tissue to the load: its amplitude grows with the force up to 0.3 BW, so it
+        cannot take the force back under the threshold either.
+        """
+        if self.bump_bw is not None:
+            c, w, h = self.bump_at_s[i], self.bump_w_s[i], self.bump_bw[i]
+            hold = 0.6 * h * _window(t_rel_s, c - w / 2, c, 10.0) * (t_rel_s < 0.3 * tc)
+            f = np.maximum(f, hold) + 0.4 * h * _window(t_rel_s, c - w / 2, c, c + w / 2)
+        if self.ripple_bw is not None:
+            t = np.maximum(t_rel_s, 0.0)
+            env = np.exp(-t / _RIPPLE_TAU_S) * np.clip(f / 0.3, 0.0, 1.0)
+            f = f + self.ripple_bw[i] * env * np.sin(2 * np.pi * self.ripple_hz[i] * t
+                                                      + self.ripple_ph[i])
+        return f
 
     def partition(self, i: np.ndarray, t_rel_s: np.ndarray) -> np.ndarray:
         """Zone fractions (…, Z) of steps ``i`` at ``t_rel_s``; rows sum to 1."""
@@ -262,10 +334,13 @@ def _unit_shapes(steps: Steps, m: int = 400) -> tuple[np.ndarray, np.ndarray, np
         act = np.sin(np.pi * w) + steps.walk_c[:, None] * np.sin(3 * np.pi * w)
     else:
         act = np.sin(np.pi * x[None, :] ** steps.gamma[:, None]) ** _ACTIVE_Q
+        if steps.strike == "rearfoot":
+            act = act * _onset(t)
     imp = np.zeros((n, m))
     if steps.gait == "run" and steps.strike == "rearfoot":
         r = steps.rise_s[:, None]
-        imp = _window(t, 0.0, r, r + _IMPACT_FALL_S)
+        fall = _DEFAULT_FALL_S if steps.fall_s is None else steps.fall_s[:, None]
+        imp = _impact_shape(t, r, fall)
     dt = steps.contact_s / m
     return act.sum(1) * dt, imp.sum(1) * dt, x
 
@@ -305,7 +380,8 @@ def _template(p: GaitParams, rise_s: float, impact_bw: float) -> Steps:
     st = Steps(gait=p.gait, strike=p.strike, t_start_s=np.zeros(1),
                contact_s=np.array([p.contact_ms / 1000.0]), impact_bw=np.array([impact_bw]),
                rise_s=np.array([rise_s]), active_bw=np.ones(1),
-               gamma=np.array([_gamma(p)]), walk_c=np.array([p.walk_c]))
+               gamma=np.array([_gamma(p)]), walk_c=np.array([p.walk_c]),
+               fall_s=np.array([p.impact_fall_ms / 1000.0]))
     _solve_amplitudes(st, np.array([step_s]))
     return st
 
@@ -318,19 +394,40 @@ def _impact_metrics(p: GaitParams, rise_s: float, impact_bw: float) -> np.ndarra
 
 @lru_cache(maxsize=64)
 def calibrate_impact(p: GaitParams) -> tuple[float, float]:
-    """(rise_s, impact_bw) of the bump giving the template step its target impact peak and VALR.
+    """(rise_s, impact_bw) of the bump giving the template step its target impact transient and
+    VALR.
 
-    Damped Newton iterations with a finite-difference Jacobian on (rise, bump); a handful of
-    template evaluations, cached per parameter set.
+    Damped Newton iterations with a finite-difference Jacobian on (rise, bump), from a few
+    starting points in turn until one converges (the transient can change from a shoulder to a
+    peak between two guesses, which a single start does not always survive); cached per
+    parameter set. Raises ValueError when none converges (a target the model cannot reach).
     """
     if not p.has_impact:
         return 0.03, 0.0
     target = np.array([p.impact_peak_bw, p.valr_bw_per_s])
-    x = np.array([0.6 * p.impact_peak_bw / (0.41 * p.valr_bw_per_s), 0.6 * p.impact_peak_bw])
+    best, best_err = None, np.inf
+    starts = [(0.6 * p.impact_peak_bw / (0.41 * p.valr_bw_per_s), 0.6 * p.impact_peak_bw)]
+    starts += [(r, h * p.impact_peak_bw) for r in (0.05, 0.035, 0.025, 0.065)
+               for h in (0.25, 0.5, 0.75)]
+    for x0 in starts:
+        x, err = _newton_impact(p, np.array(x0, float), target)
+        e = float(np.max(np.abs(err / target)))
+        if e < best_err:
+            best, best_err = x, e
+        if e < 1e-3:
+            break
+    if best is None or best_err > 0.01:
+        raise ValueError(f"no impact transient of {p.impact_peak_bw} BW at {p.valr_bw_per_s} BW/s "
+                         "for these gait parameters")
+    return float(best[0]), float(best[1])
+
+
+def _newton_impact(p: GaitParams, x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    err = np.array([np.inf, np.inf])
     for _ in range(30):
         y = _impact_metrics(p, *x)
         if not np.all(np.isfinite(y)):
-            x[1] *= 1.25  # no distinct impact peak yet: a taller bump
+            x[1] *= 1.25  # no distinct impact transient yet: a taller bump
             continue
         err = y - target
         if abs(err[0]) < 1e-4 and abs(err[1]) < 1e-3:
@@ -344,11 +441,13 @@ def calibrate_impact(p: GaitParams) -> tuple[float, float]:
             dx = np.linalg.solve(jac, -err)
         except np.linalg.LinAlgError:
             break
+        if not np.all(np.isfinite(dx)):
+            break
         step = min(1.0, 0.3 * x[0] / max(abs(dx[0]), 1e-12), 0.3 / max(abs(dx[1]), 1e-12))
         x = x + step * dx
         x[0] = float(np.clip(x[0], 0.008, 0.08))
         x[1] = float(np.clip(x[1], 0.05, 3.0))
-    return float(x[0]), float(x[1])
+    return x, err
 
 
 # --- step generation ------------------------------------------------------------------------
@@ -417,11 +516,22 @@ def foot_steps(p: GaitParams, zones: tuple[str, ...], side: str, duration_s: flo
     valr_scale = (1 + p.drift_valr * ramp) * (1 + sign * p.asym_valr / 2)
     rise = rise0 / valr_scale * (1 + v.rise * _tnorm(rng, n))
     bump = bump0 * (1 + v.impact_peak * _tnorm(rng, n))
+    walk_c = p.walk_c * (1 + v.walk_c * _tnorm(rng, n))
+    # drawn from their own generator, so that turning them off leaves every other draw alone
+    xr = np.random.default_rng([seed, side_i, 0xB0B])
+    fall = p.impact_fall_ms / 1000.0 * (1 + v.impact_fall * _tnorm(xr, n))
+    extras = {}
+    if p.contact_bump_bw > 0:
+        extras.update(bump_bw=p.contact_bump_bw * (1 + v.contact_bump * _tnorm(xr, n)),
+                      bump_w_s=xr.uniform(*_BUMP_WIDTH_S, n), bump_at_s=xr.uniform(*_BUMP_AT_S, n))
+    if p.contact_ripple_bw > 0 and p.gait == "run":  # a walking heel lands too gently to ring
+        extras.update(ripple_bw=p.contact_ripple_bw * xr.uniform(0.5, 1.5, n),
+                      ripple_hz=xr.uniform(*_RIPPLE_HZ, n), ripple_ph=xr.uniform(0, 2 * np.pi, n))
     st = Steps(gait=p.gait, strike=p.strike, t_start_s=t0, contact_s=tc,
                impact_bw=bump if p.has_impact else np.zeros(n), rise_s=rise,
                active_bw=np.ones(n), gamma=np.full(n, _gamma(p)),
-               walk_c=p.walk_c * (1 + v.walk_c * _tnorm(rng, n)), zones=tuple(zones),
-               windows=tuple(p.windows[z] for z in zones), u=u)
+               walk_c=walk_c, fall_s=fall, zones=tuple(zones),
+               windows=tuple(p.windows[z] for z in zones), u=u, **extras)
     _solve_amplitudes(st, stride / 2.0)
     _solve_weights(st, _zone_targets(p, tuple(zones), u, sign, rng))
     return st
@@ -471,11 +581,11 @@ def step_truth(st: Steps, i: np.ndarray, body_mass_kg: float, drift: float,
     """Truth metrics of steps ``i`` from the noise-free continuous model.
 
     Contact and toe-off are where total force crosses ``threshold_n`` (found by bisection to
-    sub-microsecond precision). Stance is [contact, toe-off]. For rearfoot steps the impact peak
-    is the first local maximum of total force (BW) within the first 30 % of stance (found on a
-    grid of 0.03 % of stance and refined by a parabola), and VALR is the mean slope between the
-    instants total force crosses 20 % and 80 % of it ("20-80"); for other steps, or a rearfoot
-    step without such a maximum, VALR is the mean slope over 3–12 % of stance ("3-12pct").
+    sub-microsecond precision). Stance is [contact, toe-off]. The impact transient is found on a
+    20 kHz grid by the analysis's own definition (:func:`insole.analysis.metrics.impact_transient`:
+    a peak or a shoulder of at least 0.8 BW in the first 30 % of stance), and VALR is the mean
+    slope between the instants the (6 ms-smoothed) total force crosses 20 % and 80 % of it
+    ("20-80"); a step without a transient gets the mean slope over 3–12 % of stance ("3-12pct").
     Durations are on the device clock, which runs ``1 + drift`` times as fast as true time.
     Zone impulse shares integrate each zone's force over the stance.
     """
@@ -487,26 +597,26 @@ def step_truth(st: Steps, i: np.ndarray, body_mass_kg: float, drift: float,
     ic = _bisect(st, i, np.zeros(n), 0.25 * tc, lvl, rising=True)
     to = _bisect(st, i, 0.75 * tc, tc, lvl, rising=False)
     dur = to - ic
-    # First local maximum in the first 30 % of stance.
-    m = 1000
-    x = np.linspace(0.0, 0.3, m + 1)
-    tt = ic[:, None] + x[None, :] * dur[:, None]
-    ii = np.repeat(i, m + 1).reshape(n, m + 1)
+    # The impact transient by the analysis's own definition (insole.analysis.metrics.
+    # impact_transient: a peak or a shoulder at 0.8 BW or more in the first 30 % of stance, on
+    # the force smoothed over 6 ms) on a 20 kHz grid from contact.
+    dt = 5e-5
+    cfg = MetricsConfig()
+    win = np.maximum(3, (cfg.impact_window_frac * dur / dt).astype(int)) + 1
+    m = int(win.max()) + int(round(cfg.impact_confirm_ms * 1e-3 / dt)) + 2
+    tt = ic[:, None] + (np.arange(m) - 1)[None, :] * dt
+    ii = np.repeat(i, m).reshape(n, m)
     f = st.total_bw(ii, tt)
-    is_max = (f[:, 1:-1] >= f[:, :-2]) & (f[:, 1:-1] > f[:, 2:])
-    has = is_max.any(1) & (st.strike == "rearfoot")
-    j = np.argmax(is_max, axis=1) + 1
-    r = np.arange(n)
-    f0, f1, f2 = f[r, np.maximum(j - 1, 0)], f[r, j], f[r, np.minimum(j + 1, m)]
-    den = f0 - 2 * f1 + f2
-    off = np.where(den < 0, 0.5 * (f0 - f2) / np.where(den < 0, den, -1.0), 0.0)
-    peak = np.where(has, f1 - 0.25 * (f0 - f2) * off, np.nan)
-    t_peak = tt[r, j] + off * (x[1] * dur)
-    t20 = _bisect(st, i, ic, t_peak, 0.2 * np.nan_to_num(peak), rising=True)
-    t80 = _bisect(st, i, ic, t_peak, 0.8 * np.nan_to_num(peak), rising=True)
+    peak = np.full(n, np.nan)
+    valr_2080 = np.full(n, np.nan)
+    kinds: list[str | None] = [None] * n
+    for r in range(n):
+        tr = impact_transient(f[r], 1.0 / dt, int(win[r]), cfg.impact_min_bw, cfg)
+        if tr is not None and tr.valr_per_s is not None:
+            peak[r], valr_2080[r], kinds[r] = tr.value, tr.valr_per_s, str(tr.kind)
+    has = ~np.isnan(peak)
     scale = 1.0 + drift  # device seconds per true second
-    with np.errstate(divide="ignore", invalid="ignore"):
-        valr_2080 = 0.6 * peak / ((t80 - t20) * scale)
+    valr_2080 = valr_2080 / scale
     a, b = ic + 0.03 * dur, ic + 0.12 * dur
     valr_312 = (st.total_bw(i, b) - st.total_bw(i, a)) / (0.09 * dur * scale)
     valr = np.where(has, valr_2080, valr_312)
@@ -523,6 +633,7 @@ def step_truth(st: Steps, i: np.ndarray, body_mass_kg: float, drift: float,
         imp = zf.sum(1)
         shares = imp / imp.sum(1, keepdims=True)
     return {"ic_rel_s": ic, "to_rel_s": to, "contact_ms": dur * scale * 1000.0, "has_impact": has,
+            "impact_transient": kinds,
             "impact_peak_bw": peak, "valr_bw_per_s": valr, "peak_force_bw": peak_force,
             "zone_impulse_share": shares}
 

@@ -1,0 +1,64 @@
+"""Put the production ``ble://`` code on the virtual radio for the length of a ``with`` block."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from insole.io import ble
+from tests.support import BACKEND
+from tests.support.bumble_backend import HCI_ENV, close_host
+from tests.support.radio import RadioThread
+from tests.support.virtual_insole import VirtualInsole
+
+SIDES = ("left", "right")
+
+
+@contextmanager
+def virtual_ble() -> Iterator[RadioThread]:
+    """A virtual radio in a background thread, with ``INSOLE_BLEAK_BACKEND`` and
+    ``INSOLE_BUMBLE_HCI`` pointing the production code at it; everything is undone on exit
+    (the BLE loop's bumble host is closed, the sightings cache emptied, the variables restored)."""
+    saved = {k: os.environ.get(k) for k in (ble.BACKEND_ENV, HCI_ENV)}
+    with RadioThread() as rt:
+        os.environ[ble.BACKEND_ENV] = BACKEND
+        os.environ[HCI_ENV] = rt.radio.hci_spec
+        try:
+            yield rt
+        finally:
+            try:
+                ble.run_ble(close_host(), 10.0)
+            finally:
+                ble._SEEN.clear()
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+
+def start_feet(rt: RadioThread, speed: float = 1.0, duration_s: float = 30.0,
+               **per_side) -> dict[str, VirtualInsole]:
+    """A simulated left and right insole on the radio, sharing true time 0 (0.5 s from now);
+    ``left={...}``/``right={...}`` pass options to each :class:`VirtualInsole`."""
+    async def make():
+        t0 = asyncio.get_running_loop().time() + 0.5
+        feet = {}
+        for s in SIDES:
+            v = VirtualInsole(rt.radio, s, duration_s=duration_s, speed=speed, wall_t0=t0,
+                              **per_side.get(s, {}))
+            await v.start()
+            feet[s] = v
+        return feet
+
+    return rt.call(make())
+
+
+def wait_finished(rt: RadioThread, feet: dict, timeout_s: float) -> None:
+    """Block until every foot has streamed its whole run."""
+    async def done():
+        await asyncio.gather(*(f.finished.wait() for f in feet.values()))
+
+    rt.call(done(), timeout_s)
