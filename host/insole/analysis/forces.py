@@ -321,7 +321,7 @@ class SwingTracker:
         self._held: list[tuple] = []  # the first window's converted pieces, until it is complete
         self._first_done = False
         self._holding = True  # the first window is held until it is complete
-        self.bases: list[np.ndarray] = []  # the last three swing windows: each zone's baseline (N)
+        self.bases: list[list[float]] = []  # the last three swing windows: each zone's baseline (N)
         self.n_windows = 0  # swing windows so far
         # per zone, the swing windows' baselines (the most of each and the two before), sorted,
         # and their least totals, sorted: the running medians (8 bytes a window and zone)
@@ -345,29 +345,31 @@ class SwingTracker:
         idx = np.arange(rows)
         bad = cs[:, np.minimum(idx + self.edge + 1, rows)] - cs[:, np.maximum(idx - self.edge, 0)]
         near = bad == 0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            base = np.nanmax(np.where(near[:, :, None], f, np.nan), axis=1)
+        # the most over the swing's samples, missing ones left out (fmax skips NaN; NaN if none)
+        base = np.fmax.reduce(np.where(near[:, :, None], f, np.nan), axis=1).tolist()
         return [(base[i] if swing[i] else None, float(lo[i])) for i in range(k)]
 
-    def _window_done(self, measure: tuple[np.ndarray | None, float]) -> None:
+    def _window_done(self, measure: tuple[list[float] | None, float]) -> None:
         base, lo = measure
         if base is None:
             return  # no swing in it (standing, or no data): the baseline stays
         self.bases.append(base)
-        # a zone at the ADC's floor flickers between 0 and the floor: the most of three windows
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a channel all NaN (shorted)
-            sm = np.nanmax(np.stack(self.bases[-3:]), axis=0)
         del self.bases[:-3]
         self.n_windows += 1
-        for j, v in enumerate(sm.tolist()):
-            if v == v:  # NaN (a shorted channel) does not count, as in nanmedian
+        # a zone at the ADC's floor flickers between 0 and the floor: the most of three windows
+        # (NaN, a shorted channel, left out; it does not count in the medians either)
+        now = []
+        for j, vals in enumerate(zip(*self.bases)):
+            seen = [v for v in vals if v == v]
+            if seen:
+                v = max(seen)
                 bisect.insort(self._sorted[j], v)
+                now.append(v)
+            else:
+                now.append(0.0)
         bisect.insort(self._los, lo)
-        now = np.nan_to_num(sm)
         applied = self._applied()
-        self.current = np.where(applied, now, 0.0)
+        self.current = np.where(applied, np.array(now), 0.0)
 
     @staticmethod
     def _median(v: list[float]) -> float:
