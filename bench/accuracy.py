@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
-from insole.cli.analyse import analyse_paths  # noqa: E402
+from insole.analysis import analyse_paths  # noqa: E402
 from insole.validation import datasets  # noqa: E402
 from insole.validation.score import score  # noqa: E402
 

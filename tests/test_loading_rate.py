@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from helpers import SHARED
 
 from insole import sim
 from insole.analysis import analyse_paths
+from insole.analysis.core import AnalysisConfig, FootSteps, StepTable
 from insole.analysis.flags import FlagRules
 from insole.analysis.metrics import StepMetrics, impact_transient
 from insole.analysis.steps import StepDetector
@@ -193,9 +196,16 @@ def _one_foot(gaps: list[tuple[float, float]]):
     total = np.nansum(f, axis=1)
     total[np.all(np.isnan(f), axis=1)] = np.nan
     det = StepDetector().detect(total, period)
-    m = StepMetrics().compute(f, foot.info.zones, det.regions_, det.ic_s_, det.to_s_, period,
-                              foot.body_mass_kg * 9.81, "left", det.complete_)
-    return det, m.steps_
+    bw = foot.body_mass_kg * 9.81
+    m = StepMetrics().compute(f, foot.info.zones, det.regions_, det.ic_idx_, det.to_idx_, period,
+                              complete=det.complete_, body_weight_n=bw)
+    table = StepTable(len(foot.info.zones))
+    table.append({**m.columns_, "ic_idx": det.ic_idx_, "to_idx": det.to_idx_,
+                  "complete": det.complete_})
+    # the document's step objects, as the streaming core makes them from its table
+    core = SimpleNamespace(table=table, period_s=period, zones=tuple(foot.info.zones),
+                           has_cop=m.has_cop_, config=AnalysisConfig())
+    return det, FootSteps(core, bw).dicts()
 
 
 def test_a_gap_costs_only_the_metrics_whose_part_it_hits():
@@ -267,3 +277,40 @@ def test_lacing_preload_is_tracked_in_swing_and_reported_per_zone(tmp_path):
         det = [s["ic_s"] for s in foot["steps"]]
         tru = [s["ic_s"] for s in truth["feet"][side]["steps"]]
         assert len(match_steps(det, tru, 0.020)) >= 0.98 * len(tru)
+
+
+def test_transients_batch_is_impact_transient_bit_for_bit():
+    # the streaming core finds the transients of many steps at once on a padded matrix; it must
+    # be the same definition as impact_transient (which the simulator's truth uses)
+    from insole.analysis.metrics import TRANSIENTS, MetricsConfig, transients_batch
+
+    cfg = MetricsConfig()
+    rng = np.random.default_rng(7)
+    checked = {"peak": 0, "shoulder": 0, None: 0}
+    for scenario in ("heel-striker", "easy-run", "forefoot-runner"):
+        foot = sim.simulate(scenario, "left", 30.0, seed=2)
+        total = foot.forces_n.sum(axis=1)
+        rate = foot.rate_hz
+        det = StepDetector().detect(total, 1 / rate)
+        a, b = det.regions_[:, 0].astype(np.int64), det.regions_[:, 1].astype(np.int64)
+        a, b = a[a >= 1], b[a >= 1]
+        confirm = max(2, int(round(cfg.impact_confirm_ms * 1e-3 * rate)))
+        window = np.maximum(3, (cfg.impact_window_frac * (b - a)).astype(np.int64)) + 1
+        lo = a - 1
+        full = np.minimum(b, lo + window + confirm) - lo
+        # whole rises, and rises cut short at random (a gap)
+        for length in (full, np.maximum(3, (full * rng.uniform(0.2, 1.0, len(full))).astype(np.int64))):
+            for bw in (500.0, 800.0):
+                got = transients_batch(total, lo, length, np.minimum(window, length), rate,
+                                       np.full(len(lo), 0.8 * bw), cfg)
+                for i in range(len(lo)):
+                    it = impact_transient(total[lo[i]:lo[i] + length[i]], rate,
+                                          int(min(window[i], length[i])), 0.8 * bw, cfg)
+                    if it is None:
+                        assert got[0][i] == -1
+                        checked[None] += 1
+                        continue
+                    assert (got[0][i], TRANSIENTS[got[1][i]], got[2][i]) == (it.index, it.kind, it.value)
+                    assert got[3][i] == it.valr_per_s if it.valr_per_s is not None else np.isnan(got[3][i])
+                    checked[it.kind] += 1
+    assert min(checked.values()) >= 20, checked  # peaks, shoulders and none were all tried

@@ -134,7 +134,7 @@ def test_raw_fast_path_equals_decoding_each_packet():
     assert errors_slow == dict(errors_fast) and errors_slow
     assert a.quality == b.quality
     np.testing.assert_array_equal(a.volts, b.volts)
-    assert len(a.statuses) == len(b.statuses) == 1
+    assert a.quality["status_packets"] == b.quality["status_packets"] == 1
 
 
 def test_a_reboot_starts_a_new_segment_not_duplicates():

@@ -9,15 +9,27 @@ does not mutate, results land in trailing-underscore attributes, and the method 
 - :mod:`~insole.analysis.steps`: initial contact / toe-off from the foot's total force.
 - :mod:`~insole.analysis.metrics`: contact time, loading rate, strike pattern, zone shares, ...
 - :mod:`~insole.analysis.flags`: heel-strike force, forefoot overload, arch collapse.
-- :mod:`~insole.analysis.document`: :func:`analyse` runs all of it for one or two feet and
-  returns the ``insole.analysis/1`` document; :func:`analyse_paths` loads inputs first.
+- :mod:`~insole.analysis.core`: :class:`FootCore`, the streaming core that runs all of it on
+  one foot's grid blocks as they come (live and offline alike).
+- :mod:`~insole.analysis.document`: :class:`FootPipeline` (a source's chunks → core),
+  :class:`Analysis` (the ``insole.analysis/1`` document, written piece by piece);
+  :func:`analyse_paths` reads inputs chunk by chunk and returns the document.
 """
 
-from insole.analysis.document import SCHEMA, AnalysisConfig, analyse, analyse_paths
+from insole.analysis.core import AnalysisConfig, FootCore
+from insole.analysis.document import (
+           SCHEMA,
+           Analysis,
+           FootPipeline,
+           analyse,
+           analyse_paths,
+           run_paths,
+)
 from insole.analysis.flags import FlagConfig, FlagRules
-from insole.analysis.forces import Calibration, total_force
+from insole.analysis.forces import Calibration
 from insole.analysis.metrics import MetricsConfig, StepMetrics
 from insole.analysis.steps import StepDetector
 
-__all__ = ["SCHEMA", "AnalysisConfig", "Calibration", "FlagConfig", "FlagRules", "MetricsConfig",
-           "StepDetector", "StepMetrics", "analyse", "analyse_paths", "total_force"]
+__all__ = ["SCHEMA", "Analysis", "AnalysisConfig", "Calibration", "FlagConfig", "FlagRules",
+           "FootCore", "FootPipeline", "MetricsConfig", "StepDetector", "StepMetrics", "analyse",
+           "analyse_paths", "run_paths"]

@@ -9,8 +9,3 @@ def runs(mask: np.ndarray) -> np.ndarray:
     """(k, 2) half-open [start, end) index ranges where ``mask`` is True."""
     d = np.diff(np.concatenate(([0], mask.view(np.int8) if mask.dtype == bool else mask, [0])))
     return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
-
-
-def longest_run(x: np.ndarray) -> int:
-    r = runs(x.astype(bool))
-    return int((r[:, 1] - r[:, 0]).max()) if len(r) else 0

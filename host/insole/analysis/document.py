@@ -1,176 +1,215 @@
-"""The whole analysis of one or two feet as the ``insole.analysis/1`` document."""
+"""The whole analysis of one or two feet as the ``insole.analysis/1`` document.
+
+Each source runs through a :class:`FootPipeline` (its chunks → :class:`FootDecoder` → grid
+blocks → :class:`FootCore`), chunk by chunk, so memory does not grow with the recording. At the
+end :class:`Analysis` makes the document from the feet's step tables: body weight, per-foot
+summaries, flags, left/right timing. :meth:`Analysis.write_json` writes it piece by piece
+(orjson); :meth:`Analysis.document` gives it as a dict.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import IO
 
 import numpy as np
+import orjson
 
-from insole.analysis.flags import FlagConfig, FlagRules, rearfoot_valr_method
-from insole.analysis.forces import Calibration, total_force
-from insole.analysis.metrics import MetricsConfig, StepMetrics
+from insole.analysis.core import (
+    G_M_PER_S2,
+    RUNNING_MAX_DUTY_FACTOR,
+    AnalysisConfig,
+    FootCore,
+    FootSteps,
+    _med,
+    foot_flags,
+    foot_summary,
+)
+from insole.analysis.forces import Calibration
 from insole.analysis.steps import StepDetector
-from insole.analysis.stream import FootStream, streams_from_sources
+from insole.analysis.stream import Block, FootDecoder, FootStream
 from insole.errors import InputFileError
-from insole.io.session import load_inputs
+from insole.io.session import FRAMING_SERIAL, SourceData, open_inputs
 from insole.model import calibration
 
 log = logging.getLogger(__name__)
 
-G_M_PER_S2 = 9.80665
-# Walking keeps each foot down for more than half of its stride (double support); running less.
-RUNNING_MAX_DUTY_FACTOR = 0.5
 SCHEMA = "insole.analysis/1"
-
-
-# --- whole analysis ---------------------------------------------------------------------------
+__all__ = ["SCHEMA", "RUNNING_MAX_DUTY_FACTOR", "G_M_PER_S2", "AnalysisConfig", "Analysis",
+           "FootPipeline", "LiveFeed", "analyse", "analyse_paths", "run_paths"]
+# steps made into JSON objects at a time when the document is written
+_STEPS_PER_PIECE = 2000
+# two sources with more bytes than this together are analysed in two processes (one per foot;
+# the feet are independent until the document is made); smaller ones are not worth the start
+PARALLEL_MIN_BYTES = 16 << 20
 
 
 @dataclass
-class AnalysisConfig:
-    detector: dict = field(default_factory=dict)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    flags: FlagConfig = field(default_factory=FlagConfig)
+class FootRun:
+    """One foot at the end of its source: the core (steps, faults) and the ledger."""
+
+    side: str
+    core: FootCore
+    quality: dict
+    device: dict
 
 
+class FootPipeline:
+    """One source end to end, incrementally: :meth:`feed` its chunks, then :meth:`finish`.
 
-def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
-            calibrations: dict[str, Calibration] | None = None,
-            config: AnalysisConfig | None = None) -> dict:
-    """Analyse one or two feet; returns the ``insole.analysis/1`` document (a dict)."""
-    config = config or AnalysisConfig()
-    calibrations = calibrations or {}
+    Args:
+        name: the source's name (for messages and ``device.source``).
+        framing: ``"serial"`` (bytes) or ``"packets"`` (one packet per chunk, BLE).
+        calibrations: k and β per side; the foot's side is known once its data arrives.
+        on_steps: passed to the :class:`FootCore` (called as steps are decided).
+    """
 
-    def first_pass(side: str):
-        fs = feet[side]
-        cal = (calibrations.get(side) or Calibration()).apply(fs)
-        total = total_force(cal.force_n_, cal.shorted_mask_)
-        det = StepDetector(**config.detector).detect(total, fs.period_us * 1e-6)
-        return fs, cal, total, det
+    def __init__(self, name: str, framing: str = FRAMING_SERIAL,
+                 calibrations: dict[str, Calibration] | None = None,
+                 config: AnalysisConfig | None = None, on_steps=None) -> None:
+        self.name = name
+        self.decoder = FootDecoder(name, framing)
+        self.calibrations = calibrations or {}
+        self.config = config or AnalysisConfig()
+        self.on_steps = on_steps
+        self.core: FootCore | None = None
+        self.side: str | None = None
 
-    # the feet are independent until body weight; numpy releases the GIL for most of this
-    with ThreadPoolExecutor(max_workers=max(1, min(len(feet), os.cpu_count() or 1))) as ex:
-        pre = dict(zip(feet, ex.map(first_pass, feet)))
-    # body weight: given, or the stride-average identity (one foot's mean force over whole
-    # strides is half the body weight)
-    estimates = {}
-    for side, (fs, cal, total, det) in pre.items():
-        r = det.regions_
-        if len(r) >= 3:
-            seg = total[r[0, 0]:r[-1, 0]]
-            estimates[side] = 2.0 * float(np.nanmean(seg))
-    bw_est = float(np.mean(list(estimates.values()))) if estimates else None
-    if body_mass_kg is not None:
-        bw = body_mass_kg * G_M_PER_S2
-        bw_source = "given"
-    elif bw_est:
-        bw = bw_est
-        bw_source = "stride-average identity"
-    else:
-        bw = 700.0
-        bw_source = "assumed 700 N (too few strides to estimate)"
-    doc: dict = {"schema": SCHEMA, "feet": {}, "flags": [], "notes": []}
-    for side, (fs, cal, total, det) in pre.items():
-        met = StepMetrics(config.metrics).compute(cal.force_n_, fs.zones, det.regions_, det.ic_s_,
-                                                  det.to_s_, fs.period_us * 1e-6, bw, side,
-                                                  det.complete_)
-        steps = met.steps_
-        # every step: a damaged one keeps the metrics whose part of the step is intact (its
-        # `lost` says which it lost), and each rule and median skips what is missing
-        summary = _summary(steps, fs)
-        if summary["activity"] == "running":
-            rules = FlagRules(config.flags).evaluate(steps, side, fs.n * fs.period_us * 1e-6)
-            doc["flags"].extend(rules.flags_)
-            doc["notes"].extend(rules.notes_)
-            flags_evaluated = rules.evaluated_
+    def feed(self, data: bytes, host_time_s: float | None = None) -> int:
+        """One chunk as the source delivered it; returns the number of steps it decided."""
+        block = self.decoder.feed(data, host_time_s)
+        return self._feed_block(block) if block is not None else 0
+
+    def _feed_block(self, block: Block) -> int:
+        if self.core is None:
+            asm = self.decoder.assembler
+            info = asm.info_used
+            self.side = info.side
+            self.core = FootCore(info, asm.period_us, self.calibrations.get(info.side),
+                                 self.config, self.on_steps)
+        return self.core.feed(block)
+
+    def finish(self, read_errors: dict[str, int] | None = None) -> FootRun:
+        block, q = self.decoder.finish(read_errors)
+        if block is not None:
+            self._feed_block(block)
+        if self.core is None:  # DATA came but no row (cannot happen with a packet of 1+ sets)
+            raise InputFileError(f"{self.name}: no samples")
+        core = self.core.finish()
+        asm = self.decoder.assembler
+        _foot_quality(core, q)
+        info = core.info
+        device = {"first_sample_t0_us": int(asm.t0_us) & 0xFFFFFFFF, "device_id": info.device_id,
+                  "firmware": info.firmware, "zones": list(core.zones), "rate_hz": core.rate_hz,
+                  "supply_mv": info.supply_mv, "r_fixed_ohm": info.r_fixed_ohm, "source": self.name}
+        return FootRun(self.side, core, q, device)
+
+
+def _foot_quality(core: FootCore, q: dict) -> dict:
+    """The ledger plus what the core found: sensor faults, saturation, partial steps."""
+    mask, reasons = core.faults(int(q.get("device_fault_mask", 0) or 0))
+    q["sensor_fault_mask"] = mask
+    q["sensor_faults"] = [z for c, z in enumerate(core.zones) if mask & (1 << c)]
+    q["sensor_fault_reasons"] = reasons
+    q["saturated_samples"] = core.converter.saturated_samples
+    q["partial_steps_skipped"] = core.partial
+    q["calibration"] = core.calibration.name
+    q["swing_baseline_n"] = core.swing.report_
+    return q
+
+
+def run_source(src: SourceData, calibrations: dict[str, Calibration] | None = None,
+               config: AnalysisConfig | None = None, on_steps=None) -> FootRun:
+    """Feed one source's chunks, as they are read, through a :class:`FootPipeline`."""
+    pipe = FootPipeline(src.name, src.framing, calibrations, config, on_steps)
+    for ch in src.chunks:
+        pipe.feed(ch.data, ch.host_time_s)
+    run = pipe.finish(src.read_errors)
+    if src.link:  # the BLE link's own ledger: how often and how long it was down
+        run.quality["link_reconnects"] = int(src.link.get("reconnects", 0))
+        run.quality["link_disconnected_s"] = float(src.link.get("disconnected_s", 0.0))
+    return run
+
+
+class Analysis:
+    """The document of one or two feet, made from their :class:`FootRun` at the end."""
+
+    def __init__(self, runs: list[FootRun], body_mass_kg: float | None = None,
+                 config: AnalysisConfig | None = None) -> None:
+        self.config = config or AnalysisConfig()
+        feet: dict[str, FootRun] = {}
+        for r in runs:
+            if r.side in feet:
+                raise InputFileError(f"{r.device['source']} and {feet[r.side].device['source']} "
+                                     f"are both the {r.side} foot; give one input per foot")
+            feet[r.side] = r
+        self.runs = feet
+        # body weight: given, or the stride-average identity (one foot's mean force over whole
+        # strides is half the body weight), the feet's estimates averaged
+        estimates = [e for e in (r.core.body_weight_estimate_n() for r in feet.values()) if e]
+        bw_est = float(np.mean(estimates)) if estimates else None
+        if body_mass_kg is not None:
+            bw, bw_source = body_mass_kg * G_M_PER_S2, "given"
+        elif bw_est:
+            bw, bw_source = bw_est, "stride-average identity"
         else:
-            flags_evaluated = {"absolute": False, "drift": False}
-            doc["notes"].append(f"{side}: {summary['activity']} (duty factor "
-                                f"{summary['duty_factor']}): the flags' thresholds come from "
-                                "running studies, so no flags were evaluated")
-        q = dict(fs.quality)
-        q["sensor_fault_mask"] = cal.fault_mask_ | q.get("device_fault_mask", 0)
-        q["sensor_faults"] = [z for c, z in enumerate(fs.zones) if q["sensor_fault_mask"] & (1 << c)]
-        q["sensor_fault_reasons"] = {
-            z: cal.fault_reasons_.get(c, "the device set its fault bit (0 V or a short for a second)")
-            for c, z in enumerate(fs.zones) if q["sensor_fault_mask"] & (1 << c)}
-        q["saturated_samples"] = cal.saturated_samples_
-        q["partial_steps_skipped"] = det.partial_
-        q["calibration"] = cal.name
-        doc["feet"][side] = {"steps": steps, "summary": summary,
-                             "flags_evaluated": flags_evaluated, "quality": q,
-                             "device": {"first_sample_t0_us": int(fs.t0_us) & 0xFFFFFFFF,
-                                        "device_id": fs.info.device_id, "firmware": fs.info.firmware,
-                                        "zones": list(fs.zones), "rate_hz": fs.rate_hz,
-                                        "supply_mv": fs.info.supply_mv,
-                                        "r_fixed_ohm": fs.info.r_fixed_ohm, "source": fs.source}}
-    doc["body"] = {"body_weight_n": round(bw, 2), "source": bw_source,
-                   "stride_average_estimate_n": round(bw_est, 2) if bw_est else None}
-    if body_mass_kg is not None:
-        doc["body"]["body_mass_kg"] = body_mass_kg
-        if bw_est:
-            doc["body"]["force_coverage"] = round(bw_est / bw, 3)
-    doc["summary"] = _run_summary(doc["feet"])
-    doc["summary"].update(_between_feet(doc["feet"], doc["notes"]))
-    doc["config"] = {"detector": vars(StepDetector(**config.detector)),
-                     "metrics": asdict(config.metrics), "flags": asdict(config.flags)}
-    return doc
+            bw, bw_source = 700.0, "assumed 700 N (too few strides to estimate)"
+        self.body_weight_n = bw
+        self.steps: dict[str, FootSteps] = {}
+        head: dict = {"schema": SCHEMA, "feet": {}, "flags": [], "notes": []}
+        for side, r in feet.items():
+            fs = FootSteps(r.core, bw)
+            self.steps[side] = fs
+            duration_s = r.quality["duration_s"]
+            summary = foot_summary(fs, duration_s)
+            flags, notes, evaluated = foot_flags(fs, summary, side, duration_s, self.config.flags)
+            head["flags"].extend(flags)
+            head["notes"].extend(notes)
+            head["feet"][side] = {"steps": None, "summary": summary, "flags_evaluated": evaluated,
+                                  "quality": r.quality, "device": r.device}
+        head["body"] = {"body_weight_n": round(bw, 2), "source": bw_source,
+                        "stride_average_estimate_n": round(bw_est, 2) if bw_est else None}
+        if body_mass_kg is not None:
+            head["body"]["body_mass_kg"] = body_mass_kg
+            if bw_est:
+                head["body"]["force_coverage"] = round(bw_est / bw, 3)
+        head["summary"] = _run_summary(head["feet"])
+        head["summary"].update(_between_feet(head["feet"], self.steps, head["notes"]))
+        head["config"] = {"detector": vars(StepDetector(**self.config.detector)),
+                          "metrics": asdict(self.config.metrics), "flags": asdict(self.config.flags)}
+        self.head = head
+
+    def document(self) -> dict:
+        """The whole document as a dict (every step as an object: for tests and small runs)."""
+        doc = dict(self.head)
+        doc["feet"] = {side: dict(f, steps=self.steps[side].dicts())
+                       for side, f in self.head["feet"].items()}
+        return doc
+
+    def write_json(self, fp: IO[bytes]) -> None:
+        """Write the document to a binary file, the steps a piece at a time (orjson)."""
+        dumps = orjson.dumps
+        head = self.head
+        fp.write(b'{"schema":' + dumps(head["schema"]) + b',"feet":{')
+        for n, (side, foot) in enumerate(head["feet"].items()):
+            fp.write((b"," if n else b"") + dumps(side) + b':{"steps":[')
+            fs = self.steps[side]
+            for start in range(0, fs.k, _STEPS_PER_PIECE):
+                piece = dumps(fs.dicts(start, start + _STEPS_PER_PIECE))
+                fp.write((b",\n" if start else b"\n") + piece[1:-1].replace(b"},{", b"},\n{"))
+            rest = dumps({k: v for k, v in foot.items() if k != "steps"})
+            fp.write(b"\n]," + rest[1:] + b"")
+        fp.write(b"}")
+        for key in ("flags", "notes", "body", "summary", "config"):
+            fp.write(b",\n" + dumps(key) + b":" + dumps(head[key]))
+        fp.write(b"}\n")
 
 
-def _med(steps, key, pred=None):
-    vals = [s[key] for s in steps if s.get(key) is not None and (pred is None or pred(s))]
-    return round(float(np.median(vals)), 3) if vals else None
-
-
-def _summary(all_steps: list[dict], fs: FootStream) -> dict:
-    """Per-foot summary: each metric's median over the steps that have it."""
-    steps = all_steps
-    valr_method = rearfoot_valr_method(steps)
-    strides = [s["stride_ms"] for s in all_steps if "stride_ms" in s]
-    # a stride that spans a gap or a missed step is not one stride
-    if strides:
-        med = float(np.median(strides))
-        strides = [x for x in strides if x < 1.5 * med]
-    cadence = 2 * 60000.0 / float(np.median(strides)) if strides else None
-    strikes = {k: sum(1 for s in steps if s.get("strike") == k) for k in ("rearfoot", "midfoot", "forefoot")}
-    with_shares = [s for s in steps if s.get("zone_impulse_share")]
-    zones = with_shares[0]["zone_impulse_share"].keys() if with_shares else []
-    # duty factor: the share of a stride the foot is on the ground; running has a flight phase
-    # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
-    contact = _med(all_steps, "contact_ms")
-    duty = round(contact / float(np.median(strides)), 3) if strides and contact else None
-    activity = "unknown" if duty is None else ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
-    return {
-        "activity": activity,
-        "duty_factor": duty,
-        "steps": len(all_steps),
-        "steps_complete": sum(1 for s in steps if s.get("complete")),
-        "cadence_spm": round(cadence, 2) if cadence else None,
-        "contact_ms_median": contact,
-        "swing_ms_median": _med(all_steps, "swing_ms"),
-        "stride_ms_median": round(float(np.median(strides)), 2) if strides else None,
-        "peak_force_bw_median": _med(steps, "peak_force_bw"),
-        # one VALR method per median (the flag's): the methods disagree by a third
-        "valr_bw_per_s_median_rearfoot": _med(steps, "valr_bw_per_s",
-                                              lambda s: s.get("strike") == "rearfoot"
-                                              and s.get("valr_method") == valr_method),
-        "valr_method_rearfoot": valr_method,
-        "valr_bw_per_s_median": _med(steps, "valr_bw_per_s"),
-        "strike_counts": strikes,
-        "strike_index_median": _med(steps, "strike_index"),
-        "metatarsal_share_median": _med(steps, "metatarsal_share"),
-        "zone_impulse_share_median": {
-            z: round(float(np.median([s["zone_impulse_share"][z] for s in with_shares])), 4)
-            for z in zones},
-        "forefoot_ml_balance_median": _med(steps, "forefoot_ml_balance"),
-        "duration_s": round(fs.quality["duration_s"], 3),
-    }
-
-
-def _between_feet(feet: dict, notes: list[str]) -> dict:
+def _between_feet(feet: dict, steps: dict[str, FootSteps], notes: list[str]) -> dict:
     """Step time and flight time between the feet, on one time base.
 
     Each foot has its own clock. A recorded session carries host receive times, from which each
@@ -187,26 +226,27 @@ def _between_feet(feet: dict, notes: list[str]) -> dict:
         notes.append("left/right step and flight times need a common time base: record both "
                      "feet into one session (raw captures carry no host receive times)")
         return {}
-    events = []
+    mapped = {}
     for side in ("left", "right"):
         q = feet[side]["quality"]
         scale, offset = 1.0 + q["clock_drift_ppm"] * 1e-6, q["clock_offset_s"]
-        for st in feet[side]["steps"]:
-            events.append((st["ic_s"] * scale + offset, st["to_s"] * scale + offset, side, st))
-    events.sort(key=lambda e: e[0])
-    for k, (ic, to, side, st) in enumerate(events):
-        nxt = next((e for e in events[k + 1:] if e[2] != side), None)
-        if nxt is None or nxt[0] - ic > 1.5:  # no contralateral contact near: a gap or a stop
-            continue
-        st["step_ms"] = round((nxt[0] - ic) * 1e3, 2)
-        st["flight_ms"] = round((nxt[0] - to) * 1e3, 2)
+        fs = steps[side]
+        mapped[side] = (fs.ic_s * scale + offset, fs.to_s * scale + offset)
+    for side, other in (("left", "right"), ("right", "left")):
+        ic, to = mapped[side]
+        oic = np.sort(mapped[other][0])
+        j = np.searchsorted(oic, ic, side="right")
+        has = j < len(oic)
+        nxt = np.where(has, oic[np.minimum(j, max(len(oic) - 1, 0))] if len(oic) else np.nan, np.nan)
+        near = has & (nxt - ic <= 1.5)  # no contralateral contact near: a gap or a stop
+        steps[side].step_ms = np.where(near, np.round((nxt - ic) * 1e3, 2), np.nan)
+        steps[side].flight_ms = np.where(near, np.round((nxt - to) * 1e3, 2), np.nan)
     out = {"time_base": "host clock: each foot's device clock mapped by its estimated offset and "
                         "drift (residual " + ", ".join(f"{s} {feet[s]['quality']['clock_residual_ms']:.1f} ms"
                                                        for s in ("left", "right")) + ")"}
     for side in ("left", "right"):
-        steps = feet[side]["steps"]
-        feet[side]["summary"]["step_ms_median"] = _med(steps, "step_ms")
-        feet[side]["summary"]["flight_ms_median"] = _med(steps, "flight_ms")
+        feet[side]["summary"]["step_ms_median"] = _med(steps[side].step_ms)
+        feet[side]["summary"]["flight_ms_median"] = _med(steps[side].flight_ms)
     left, right = feet["left"]["summary"]["step_ms_median"], feet["right"]["summary"]["step_ms_median"]
     if left and right:
         out["step_time_symmetry_index_pct"] = round(200.0 * (left - right) / (left + right), 2)
@@ -229,16 +269,119 @@ def _run_summary(feet: dict) -> dict:
         out["symmetry_note"] = "100·(L−R)/mean(L,R); within ±10 % is usually read as symmetric"
     return out
 
+
+def _calibrations(calibration_files: list[str] | None) -> list[tuple[str, str, Calibration]]:
+    out = []
+    for f in calibration_files or []:
+        cal = calibration.load(f)
+        out.append((f, cal.side, Calibration(dict(cal.channels), cal.describe())))
+    return out
+
+
+def with_body_mass(config: AnalysisConfig | None, body_mass_kg: float | None) -> AnalysisConfig:
+    """``config`` with the given body weight for the cores (their impact transients' least
+    force); unchanged without a mass."""
+    config = config or AnalysisConfig()
+    if body_mass_kg is None:
+        return config
+    return replace(config, body_weight_n=body_mass_kg * G_M_PER_S2)
+
+
+def run_paths(paths: list[str], body_mass_kg: float | None = None,
+              calibration_files: list[str] | None = None,
+              config: AnalysisConfig | None = None) -> Analysis:
+    """Read inputs (raw captures and/or session dirs) chunk by chunk and analyse them."""
+    config = with_body_mass(config, body_mass_kg)
+    sources = open_inputs(paths)
+    cal_files = _calibrations(calibration_files)
+    cals = {side: cal for _, side, cal in cal_files}
+    runs = _run_sources(sources, cals, config)
+    sides = {r.side for r in runs}
+    for f, side, _ in cal_files:
+        if side not in sides:
+            raise InputFileError(f"{f}: calibration is for the {side} foot, which is not in the input")
+    return Analysis(runs, body_mass_kg, config)
+
+
+def _source_bytes(src: SourceData) -> int:
+    path = getattr(src.chunks, "path", None)
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def _run_sources(sources: list[SourceData], cals: dict[str, Calibration],
+                 config: AnalysisConfig | None) -> list[FootRun]:
+    workers = min(len(sources), os.cpu_count() or 1)
+    if workers < 2 or sum(_source_bytes(s) for s in sources) < PARALLEL_MIN_BYTES:
+        return [run_source(src, cals, config) for src in sources]
+    # fork: the children start at once with everything imported, and nothing runs beside
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+        futures = [ex.submit(run_source, src, cals, config) for src in sources]
+        return [f.result() for f in futures]
+
+
 def analyse_paths(paths: list[str], body_mass_kg: float | None = None,
                   calibration_files: list[str] | None = None,
                   config: AnalysisConfig | None = None) -> dict:
-    """Load inputs (raw captures and/or session dirs) and analyse them."""
-    feet = streams_from_sources(load_inputs(paths))
-    cals = {}
-    for f in calibration_files or []:
-        cal = calibration.load(f)
-        side = cal.side
-        if side not in feet:
-            raise InputFileError(f"{f}: calibration is for the {side} foot, which is not in the input")
-        cals[side] = Calibration(dict(cal.channels), cal.describe())
-    return analyse(feet, body_mass_kg=body_mass_kg, calibrations=cals, config=config)
+    """Load inputs (raw captures and/or session dirs) and analyse them; the document as a dict."""
+    return run_paths(paths, body_mass_kg, calibration_files, config).document()
+
+
+def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
+            calibrations: dict[str, Calibration] | None = None,
+            config: AnalysisConfig | None = None) -> dict:
+    """Analyse whole foot streams (already assembled); the same core, fed one block each."""
+    config = with_body_mass(config, body_mass_kg)
+    runs = []
+    for side, fs in feet.items():
+        core = FootCore(fs.info, fs.period_us, (calibrations or {}).get(side), config)
+        mask = int(fs.quality.get("device_fault_mask", 0) or 0)
+        core.feed(Block.from_volts(0, fs.volts, [(fs.n, mask)] if mask else []))
+        core.finish()
+        q = _foot_quality(core, dict(fs.quality))
+        device = {"first_sample_t0_us": int(fs.t0_us) & 0xFFFFFFFF, "device_id": fs.info.device_id,
+                  "firmware": fs.info.firmware, "zones": list(fs.zones), "rate_hz": fs.rate_hz,
+                  "supply_mv": fs.info.supply_mv, "r_fixed_ohm": fs.info.r_fixed_ohm,
+                  "source": fs.source}
+        runs.append(FootRun(side, core, q, device))
+    return Analysis(runs, body_mass_kg, config).document()
+
+
+class LiveFeed:
+    """Steps and flags as they happen, for a recording in progress.
+
+    Give :meth:`on_steps` to each source's :class:`FootPipeline`; every decided step becomes
+    an event ``("step", side, step)`` (the document's step object, forces in BW: the given
+    mass, or the foot's stride-average estimate so far, 700 N until there is one) and the foot's
+    flag state is evaluated again after each; a change is an event ``("flags", side, flags)``.
+    ``on_event`` is called in the thread that fed the pipeline.
+    """
+
+    def __init__(self, on_event, body_mass_kg: float | None = None,
+                 config: AnalysisConfig | None = None) -> None:
+        self.on_event = on_event
+        self.body_mass_kg = body_mass_kg
+        self.config = with_body_mass(config, body_mass_kg)
+        self._flag_keys: dict[str, list] = {}
+        self._rolling: dict[str, dict] = {}
+
+    def body_weight_n(self, core: FootCore) -> float:
+        if self.body_mass_kg is not None:
+            return self.body_mass_kg * G_M_PER_S2
+        return core.body_weight_estimate_n() or 700.0
+
+    def on_steps(self, core: FootCore, first: int, stop: int) -> None:
+        side = core.info.side
+        fs = FootSteps(core, self.body_weight_n(core))
+        for st in fs.dicts(first, stop):
+            self.on_event("step", side, st)
+        duration_s = core.rows * core.period_s
+        summary = foot_summary(fs, duration_s)
+        flags, _, _ = foot_flags(fs, summary, side, duration_s, self.config.flags,
+                                 self._rolling.setdefault(side, {}))
+        key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
+        if key != self._flag_keys.get(side, []):
+            self._flag_keys[side] = key
+            self.on_event("flags", side, flags)

@@ -53,14 +53,52 @@ SOURCES = {
 _NOT_DIAGNOSIS = "This is a pattern in your running, not a diagnosis: see a clinician if you have pain."
 
 
-def rearfoot_valr_methods(steps: list[dict]) -> dict[str, int]:
+@dataclass
+class FlagInput:
+    """What the rules read of one foot's steps, as arrays (one element per step). A metric a
+    damaged step lost is NaN (numbers) or None (strike, VALR method); each rule skips it."""
+
+    ic_s: np.ndarray
+    valr_bw_per_s: np.ndarray
+    strike: np.ndarray  # of str ("unknown" or None where lost)
+    metatarsal_share: np.ndarray | None  # None: no metatarsal sensors
+    arch_share: np.ndarray | None  # None: no arch sensor
+    valr_method: np.ndarray | None = None  # of str or None; None: all "20-80"
+
+    @classmethod
+    def from_steps(cls, steps: list[dict]) -> FlagInput:
+        def num(v):
+            return np.nan if v is None else v
+        has_met = any("metatarsal_share" in s for s in steps)
+        has_arch = any("arch" in (s.get("zone_impulse_share") or {}) for s in steps)
+        return cls(np.array([s["ic_s"] for s in steps], float),
+                   np.array([num(s.get("valr_bw_per_s")) for s in steps], float),
+                   np.array([s.get("strike") or "unknown" for s in steps], dtype=object),
+                   np.array([num(s.get("metatarsal_share")) for s in steps], float) if has_met else None,
+                   np.array([num((s.get("zone_impulse_share") or {}).get("arch")) for s in steps], float)
+                   if has_arch else None,
+                   np.array([s.get("valr_method") for s in steps], dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.ic_s)
+
+
+def _methods(steps: FlagInput) -> np.ndarray:
+    if steps.valr_method is None:
+        return np.full(len(steps), "20-80", dtype=object)
+    return steps.valr_method
+
+
+def rearfoot_valr_methods(steps: list[dict] | FlagInput) -> dict[str, int]:
     """How many rearfoot steps with a loading rate got each VALR method."""
-    methods = [s.get("valr_method") for s in steps
-               if s.get("strike") == "rearfoot" and s.get("valr_bw_per_s") is not None]
+    if not isinstance(steps, FlagInput):
+        steps = FlagInput.from_steps(steps)
+    sel = (steps.strike == "rearfoot") & ~np.isnan(steps.valr_bw_per_s)
+    methods = _methods(steps)[sel].tolist()
     return {m: methods.count(m) for m in set(methods)}
 
 
-def rearfoot_valr_method(steps: list[dict]) -> str | None:
+def rearfoot_valr_method(steps: list[dict] | FlagInput) -> str | None:
     """The one VALR method a median over rearfoot steps uses: the one most of them got,
     20-80 on a tie (the methods disagree by a third on the same steps: DESIGN.md)."""
     counts = rearfoot_valr_methods(steps)
@@ -68,12 +106,16 @@ def rearfoot_valr_method(steps: list[dict]) -> str | None:
 
 
 class FlagRules:
-    """Evaluates the three flags for one foot's steps (list of step dicts)."""
+    """Evaluates the three flags for one foot's clean steps (step dicts or a FlagInput)."""
 
-    def __init__(self, config: FlagConfig | None = None) -> None:
+    def __init__(self, config: FlagConfig | None = None, rolling_cache: dict | None = None) -> None:
         self.config = config or FlagConfig()
+        # rolling medians already computed, by series name: a live caller evaluates the same
+        # growing series after every step and passes the same dict each time
+        self.rolling_cache = rolling_cache
 
-    def evaluate(self, steps: list[dict], side: str, duration_s: float | None = None) -> FlagRules:
+    def evaluate(self, steps: list[dict] | FlagInput, side: str,
+                 duration_s: float | None = None) -> FlagRules:
         """Sets ``flags_``, ``notes_`` and ``evaluated_`` (which rule families could be
         evaluated: ``{"absolute": bool, "drift": bool}``); returns self.
 
@@ -89,7 +131,9 @@ class FlagRules:
             self.notes_.append(f"{side}: only {len(steps)} clean steps (< {cfg.min_steps}): "
                                "no flags evaluated")
             return self
-        t = np.array([s["ic_s"] for s in steps])
+        if not isinstance(steps, FlagInput):
+            steps = FlagInput.from_steps(steps)
+        t = steps.ic_s
         drift_ok = self._drift_possible(t, t[-1] if duration_s is None else duration_s)
         self.evaluated_ = {"absolute": True, "drift": bool(drift_ok)}
         if not drift_ok:
@@ -127,7 +171,27 @@ class FlagRules:
             "span_s": [round(float(span[0]), 3), round(float(span[1]), 3)],
             "message": f"{message} {_NOT_DIAGNOSIS}", "source": SOURCES[code]})
 
-    def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float):
+    def _rolling(self, values: np.ndarray, w: int, name: str) -> np.ndarray:
+        """Median of every window of ``w`` steps; with a cache, only the windows not seen before
+        are computed (the series must have grown by appending, which is checked)."""
+        c = self.rolling_cache
+        prev = c.get(name) if c is not None else None
+        if prev is not None and len(values) >= prev[0] and prev[0] >= w \
+                and values[prev[0] - 1] == prev[1]:
+            n0, _, old = prev
+            if len(values) > n0:
+                new = np.median(np.lib.stride_tricks.sliding_window_view(values[n0 - w + 1:], w),
+                                axis=1)
+                roll = np.concatenate((old, new))
+            else:
+                roll = old
+        else:
+            roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
+        if c is not None:
+            c[name] = (len(values), values[-1], roll)
+        return roll
+
+    def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float, name: str = ""):
         """The longest run, after the baseline, of the rolling median above baseline·(1+rise)
         that lasts ``hold_s`` and ``hold_min_steps``.
 
@@ -139,7 +203,7 @@ class FlagRules:
         w = cfg.rolling_steps
         if len(values) < w:
             return None
-        roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
+        roll = self._rolling(values, w, name)
         t_roll = t[w - 1:]  # a trailing window of w steps ends at this step
         after = t[: len(roll)] >= base_end  # the whole window lies after the baseline
         best = None
@@ -164,7 +228,7 @@ class FlagRules:
 
     def _heel(self, steps, t, side, drift_ok):
         cfg = self.config
-        rf = np.array([s.get("strike") == "rearfoot" for s in steps])
+        rf = steps.strike == "rearfoot"
         if rf.sum() < cfg.min_steps:
             self.notes_.append(f"{side}: {int(rf.sum())} rearfoot steps: heel_strike_force not "
                                "evaluated (it is about heel strikes)")
@@ -177,8 +241,7 @@ class FlagRules:
                                "heel_strike_force not evaluated")
             return
         method = rearfoot_valr_method(steps)
-        sel = rf & np.array([s.get("valr_method") == method and s.get("valr_bw_per_s") is not None
-                             for s in steps])
+        sel = rf & (_methods(steps) == method) & ~np.isnan(steps.valr_bw_per_s)
         if sel.sum() < cfg.min_steps:
             self.notes_.append(f"{side}: only {int(sel.sum())} rearfoot steps with a {method} "
                                "loading rate: heel_strike_force not evaluated")
@@ -189,7 +252,7 @@ class FlagRules:
                                f"steps by the {method} method; {others} by another method left out")
         self.heel_valr_method_ = method
         rf = sel
-        valr = np.array([s["valr_bw_per_s"] for s in steps], dtype=object)[rf].astype(float)
+        valr = steps.valr_bw_per_s[rf]
         tr = t[rf]
         med = float(np.median(valr))
         if med > cfg.valr_bw_per_s:
@@ -214,18 +277,18 @@ class FlagRules:
 
     def _forefoot(self, steps, t, side, drift_ok):
         cfg = self.config
-        if not any("metatarsal_share" in s for s in steps):
+        if steps.metatarsal_share is None:
             self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
             return
         # the steps that kept their whole-stance shares (a damaged step may have lost them)
-        keep = [k for k, s in enumerate(steps) if s.get("metatarsal_share") is not None]
-        steps, t = [steps[k] for k in keep], t[keep]
-        if len(steps) < cfg.min_steps:
-            self.notes_.append(f"{side}: only {len(steps)} steps kept their zone shares: "
+        keep = ~np.isnan(steps.metatarsal_share)
+        if keep.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: only {int(keep.sum())} steps kept their zone shares: "
                                "forefoot_overload not evaluated")
             return
-        share = np.array([s["metatarsal_share"] for s in steps])
-        strike = np.array([s.get("strike") or "unknown" for s in steps])
+        share = steps.metatarsal_share[keep]
+        strike = steps.strike[keep]
+        t = t[keep]
         for group, thr in (("rearfoot", cfg.met_share_rearfoot),
                            ("midfoot/forefoot", cfg.met_share_forefoot)):
             sel = strike == "rearfoot" if group == "rearfoot" else np.isin(strike, ["midfoot", "forefoot"])
@@ -239,23 +302,23 @@ class FlagRules:
                            f"{group} strikes (usual up to {thr * 100:.0f} %). Forefoot overload is "
                            "linked to metatarsalgia and metatarsal stress fractures.")
         if drift_ok:
-            r = self._sustained_rise(share, t, cfg.met_share_rise_frac)
+            r = self._sustained_rise(share, t, cfg.met_share_rise_frac, "metatarsal_share")
             if r:
                 self._drift_flag("forefoot_overload", side, cfg.met_share_rise_frac, r,
                                  ", a sign of fatigue shifting load onto the metatarsal heads.")
 
     def _arch(self, steps, t, side, drift_ok):
         cfg = self.config
-        keep = [k for k, s in enumerate(steps) if s.get("zone_impulse_share") is not None]
-        steps, t = [steps[k] for k in keep], t[keep]
-        if len(steps) < cfg.min_steps:
-            self.notes_.append(f"{side}: only {len(steps)} steps kept their zone shares: "
-                               "arch_collapse not evaluated")
-            return
-        if "arch" not in steps[0]["zone_impulse_share"]:
+        if steps.arch_share is None:
             self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
             return
-        share = np.array([s["zone_impulse_share"]["arch"] for s in steps])
+        keep = ~np.isnan(steps.arch_share)
+        if keep.sum() < cfg.min_steps:
+            self.notes_.append(f"{side}: only {int(keep.sum())} steps kept their zone shares: "
+                               "arch_collapse not evaluated")
+            return
+        t = t[keep]
+        share = steps.arch_share[keep]
         med = float(np.median(share))
         if med > cfg.arch_share:
             self._flag("arch_collapse", side, "absolute", med, cfg.arch_share,
@@ -264,7 +327,7 @@ class FlagRules:
                        f"carries about 2 %, threshold {cfg.arch_share * 100:.0f} %): the arch "
                        "flattens onto the insole. This is linked to overpronation, arch and heel pain.")
         if drift_ok:
-            r = self._sustained_rise(share, t, cfg.arch_share_rise_frac)
+            r = self._sustained_rise(share, t, cfg.arch_share_rise_frac, "arch_share")
             last = share[t > t[-1] - cfg.baseline_s]
             if r and np.median(last) > cfg.arch_share_end_min:
                 self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,

@@ -1,14 +1,26 @@
-"""Pin voltages to newtons per channel, the channel faults, and the foot's total force."""
+"""Pin voltages to newtons per channel, the channel faults, and the foot's total force.
+
+:class:`ForceConverter` works block by block (the streaming core feeds it); every judgement
+that used to look at the whole run has an online form here (docs/analysis.md, Streaming):
+
+- *shorted*: a channel saturated (at the ADC's clip, or at 99.5 % of the supply, whichever is
+  lower) for a second without a break is shorted from the sample where that second is complete;
+  the device's fault bit (STATUS) on a channel that has reached saturation before it makes it
+  shorted from that STATUS on. A shorted channel is left out of the total from then on.
+- *disconnected*: a channel whose highest reading so far is 0 V (reported at the end).
+- *saturated samples*: a running count.
+"""
 
 from __future__ import annotations
 
+import bisect
 import logging
 import warnings
 
 import numpy as np
 
-from insole.analysis.arrays import longest_run
-from insole.analysis.stream import FootStream
+from insole import protocol as P
+from insole.analysis.stream import Block, FootStream
 from insole.model import hardware
 from insole.model.sensor import (
     DEFAULT_BETA,
@@ -19,12 +31,15 @@ from insole.model.sensor import (
 
 log = logging.getLogger(__name__)
 
-
-# --- calibration ------------------------------------------------------------------------------
+SHORTED_REASON = ("pinned at {sat_v:.2f} V or above (the ADC's clip) for a second or more: "
+                  "shorted; left out of the total force")
+DEVICE_SHORT_REASON = ("the device reports a fault and the channel reaches the ADC's clip: shorted "
+                       "(intermittently)")
+DISCONNECTED_REASON = "reads 0 V throughout: disconnected, or never loaded above the ADC's floor"
 
 
 class Calibration:
-    """Pin voltages → force in newtons for each channel of one foot.
+    """k and β per zone of one foot (volts → newtons), and its name in the report.
 
     Args:
         channels: optional ``{zone: (k_n_ohm, beta)}`` overriding the default sensor model
@@ -37,68 +52,154 @@ class Calibration:
         self.channels = dict(channels or {})
         self.name = name
 
+    def converter(self, info: P.Info, rate_hz: float) -> ForceConverter:
+        return ForceConverter(self, info, rate_hz)
+
     def apply(self, stream: FootStream) -> Calibration:
-        """Sets ``force_n_`` (n, C), ``fault_mask_``, ``shorted_mask_`` (channels to leave out of
-        the total), ``fault_reasons_`` and ``saturated_samples_``; returns self."""
-        info = stream.info
-        supply_v = info.supply_mv / 1000.0
-        v = stream.volts
-        k, beta = np.array([self.channels.get(z, (DEFAULT_K_N_OHM, DEFAULT_BETA))
-                            for z in info.zones], dtype=float).T
-        sat_v = saturation_v(supply_v, hardware.adc_full_scale_mv() / 1000.0)
-        force = force_from_volts(v, supply_v, info.r_fixed_ohm, k, beta, saturated_v=sat_v)
-        saturated = v >= sat_v
-        self.saturated_samples_ = int(np.count_nonzero(saturated))
-        self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = _fault_mask(
-            v, saturated, stream.rate_hz, sat_v)
-        # The device's own fault bit (STATUS) on a channel that reached saturation: also a short
-        # (an intermittent one the host's one-second rule can miss). A device fault on a channel
-        # that reads 0 V (disconnected) is reported; it adds nothing to the total either way.
-        device_mask = int(stream.quality.get("device_fault_mask", 0) or 0)
-        for c in range(v.shape[1]):
-            if device_mask & (1 << c) and saturated[:, c].any() and not self.shorted_mask_ & (1 << c):
-                self.shorted_mask_ |= 1 << c
-                self.fault_mask_ |= 1 << c
-                self.fault_reasons_[c] = ("the device reports a fault and the channel reaches the "
-                                          "ADC's clip: shorted (intermittently)")
+        """A whole stream at once (CSV export): sets ``force_n_`` (n, C), ``total_n_``,
+        ``fault_mask_``, ``shorted_mask_``, ``fault_reasons_`` and ``saturated_samples_``."""
+        conv = self.converter(stream.info, stream.rate_hz)
+        b = Block.from_volts(0, stream.volts)
+        self.force_n_, self.total_n_ = conv.feed(0, b.units, b.valid)
+        self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = conv.faults(
+            int(stream.quality.get("device_fault_mask", 0) or 0))
+        self.saturated_samples_ = conv.saturated_samples
         # a lacing pre-load reads in swing too: track each zone's swing baseline and remove it;
-        # the ledger carries it per zone (stream.quality, which the document copies)
-        sb = SwingBaseline().fit(force, stream.rate_hz, info.zones)
-        force = sb.subtract(force)
+        # the ledger carries it per zone (stream.quality, which the document copies). This is
+        # the whole-stream form (CSV export, figures); the streaming core's is in core.py.
+        sb = SwingBaseline().fit(self.force_n_, stream.rate_hz, stream.info.zones)
+        if sb.baseline_n_ is not None:
+            self.force_n_ = sb.subtract(self.force_n_)
+            keep = [c for c in range(self.force_n_.shape[1]) if not self.shorted_mask_ & (1 << c)]
+            f = self.force_n_[:, keep] if keep else self.force_n_
+            self.total_n_ = np.where(np.all(np.isnan(f), axis=1), np.nan, np.nansum(f, axis=1))
         self.swing_baseline_n_ = sb.baseline_median_n_
         stream.quality["swing_baseline_n"] = sb.report_
-        self.force_n_ = force
         return self
 
 
-def _fault_mask(v: np.ndarray, saturated: np.ndarray, rate_hz: float,
-                sat_v: float) -> tuple[int, int, dict[int, str]]:
-    """Channels that look broken: (all faults, shorted ones) as bit masks, and a reason each.
+class ForceConverter:
+    """One foot's volts → newtons, block by block, with the channel-fault state (online)."""
 
-    A channel that never leaves 0 V is disconnected, or never loaded (a healthy arch can stay
-    under the original ESP32 ADC's 150 mV floor all run): reported, and it adds nothing to the
-    total anyway. A channel saturated (at the ADC's clip, or at 99.5 % of the supply, whichever is
-    lower: ``sat_v``) for a second or more is shorted: reported and left out of the total force.
-    """
-    n_sec = max(1, int(round(rate_hz)))
-    mask, shorted, reasons = 0, 0, {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a channel with no sample at all
-        top = np.nanmax(v, axis=0) if len(v) else np.zeros(v.shape[1])
-    shorted_any = np.any(saturated, axis=0)
-    for c in range(v.shape[1]):
-        if top[c] <= 0.0:
-            mask |= 1 << c
-            reasons[c] = ("reads 0 V throughout: disconnected, or never loaded above the ADC's "
-                          "floor")
-            continue
-        if shorted_any[c] and longest_run(saturated[:, c].view(np.int8)) >= n_sec:
-            mask |= 1 << c
-            shorted |= 1 << c
-            reasons[c] = (f"pinned at {sat_v:.2f} V or above (the ADC's clip) for a second or "
-                          "more: shorted; left out of the total force")
-    return mask, shorted, reasons
+    def __init__(self, cal: Calibration, info: P.Info, rate_hz: float) -> None:
+        self.name = cal.name
+        self.supply_v = info.supply_mv / 1000.0
+        self.r_fixed_ohm = info.r_fixed_ohm
+        self.k, self.beta = np.array([cal.channels.get(z, (DEFAULT_K_N_OHM, DEFAULT_BETA))
+                                      for z in info.zones], dtype=float).T
+        self.sat_v = saturation_v(self.supply_v, hardware.adc_full_scale_mv() / 1000.0)
+        c = len(info.zones)
+        self.c = c
+        self.n_sec = max(1, int(round(rate_hz)))
+        self.saturated_samples = 0
+        self.top_v = np.full(c, -np.inf)
+        self.run = np.zeros(c, np.int64)  # saturated samples in a row at the end so far
+        self.first_sat_row = np.full(c, -1, np.int64)
+        self.shorted_from = np.full(c, -1, np.int64)  # row from which a channel is left out
+        self.reasons: dict[int, str] = {}
+        # F = k·G^β with G from the divider (insole.model.sensor.force_from_volts) for every
+        # possible sample value; a saturated reading is a fault, not a force (0 here, and bad)
+        v = np.arange(1 << 16) * P.SAMPLE_UNIT_V
+        lut = np.stack([force_from_volts(v, self.supply_v, self.r_fixed_ohm, k, b,
+                                         saturated_v=self.sat_v)
+                        for k, b in zip(self.k, self.beta)])
+        self._sat_units = int(np.argmax(np.isnan(lut[0]))) if np.isnan(lut[0]).any() else 1 << 16
+        self._lut = np.nan_to_num(lut, nan=0.0)
+        self._chan = np.arange(c)[None, :]
 
+    def _short(self, ch: int, row: int, reason: str) -> None:
+        if self.shorted_from[ch] < 0:
+            self.shorted_from[ch] = row
+            self.reasons[ch] = reason
+
+    def feed(self, row0: int, units: np.ndarray, valid: np.ndarray,
+             device_faults: list[tuple[int, int]] = (),
+             want_force: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """Newtons per channel (NaN where saturated or missing; None unless ``want_force``) and
+        the total (NaN where no kept channel has a sample) of the rows ``row0 ...`` (samples
+        in wire units, ``valid`` where they arrived). Sets ``f0`` (newtons, 0 where NaN) and
+        ``total_all`` (every channel) for the metrics."""
+        m, c = units.shape
+        # newtons by table: one entry per possible sample value and channel
+        f0 = self._lut[self._chan, units]
+        saturated = units >= self._sat_units
+        missing = ~valid
+        any_sat = saturated.any(axis=0)
+        if any_sat.any():
+            saturated &= valid[:, None]
+            any_sat = saturated.any(axis=0)
+        bad = saturated | missing[:, None] if any_sat.any() else None
+        if missing.any():
+            f0[missing] = 0.0
+        if bad is None:  # the usual case: nothing saturated
+            n_bad = np.where(missing, c, 0)
+            bad = np.broadcast_to(missing[:, None], (m, c))
+        else:
+            n_bad = np.count_nonzero(bad, axis=1)
+        self.f0, self._bad, self._n_bad = f0, bad, n_bad
+        if m and valid.any():
+            top = (units[valid].max(axis=0) if not valid.all() else units.max(axis=0))
+            self.top_v = np.fmax(self.top_v, top * P.SAMPLE_UNIT_V)
+        for ch in np.flatnonzero(any_sat):
+            col = saturated[:, ch]
+            self.saturated_samples += int(col.sum())
+            if self.first_sat_row[ch] < 0:
+                self.first_sat_row[ch] = row0 + int(np.argmax(col))
+            # length of the saturated run ending at each sample, the run before carried in
+            idx = np.arange(m)
+            last_off = np.maximum.accumulate(np.where(col, -1, idx))
+            runlen = np.where(last_off < 0, self.run[ch] + idx + 1, idx - last_off)
+            if self.shorted_from[ch] < 0:
+                hit = np.flatnonzero(runlen >= self.n_sec)
+                if len(hit):
+                    self._short(ch, row0 + int(hit[0]), SHORTED_REASON.format(sat_v=self.sat_v))
+            self.run[ch] = runlen[-1]
+        self.run[~any_sat] = 0
+        for row, mask in device_faults:
+            for ch in range(self.c):
+                if mask & (1 << ch) and 0 <= self.first_sat_row[ch] <= row:
+                    self._short(ch, row, DEVICE_SHORT_REASON)
+        total = self._total(row0)
+        if not want_force:
+            return None, total
+        force = f0.copy()
+        force[bad] = np.nan
+        return force, total
+
+    def _total(self, row0: int) -> np.ndarray:
+        """The total over the channels not left out; sets ``total_all`` (every channel)."""
+        c = self.c
+        f0, nan, n_nan = self.f0, self._bad, self._n_bad.copy()
+        total_all = f0 @ np.ones(c)  # a matrix-vector product: much faster than sum(axis=1)
+        total_all[n_nan == c] = np.nan
+        self.total_all = total_all
+        sf = self.shorted_from
+        left_out = np.flatnonzero((sf >= 0) & (sf < row0 + f0.shape[0]))
+        if not len(left_out) or len(left_out) == c:  # never leave every channel out
+            return total_all
+        total = total_all.copy()
+        kept = np.full(f0.shape[0], c)
+        for ch in left_out:
+            r = max(0, int(sf[ch]) - row0)
+            total[r:] -= f0[r:, ch]
+            n_nan[r:] -= nan[r:, ch]
+            kept[r:] -= 1
+        total[n_nan == kept] = np.nan
+        return total
+
+    def faults(self, device_fault_mask: int = 0) -> tuple[int, int, dict[int, str]]:
+        """(all faults, shorted) as bit masks and a reason per channel, as of now."""
+        mask = shorted = 0
+        reasons: dict[int, str] = {}
+        for ch in range(self.c):
+            if self.shorted_from[ch] >= 0:
+                mask |= 1 << ch
+                shorted |= 1 << ch
+                reasons[ch] = self.reasons[ch]
+            elif self.top_v[ch] <= 0.0:
+                mask |= 1 << ch
+                reasons[ch] = DISCONNECTED_REASON
+        return mask, shorted, reasons
 
 
 class SwingBaseline:
@@ -191,11 +292,176 @@ class SwingBaseline:
         return np.maximum(force_n - self.baseline_n_, 0.0)  # NaN propagates through maximum
 
 
-def total_force(force_n: np.ndarray, fault_mask: int = 0) -> np.ndarray:
-    """Sum of the zones' forces; faulted channels left out; NaN where no sample arrived."""
-    keep = [c for c in range(force_n.shape[1]) if not fault_mask & (1 << c)]
-    f = force_n[:, keep] if keep else force_n
-    missing = np.all(np.isnan(f), axis=1)
-    total = np.nansum(f, axis=1)
-    total[missing] = np.nan
-    return total
+class SwingTracker:
+    """:class:`SwingBaseline` online, for the streaming core: window by window, causal.
+
+    The rows are cut into windows of ``window_s`` (2 s) by grid row. When a window is complete
+    its swing (least total, ``swing_band_frac`` band, eroded by ``edge_ms`` inside the window)
+    gives each zone's baseline for it, as in :class:`SwingBaseline`. The first window's rows
+    are held until it is complete. After that, a foot with nothing to remove (the usual case)
+    passes its rows on as they arrive; a foot with a pre-load holds each window until it is
+    complete (its steps come 2 s late live) and corrects it with the most of its own and the
+    two previous swing windows' baselines (the batch form takes the neighbours on both sides
+    and interpolates). Whether a zone is corrected is decided as the
+    batch form decides it, on the windows seen so far: its median baseline over ``min_baseline_n``
+    and the median least total of the swing windows at ``min_swing_total_n`` or more. Windows
+    are cut by row number and each uses only its own samples, so the result does not depend on
+    the blocks the rows came in. ``report_`` is the batch form's ledger entry, from all windows.
+    """
+
+    def __init__(self, rate_hz: float, zones: tuple[str, ...], params: SwingBaseline | None = None) -> None:
+        self.p = params or SwingBaseline()
+        self.zones = zones
+        self.c = len(zones)
+        self.w = max(2, int(round(self.p.window_s * rate_hz)))
+        self.edge = max(1, int(round(self.p.edge_ms * 1e-3 * rate_hz)))
+        self._win: list[np.ndarray] = []  # f0 of the current window's rows so far (NaN: missing)
+        self._wint: list[np.ndarray] = []  # their totals over every channel
+        self._win_rows = 0
+        self._held: list[tuple] = []  # the first window's converted pieces, until it is complete
+        self._first_done = False
+        self._holding = True  # the first window is held until it is complete
+        self.bases: list[list[float]] = []  # the last three swing windows: each zone's baseline (N)
+        self.n_windows = 0  # swing windows so far
+        # per zone, the swing windows' baselines (the most of each and the two before), sorted,
+        # and their least totals, sorted: the running medians (8 bytes a window and zone)
+        self._sorted: list[list[float]] = [[] for _ in zones]
+        self._los: list[float] = []
+        self.current = np.zeros(self.c)  # the baseline the next rows get (0 where not applied)
+
+    def _measure(self, f: np.ndarray, tot: np.ndarray) -> list[tuple[np.ndarray | None, float]]:
+        """Windows (k, rows, C) of force (NaN: missing) and their totals over every channel
+        (k, rows; NaN where no channel has a sample) → per window (each zone's highest force
+        in its swing, or None without a swing; its least total)."""
+        p = self.p
+        k, rows, _ = f.shape
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing windows
+            lo, hi = np.nanmin(tot, axis=1), np.nanmax(tot, axis=1)
+        swing = np.isfinite(lo) & (lo < p.swing_max_frac * hi)
+        near = tot <= (lo + p.swing_band_frac * (hi - lo))[:, None]
+        # away from the stance's edges: eroded by edge_ms on either side, inside the window
+        cs = np.concatenate((np.zeros((k, 1), np.int64), np.cumsum(~near, axis=1)), axis=1)
+        idx = np.arange(rows)
+        bad = cs[:, np.minimum(idx + self.edge + 1, rows)] - cs[:, np.maximum(idx - self.edge, 0)]
+        near = bad == 0
+        # the most over the swing's samples, missing ones left out (fmax skips NaN; NaN if none)
+        base = np.fmax.reduce(np.where(near[:, :, None], f, np.nan), axis=1).tolist()
+        return [(base[i] if swing[i] else None, float(lo[i])) for i in range(k)]
+
+    def _window_done(self, measure: tuple[list[float] | None, float]) -> None:
+        base, lo = measure
+        if base is None:
+            return  # no swing in it (standing, or no data): the baseline stays
+        self.bases.append(base)
+        del self.bases[:-3]
+        self.n_windows += 1
+        # a zone at the ADC's floor flickers between 0 and the floor: the most of three windows
+        # (NaN, a shorted channel, left out; it does not count in the medians either)
+        now = []
+        for j, vals in enumerate(zip(*self.bases)):
+            seen = [v for v in vals if v == v]
+            if seen:
+                v = max(seen)
+                bisect.insort(self._sorted[j], v)
+                now.append(v)
+            else:
+                now.append(0.0)
+        bisect.insort(self._los, lo)
+        applied = self._applied()
+        self.current = np.where(applied, np.array(now), 0.0)
+
+    @staticmethod
+    def _median(v: list[float]) -> float:
+        n = len(v)
+        if not n:
+            return 0.0
+        return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+    def _medians(self) -> np.ndarray:
+        return np.array([self._median(v) for v in self._sorted])
+
+    def _applied(self) -> np.ndarray:
+        if not self.n_windows:
+            return np.zeros(self.c, bool)
+        return (self._medians() > self.p.min_baseline_n) & \
+            (self._median(self._los) >= self.p.min_swing_total_n)
+
+    def _correct(self, f0, total, total_all, kept: np.ndarray):
+        """The rows less ``current`` (>= 0); missing rows stay missing."""
+        if not self.current.any():
+            return f0, total, total_all
+        g = np.maximum(f0 - self.current, 0.0)
+        delta = f0 - g
+        total_all = total_all - delta.sum(axis=1)
+        total = total - delta[:, kept].sum(axis=1)
+        return g, total, total_all
+
+    def feed(self, f0, missing, total, total_all, kept: np.ndarray) -> list[tuple]:
+        """One converted piece (f0 with 0 for missing; ``missing`` per channel); returns the
+        pieces ready for the detector (corrected), in order."""
+        m = len(f0)
+        fw = f0.copy()
+        fw[missing] = np.nan
+        # the windows this piece completes, measured together
+        rows0 = self._win_rows
+        full = (rows0 + m) // self.w
+        measures = []
+        if full:
+            upto = full * self.w - rows0
+            measures = self._measure(
+                np.concatenate([*self._win, fw[:upto]]).reshape(full, self.w, self.c),
+                np.concatenate([*self._wint, total_all[:upto]]).reshape(full, self.w))
+            self._win = [fw[upto:]] if upto < m else []
+            self._wint = [total_all[upto:]] if upto < m else []
+        else:
+            self._win.append(fw)
+            self._wint.append(total_all)
+        out = []
+        a = 0
+        done = 0
+        rows = rows0
+        while a < m:
+            take = min(m - a, self.w - rows)
+            piece = (f0[a:a + take], total[a:a + take], total_all[a:a + take])
+            if self._holding:
+                self._held.append(piece)
+            else:
+                out.append(self._correct(*piece, kept))
+            rows += take
+            if rows == self.w:
+                self._window_done(measures[done])
+                done += 1
+                rows = 0
+                self._first_done = True
+                out.extend(self._correct(*h, kept) for h in self._held)
+                self._held = []
+                # a foot with a pre-load waits for each window's own swing (2 s late); the
+                # usual foot (nothing to remove) passes its rows on as they come
+                self._holding = bool(self.current.any())
+            a += take
+        self._win_rows = rows
+        return out
+
+    def finish(self, kept: np.ndarray) -> list[tuple]:
+        """The end: a first window never completed is released (with the baseline of its
+        rows so far)."""
+        if not self._held:
+            return []
+        if self._win_rows >= 2:
+            self._window_done(self._measure(np.concatenate(self._win)[None],
+                                            np.concatenate(self._wint)[None])[0])
+        self._first_done = True
+        self._holding = False
+        out = [self._correct(*h, kept) for h in self._held]
+        self._held = []
+        return out
+
+    @property
+    def report_(self) -> dict:
+        med = self._medians()
+        swing_total = self._median(self._los)
+        applied = self._applied()
+        return {"window_s": self.p.window_s, "swing_total_n": round(swing_total, 1),
+                "median_n": {z: round(float(v), 1) for z, v in zip(self.zones, med)},
+                "subtracted": [z for z, a in zip(self.zones, applied) if a]}

@@ -16,6 +16,7 @@ stance. Ripples and 50-100 N bumps in the first milliseconds of contact never qu
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +25,6 @@ from insole.model import hardware
 from insole.protocol import METATARSAL_ZONES
 
 log = logging.getLogger(__name__)
-
-VALR_2080 = "20-80"
-"""20-80 % of the impact transient (a peak or a shoulder), interpolated crossings."""
-VALR_STANCE = "3-12pct"
-"""The fallback without an impact transient: the mean slope over 3-12 % of stance."""
 
 
 # --- per-step metrics -------------------------------------------------------------------------
@@ -50,6 +46,25 @@ class MetricsConfig:
     onset_n: float = 10.0  # a zone has loaded when it carries 10 N
     strike_mixed_window_ms: float = 10.0  # zones loading within 10 ms of the first count together
     strike_window_ms: float = 80.0  # the strike pattern is read from the first 80 ms of contact
+
+
+VALR_2080 = "20-80"
+"""20-80 % of the impact transient (a peak or a shoulder), interpolated crossings."""
+VALR_STANCE = "3-12pct"
+"""The fallback without an impact transient: the mean slope over 3-12 % of stance."""
+
+STRIKES = ("unknown", "rearfoot", "midfoot", "forefoot")
+VALR_METHODS = (None, VALR_2080, VALR_STANCE)
+TRANSIENTS = (None, "peak", "shoulder")
+# why a step lost a metric (the codes in the step table's lost_* columns; 0: not lost)
+LOST_EVENT = ("", "initial contact fell into a gap", "toe-off fell into a gap",
+              "samples missing during the stance")
+LOST_STRIKE = ("", "initial contact fell into a gap",
+               "samples missing in the first {strike_window_ms:g} ms of contact")
+LOST_VALR = ("", "initial contact fell into a gap",
+             "samples missing in the first {impact_window_frac:.0%} of stance, before an impact "
+             "transient was seen",
+             "no impact transient, and the 3-12 % fallback needs the toe-off, which fell into a gap")
 
 
 @dataclass
@@ -135,209 +150,291 @@ def impact_transient(f: np.ndarray, rate_hz: float, window_n: int, min_force: fl
                            t80 if t80 is not None else np.nan)
 
 
+
+
+def transients_batch(total: np.ndarray, start: np.ndarray, length: np.ndarray, window_n: np.ndarray,
+                     rate_hz: float, min_force: np.ndarray, config: MetricsConfig | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`impact_transient` of many rises at once, on a padded matrix, with the same result
+    bit for bit (``tests/test_loading_rate.py`` checks it): rise ``i`` is
+    ``total[start[i]:start[i] + length[i]]`` (no NaN), searched over ``window_n[i]`` samples
+    for a transient of at least ``min_force[i]``.
+
+    Returns (index into the rise or -1, kind code into :data:`TRANSIENTS`, force, 20-80 %
+    slope per second or NaN), one element per rise.
+    """
+    cfg = config or MetricsConfig()
+    k = len(start)
+    idx_out = np.full(k, -1, np.int64)
+    kind_out = np.zeros(k, np.int8)
+    val_out = np.full(k, np.nan)
+    valr_out = np.full(k, np.nan)
+    if not k:
+        return idx_out, kind_out, val_out, valr_out
+    width = max(1, int(round(cfg.impact_smooth_ms * 1e-3 * rate_hz)) | 1)
+    confirm = max(2, int(round(cfg.impact_confirm_ms * 1e-3 * rate_hz)))
+    length = np.asarray(length, np.int64)
+    n = np.minimum(length, window_n + confirm)
+    w = np.minimum(window_n, n - 1)
+    ok = w >= 3
+    cols = int(length.max())
+    pos = np.arange(cols)
+    raw = total[np.minimum(start[:, None] + np.minimum(pos[None, :], length[:, None] - 1), len(total) - 1)]
+    # the moving average with the ends padded by the end values, as smooth() does
+    if width > 1:
+        h = width // 2
+        xp = np.concatenate((np.repeat(raw[:, :1], h, axis=1), raw,
+                             np.repeat(raw[:, -1:], h, axis=1)), axis=1)
+        c = np.cumsum(np.concatenate((np.zeros((k, 1)), xp), axis=1), axis=1)
+        x = (c[:, width:] - c[:, :-width]) / width
+        x = np.where((length >= 2)[:, None], x, raw)
+    else:
+        x = raw
+    rows = np.arange(k)
+    # np.gradient over x[:n]: central inside, one-sided at both ends
+    d = np.empty_like(x)
+    d[:, 1:-1] = (x[:, 2:] - x[:, :-2]) / 2.0
+    d[:, 0] = x[:, 1] - x[:, 0] if cols > 1 else 0.0
+    last = np.maximum(n - 1, 1)
+    d[rows, last] = x[rows, last] - x[rows, last - 1]
+    d = d * rate_hz
+    in_w = pos[None, :] < w[:, None]
+    jm = np.where(in_w, d, -np.inf).argmax(axis=1)
+    dmax = d[rows, jm]
+    ok &= dmax > 0
+    low = d <= cfg.impact_shoulder_slope_frac * dmax[:, None]
+    knee = (pos[None, :] > jm[:, None]) & in_w & (x >= min_force[:, None]) & low
+    ok &= knee.any(axis=1)
+    k0 = knee.argmax(axis=1)
+    end = np.minimum(n, k0 + confirm)
+    # the low-slope stretch from the knee: [k0, stop)
+    brk = (pos[None, :] >= k0[:, None]) & (~low | (pos[None, :] >= end[:, None]))
+    stop = np.where(brk.any(axis=1), brk.argmax(axis=1), cols)
+    stretch = (pos[None, :] >= k0[:, None]) & (pos[None, :] < stop[:, None])
+    zero = stretch & (d <= 0.0)
+    is_peak = zero.any(axis=1)
+    j = zero.argmax(axis=1)
+    jp = np.maximum(j - 1, 0)
+    k_peak = np.where(x[rows, jp] > x[rows, j], jp, j)
+    k_sh = np.where(stretch, d, np.inf).argmin(axis=1)
+    kk = np.where(is_peak, k_peak, k_sh)
+    sel = np.flatnonzero(ok)
+    if not len(sel):
+        return idx_out, kind_out, val_out, valr_out
+    xs, kk = x[sel], kk[sel]
+    r = np.arange(len(sel))
+    v = xs[r, kk]
+    rise = pos[None, :] <= kk[:, None]
+    t = []
+    for frac in (cfg.valr_low_frac, cfg.valr_high_frac):
+        level = frac * v
+        q = ((xs >= level[:, None]) & rise).argmax(axis=1)  # the transient itself is >= level
+        qm = np.maximum(q - 1, 0)
+        x0, x1 = xs[r, qm], xs[r, q]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t.append(np.where(q == 0, 0.0, (q - 1) + (level - x0) / (x1 - x0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        valr = np.where(t[1] > t[0], (cfg.valr_high_frac - cfg.valr_low_frac) * v * rate_hz
+                        / (t[1] - t[0]), np.nan)
+    idx_out[sel] = kk
+    kind_out[sel] = np.where(is_peak[sel], 1, 2)
+    val_out[sel] = v
+    valr_out[sel] = valr
+    return idx_out, kind_out, val_out, valr_out
+
+
 class StepMetrics:
-    """Per-step metrics of one foot (contact, loading rate, strike, zone shares, CoP)."""
+    """Per-step metrics of one foot (contact, loading rate, strike, zone shares, CoP).
+
+    Forces stay in newtons here: body weight is a whole-run figure (or given), so the
+    conversion to BW happens where the document is written (:mod:`insole.analysis.core`).
+    """
 
     def __init__(self, config: MetricsConfig | None = None) -> None:
         self.config = config or MetricsConfig()
 
     def compute(self, force_n: np.ndarray, zones: tuple[str, ...], regions: np.ndarray,
-                ic_s: np.ndarray, to_s: np.ndarray, period_s: float,
-                body_weight_n: float, side: str, complete: np.ndarray | None = None) -> StepMetrics:
-        """Sets ``steps_`` (list of dicts, JSON-ready); returns self.
+                ic_idx: np.ndarray, to_idx: np.ndarray, period_s: float, row0: int = 0,
+                complete: np.ndarray | None = None, f0: np.ndarray | None = None,
+                total: np.ndarray | None = None,
+                body_weight_n: float | np.ndarray = 700.0) -> StepMetrics:
+        """Sets ``columns_`` (a dict of per-step arrays, one row per region); returns self.
 
-        ``force_n`` has NaN where no sample arrived. A step that is not ``complete`` (missing
-        samples inside it, or an event estimated across a gap) keeps each metric whose own part
-        of the step is intact (module docstring); every metric it cannot have is ``None`` and is
-        named in the step's ``lost`` (``{metric: reason}``). ``complete`` itself keeps its
-        meaning (the whole step, both events seen).
+        ``force_n[0]`` is grid row ``row0``; ``ic_idx``/``to_idx`` are fractional grid rows;
+        ``force_n`` has NaN where no sample arrived. ``f0`` (force_n with 0 for NaN) and
+        ``total`` (the sum over every channel, NaN where none has a sample) may be given when
+        the caller has them. ``body_weight_n`` (one value, or one per step) only sets the
+        impact transient's least force (``impact_min_bw``); every force stays in newtons.
+
+        A step with missing samples keeps each metric whose own part of the step is intact
+        (module docstring); the others are NaN (strike 0, "unknown") and the ``lost_event``,
+        ``lost_strike`` and ``lost_valr`` columns say why (codes into :data:`LOST_EVENT`,
+        :data:`LOST_STRIKE`, :data:`LOST_VALR`). Everything but the impact transient is
+        computed for all steps at once.
         """
         cfg = self.config
         k = len(regions)
         n, c = force_n.shape
         zi = {z: i for i, z in enumerate(zones)}
-        missing = np.all(np.isnan(force_n), axis=1) if n else np.zeros(0, bool)
-        f0 = np.nan_to_num(force_n)
-        total = f0.sum(axis=1)
-        total[missing] = np.nan
-        a = regions[:, 0].astype(np.int64) if k else np.zeros(0, np.int64)
-        b = regions[:, 1].astype(np.int64) if k else np.zeros(0, np.int64)
         complete = np.ones(k, bool) if complete is None else np.asarray(complete, bool)
-        bw = body_weight_n
-        rate_hz = 1.0 / period_s
-        # missing samples before index i: the intact parts of each step by prefix counts
-        miss_cum = np.concatenate(([0], np.cumsum(missing)))
-
-        def intact(lo: int, hi: int) -> bool:
-            lo, hi = max(lo, 0), min(hi, n)
-            return hi > lo and miss_cum[hi] == miss_cum[lo]
-
-        # zone impulses and peaks over [a, b)
-        cs = np.vstack([np.zeros((1, c)), np.cumsum(f0, axis=0)])
-        imp = cs[b] - cs[a]
-        tot_imp = imp.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shares = np.where(tot_imp[:, None] > 0, imp / tot_imp[:, None], 0.0)
-        peak = np.zeros(k)
-        if k:  # max over each [a, b): reduceat over the interleaved edges, every other segment
-            t0 = np.append(np.nan_to_num(total), 0.0)
-            peak = np.maximum.reduceat(t0, np.column_stack([a, b]).ravel())[::2]
-        # strike pattern from the zone that loads first (onsets within the first 80 ms)
-        strike, first_zones = self._strike_all(f0, zones, a, period_s)
-        strike_n = max(3, int(round(cfg.strike_window_ms * 1e-3 / period_s)) + 1)
-        # centre of pressure along/across the foot from the zone positions
+        cols: dict = {
+            "peak_n": np.full(k, np.nan), "impact_n": np.full(k, np.nan),
+            "valr_n_per_s": np.full(k, np.nan), "valr_method": np.zeros(k, np.int8),
+            "transient": np.zeros(k, np.int8),
+            "strike": np.zeros(k, np.int8), "first_zones": np.zeros(k, np.int64),
+            "shares": np.full((k, c), np.nan), "impulse_n_s": np.full((k, c), np.nan),
+            "met_share": np.full(k, np.nan),
+            "ml_balance": np.full(k, np.nan), "strike_index": np.full(k, np.nan),
+            "cop_length_frac": np.full((k, 3), np.nan), "cop_width_frac": np.full((k, 3), np.nan),
+            "lost_event": np.zeros(k, np.int8), "lost_strike": np.zeros(k, np.int8),
+            "lost_valr": np.zeros(k, np.int8)}
+        self.columns_ = cols
         pos = hardware.zone_positions()
         lp = np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones])
         wp = np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones])
         known = ~np.isnan(lp)
-        cop = {}
-        m_si = 0
-        if known.any() and k:
-            m_si = min(int(np.min(b - a)), max(2, int(round(0.010 / period_s)) + 1))
-            idx = a[:, None] + np.arange(m_si)
-            w = f0[idx][:, :, known]
-            ws = w.sum(axis=2)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ci = (w @ lp[known]) / ws
-            cop["strike_index"] = np.nanmean(np.where(ws > 0, ci, np.nan), axis=1) if m_si else None
-            for key, posv in (("cop_length_frac", lp), ("cop_width_frac", wp)):
-                cols = []
-                for q in (a, (a + b - 1) // 2, b - 1):
-                    ww = f0[q][:, known]
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        cols.append((ww @ posv[known]) / ww.sum(axis=1))
-                cop[key] = np.round(np.stack(cols, axis=1), 4)
-        ml = None
-        if "met1" in zi and "met5" in zi:
-            m1, m5 = imp[:, zi["met1"]], imp[:, zi["met5"]]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ml = np.where(m1 + m5 > 0, (m1 - m5) / (m1 + m5), np.nan)
-        met_idx = [zi[z] for z in METATARSAL_ZONES if z in zi]
-        met_share = shares[:, met_idx].sum(axis=1) if met_idx else None
+        self.has_cop_ = bool(known.any())
+        if not k:
+            return self
+        a = regions[:, 0].astype(np.int64)
+        b = regions[:, 1].astype(np.int64)
+        if f0 is None:
+            f0 = np.nan_to_num(force_n)
+        if total is None:
+            total = f0 @ np.ones(c)
+            total[np.all(np.isnan(force_n), axis=1)] = np.nan
+        # the intact parts of each step, by prefix counts of the missing samples
+        missing = np.isnan(total)
+        miss_cum = np.concatenate(([0], np.cumsum(missing)))
 
-        ic_r = np.round(ic_s, 5).tolist()
-        to_r = np.round(to_s, 5).tolist()
-        contact_r = np.round((to_s - ic_s) * 1e3, 2).tolist()
-        stride_r = np.round(np.diff(ic_s) * 1e3, 2).tolist()
-        swing_r = np.round((ic_s[1:] - to_s[:-1]) * 1e3, 2).tolist()
-        peak_r = np.round(peak / bw, 4).tolist()
-        shares_r = np.round(shares, 5).tolist()
-        # stance impulse in body-weight seconds: sum of force samples × period / body weight
-        imp_bw_s = np.round(imp * (period_s / bw), 6).tolist()
-        tot_imp_bw_s = np.round(tot_imp * (period_s / bw), 6).tolist()
-        steps = []
-        for i in range(k):
-            ai, bi = int(a[i]), int(b[i])
-            st: dict = {"ic_s": ic_r[i], "to_s": to_r[i], "contact_ms": contact_r[i]}
-            if i + 1 < k:
-                st["stride_ms"] = stride_r[i]
-                st["swing_ms"] = swing_r[i]
-            st["complete"] = bool(complete[i])
-            lost: dict[str, str] = {}
-            ic_seen = ai >= 1 and not missing[ai - 1]
-            to_seen = bi < n and not missing[bi]
-            whole = bool(complete[i]) or (ic_seen and to_seen and intact(ai, bi))
-            # -- whole stance: peak force, zone shares and impulses, CoP path, balance
-            if whole:
-                st["peak_force_bw"] = peak_r[i]
-                st["zone_impulse_share"] = dict(zip(zones, shares_r[i]))
-                st["impulse_bw_s"] = tot_imp_bw_s[i]
-                st["zone_impulse_bw_s"] = dict(zip(zones, imp_bw_s[i]))
-                if met_share is not None:
-                    st["metatarsal_share"] = round(float(met_share[i]), 5)
-                if ml is not None:
-                    st["forefoot_ml_balance"] = None if np.isnan(ml[i]) else round(float(ml[i]), 4)
-                if cop:
-                    st["cop_length_frac"] = cop["cop_length_frac"][i].tolist()
-                    st["cop_width_frac"] = cop["cop_width_frac"][i].tolist()
-            else:
-                why = ("initial contact fell into a gap" if not ic_seen else
-                       "toe-off fell into a gap" if not to_seen else
-                       "samples missing during the stance")
-                st["peak_force_bw"] = None
-                st["zone_impulse_share"] = st["impulse_bw_s"] = st["zone_impulse_bw_s"] = None
-                for key in ("peak_force_bw", "zone_impulse_share", "impulse_bw_s", "zone_impulse_bw_s"):
-                    lost[key] = why
-                if met_share is not None:
-                    st["metatarsal_share"] = None
-                    lost["metatarsal_share"] = why
-                if ml is not None:
-                    st["forefoot_ml_balance"] = None
-                    lost["forefoot_ml_balance"] = why
-                if cop:
-                    st["cop_length_frac"] = st["cop_width_frac"] = None
-                    lost["cop_path"] = why
-            # -- strike pattern and strike index: the first 80 ms from the sample before contact
-            if ic_seen and intact(ai - 1, ai - 1 + strike_n):
-                st["strike"] = strike[i]
-                st["first_zones"] = first_zones[i]
-                if cop:
-                    si = cop["strike_index"][i]
-                    st["strike_index"] = None if np.isnan(si) else round(float(si), 4)
-            else:
-                why = ("initial contact fell into a gap" if not ic_seen else
-                       f"samples missing in the first {cfg.strike_window_ms:g} ms of contact")
-                st["strike"] = None
-                lost["strike"] = why
-                if cop:
-                    st["strike_index"] = None
-                    lost["strike_index"] = why
-            # -- impact transient and loading rate: the rise to the transient
-            self._loading_rate(st, lost, total, ai, bi, ic_s[i], to_s[i], ic_seen, to_seen,
-                               intact, rate_hz, bw)
-            if lost:
-                st["lost"] = lost
-            steps.append(st)
-        self.steps_ = steps
+        def intact(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+            lo, hi = np.maximum(lo, 0), np.minimum(hi, n)
+            return (hi > lo) & (miss_cum[hi] == miss_cum[np.minimum(lo, hi)])
+
+        ic_seen = (a >= 1) & ~missing[np.maximum(a - 1, 0)]
+        to_seen = (b < n) & ~missing[np.minimum(b, n - 1)]
+        whole = complete | (ic_seen & to_seen & intact(a, b))
+        cols["lost_event"][~whole] = np.where(~ic_seen, 1, np.where(~to_seen, 2, 3))[~whole]
+        strike_n = max(3, int(round(cfg.strike_window_ms * 1e-3 / period_s)) + 1)
+        strike_ok = ic_seen & intact(a - 1, a - 1 + strike_n)
+        cols["lost_strike"][~strike_ok] = np.where(~ic_seen, 1, 2)[~strike_ok]
+        # -- whole stance: zone impulses and shares, peak force, CoP path, balance
+        sel = np.flatnonzero(whole)
+        if len(sel):
+            aw, bw_ = a[sel], b[sel]
+            edges = np.column_stack([aw, bw_]).ravel()
+            f0e = np.vstack([f0, np.zeros((1, c))]) if bw_.max() >= len(f0) else f0
+            imp = np.add.reduceat(f0e, edges, axis=0)[::2]
+            tot_imp = imp.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                shares = np.where(tot_imp[:, None] > 0, imp / tot_imp[:, None], 0.0)
+            cols["shares"][sel] = shares
+            cols["impulse_n_s"][sel] = imp * period_s
+            # max over each [a, b): reduceat over the interleaved edges, every other segment
+            t0 = np.append(np.nan_to_num(total), 0.0)
+            cols["peak_n"][sel] = np.maximum.reduceat(t0, edges)[::2]
+            if known.any():
+                for key, posv in (("cop_length_frac", lp), ("cop_width_frac", wp)):
+                    out = []
+                    for q in (aw, (aw + bw_ - 1) // 2, bw_ - 1):
+                        ww = f0[q][:, known]
+                        with np.errstate(invalid="ignore", divide="ignore"):
+                            out.append((ww @ posv[known]) / ww.sum(axis=1))
+                    cols[key][sel] = np.stack(out, axis=1)
+            if "met1" in zi and "met5" in zi:
+                m1, m5 = imp[:, zi["met1"]], imp[:, zi["met5"]]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    cols["ml_balance"][sel] = np.where(m1 + m5 > 0, (m1 - m5) / (m1 + m5), np.nan)
+            met_idx = [zi[z] for z in METATARSAL_ZONES if z in zi]
+            if met_idx:
+                cols["met_share"][sel] = shares[:, met_idx].sum(axis=1)
+        # -- strike pattern and strike index: the first 80 ms from the sample before contact
+        sel = np.flatnonzero(strike_ok)
+        if len(sel):
+            strike, first_code = self._strike_all(f0, zones, a[sel], period_s)
+            cols["strike"][sel] = strike
+            cols["first_zones"][sel] = first_code
+            if known.any():
+                m = max(2, int(round(0.010 / period_s)) + 1)
+                idx = np.minimum(a[sel, None] + np.arange(m), b[sel, None] - 1)
+                w = f0[idx][:, :, known]
+                ws = w.sum(axis=2)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ci = (w @ lp[known]) / ws
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)  # no zone loaded: NaN
+                        cols["strike_index"][sel] = np.nanmean(np.where(ws > 0, ci, np.nan), axis=1)
+        # -- impact transient and loading rate: the rise to the transient
+        bwn = np.broadcast_to(np.asarray(body_weight_n, float), (k,))
+        self._loading_rate(cols, total, a, b, row0, ic_idx, to_idx, ic_seen, to_seen,
+                           1.0 / period_s, bwn)
         return self
 
-    def _loading_rate(self, st, lost, total, ai, bi, ic_s, to_s, ic_seen, to_seen, intact,
-                      rate_hz, bw) -> None:
-        """Sets ``impact_peak_bw``, ``impact_transient``, ``valr_bw_per_s``, ``valr_method``."""
+    def _loading_rate(self, cols, total, a, b, row0, ic_idx, to_idx, ic_seen, to_seen,
+                      rate_hz, bwn) -> None:
+        """Impact transient (N, its kind), loading rate (N/s) and its method of every step.
+
+        The transient is :func:`impact_transient` on the intact prefix of the rise (from the
+        sample before contact over the first ``impact_window_frac`` of stance plus
+        ``impact_confirm_ms``); it counts when the samples up to it and its confirmation
+        stretch all arrived. Without one, the mean rate over 3-12 % of stance, which needs the
+        toe-off. A step whose contact fell into a gap, or whose rise has a gap before a
+        transient was seen, loses its loading rate (``lost_valr``).
+        """
         cfg = self.config
-        st.update(impact_peak_bw=None, impact_transient=None, valr_bw_per_s=None, valr_method=None)
-        if not ic_seen:
-            lost["valr_bw_per_s"] = "initial contact fell into a gap"
-            return
-        stance_n = bi - ai
-        window_n = max(3, int(cfg.impact_window_frac * stance_n)) + 1
         confirm = max(2, int(round(cfg.impact_confirm_ms * 1e-3 * rate_hz)))
-        lo = ai - 1
-        hi = min(bi, lo + window_n + confirm)
-        # the intact prefix of the rise: a transient found in it is whole when the samples up
-        # to it and its confirmation stretch are all there
-        seg = total[lo:hi]
-        gap = np.flatnonzero(np.isnan(seg))
-        usable = int(gap[0]) if len(gap) else len(seg)
-        it = impact_transient(seg[:usable], rate_hz, min(window_n, usable), cfg.impact_min_bw * bw,
-                              cfg) if usable >= 3 else None
-        if it is not None and (usable == len(seg) or it.index + confirm < usable) \
-                and it.valr_per_s is not None:
-            st["impact_peak_bw"] = round(it.value / bw, 4)
-            st["impact_transient"] = it.kind
-            st["valr_bw_per_s"] = round(it.valr_per_s / bw, 3)
-            st["valr_method"] = VALR_2080
-            return
-        if usable < len(seg):
-            lost["valr_bw_per_s"] = (f"samples missing in the first {cfg.impact_window_frac:.0%} "
-                                     "of stance, before an impact transient was seen")
-            return
-        # no impact transient (forefoot and midfoot strikes): 3-12 % of stance, which needs the
-        # stance's length (toe-off seen) and its first 12 % intact
-        if not to_seen:
-            lost["valr_bw_per_s"] = ("no impact transient, and the 3-12 % fallback needs the "
-                                     "toe-off, which fell into a gap")
-            return
-        st["valr_bw_per_s"] = round(self._valr_stance(total, ai, bi, ic_s, to_s - ic_s,
-                                                      1.0 / rate_hz, bw), 3)
-        st["valr_method"] = VALR_STANCE
+        period_s = 1.0 / rate_hz
+        k = len(a)
+        window_n = np.maximum(3, (cfg.impact_window_frac * (b - a)).astype(np.int64)) + 1
+        lo = a - 1
+        hi = np.minimum(b, lo + window_n + confirm)
+        # the intact prefix of each rise: from the sample before contact to the first gap
+        seg_len = hi - lo
+        usable = seg_len.copy()
+        missing = np.isnan(total)
+        if missing.any():
+            cm = np.concatenate(([0], np.cumsum(missing)))
+            has_gap = cm[np.maximum(hi, 0)] > cm[np.maximum(lo, 0)]
+            gap_rows = np.flatnonzero(missing)
+            for i in np.flatnonzero(has_gap & ic_seen).tolist():
+                usable[i] = int(gap_rows[np.searchsorted(gap_rows, lo[i])]) - lo[i]
+        todo = np.flatnonzero(ic_seen & (usable >= 3))
+        found = transients_batch(total, lo[todo], usable[todo], np.minimum(window_n[todo], usable[todo]),
+                                 rate_hz, cfg.impact_min_bw * bwn[todo], cfg)
+        it_index = np.full(k, -1, np.int64)
+        it_kind = np.zeros(k, np.int8)
+        it_value = np.full(k, np.nan)
+        it_valr = np.full(k, np.nan)
+        it_index[todo], it_kind[todo], it_value[todo], it_valr[todo] = found
+        for i in range(k):
+            if not ic_seen[i]:
+                cols["lost_valr"][i] = 1
+                continue
+            if it_index[i] >= 0 and (usable[i] == seg_len[i] or it_index[i] + confirm < usable[i]) \
+                    and it_valr[i] == it_valr[i]:
+                cols["impact_n"][i] = it_value[i]
+                cols["transient"][i] = it_kind[i]
+                cols["valr_n_per_s"][i] = it_valr[i]
+                cols["valr_method"][i] = 1
+                continue
+            if usable[i] < seg_len[i]:
+                cols["lost_valr"][i] = 2
+                continue
+            # no impact transient (forefoot and midfoot strikes): 3-12 % of stance, which
+            # needs the stance's length (toe-off seen)
+            if not to_seen[i]:
+                cols["lost_valr"][i] = 3
+                continue
+            cols["valr_n_per_s"][i] = self._valr_stance(total, int(a[i]), int(b[i]), row0,
+                                                        ic_idx[i], to_idx[i], period_s)
+            cols["valr_method"][i] = 2
 
     def _strike_all(self, f0: np.ndarray, zones: tuple[str, ...], a: np.ndarray,
-                    period_s: float) -> tuple[list[str], list[list[str]]]:
+                    period_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Foot-strike pattern of every step from the order in which the zones load.
 
         A zone's onset is where it first carries ``onset_n`` (interpolated), searched from the
-        sample before contact over the next ``strike_window_ms``. Zones loading within
+        sample before contact over the next 80 ms. Zones loading within
         ``strike_mixed_window_ms`` of the first count together: heel without metatarsals (or
         hallux) is a rearfoot strike, metatarsals without heel a forefoot strike, the arch first
         or heel and metatarsals together a midfoot strike.
@@ -345,7 +442,7 @@ class StepMetrics:
         cfg = self.config
         k = len(a)
         if not k:
-            return [], []
+            return np.zeros(0, np.int8), np.zeros(0, np.int64)
         n = f0.shape[0]
         w = max(3, int(round(cfg.strike_window_ms * 1e-3 / period_s)) + 1)
         idx = np.clip((a - 1)[:, None] + np.arange(w), 0, n - 1)
@@ -373,19 +470,37 @@ class StepMetrics:
         mid_first = np.isin(first, mid_idx)
         anyhas = has.any(axis=1)
         strike = np.select([~anyhas, heel & ~met, met & ~heel & ~mid_first],
-                           ["unknown", "rearfoot", "forefoot"], "midfoot").tolist()
+                           [0, 1, 3], 2).astype(np.int8)
         order = np.argsort(onset, axis=1, kind="stable")
-        first_zones = [[zones[c] for c in order[i] if within[i, c]] for i in range(k)]
-        return strike, first_zones
+        # zone indices + 1 in onset order, 4 bits each, first zone in the lowest bits
+        inw = np.take_along_axis(within, order, axis=1)
+        code = np.zeros(k, np.int64)
+        shift = np.zeros(k, np.int64)
+        for j in range(order.shape[1]):
+            put = inw[:, j]
+            code[put] |= (order[put, j].astype(np.int64) + 1) << shift[put]
+            shift[put] += 4
+        return strike, code
 
-    def _valr_stance(self, total, a, b, ic_s, contact_s, period_s, bw) -> float:
+    def _valr_stance(self, total, a, b, row0, ic_idx, to_idx, period_s) -> float:
+        """Mean rate of rise over 3-12 % of stance (N/s); ``a``/``b`` local, events in rows."""
         cfg = self.config
-        t1 = ic_s + cfg.valr_fallback_start_frac * contact_s
-        t2 = ic_s + cfg.valr_fallback_end_frac * contact_s
-        idx = np.arange(a - 1, b + 1)
-        f1 = np.interp(t1 / period_s, idx, total[a - 1:b + 1])
-        f2 = np.interp(t2 / period_s, idx, total[a - 1:b + 1])
-        return float((f2 - f1) / bw / (t2 - t1))
+        contact = to_idx - ic_idx
+        t1 = ic_idx + cfg.valr_fallback_start_frac * contact
+        t2 = ic_idx + cfg.valr_fallback_end_frac * contact
+        idx = np.arange(a - 1 + row0, b + 1 + row0, dtype=float)
+        f1 = np.interp(t1, idx, total[a - 1:b + 1])
+        f2 = np.interp(t2, idx, total[a - 1:b + 1])
+        return float((f2 - f1) / ((t2 - t1) * period_s))
+
+
+def decode_zones(code: int, zones: tuple[str, ...]) -> list[str]:
+    """The zone list a ``first_zones`` code stands for (see :meth:`StepMetrics._strike_all`)."""
+    out = []
+    while code:
+        out.append(zones[(code & 0xF) - 1])
+        code >>= 4
+    return out
 
 
 def _first_crossing(x: np.ndarray, level: float) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import numpy as np
 
@@ -12,6 +13,17 @@ log = logging.getLogger(__name__)
 
 
 # --- steps ------------------------------------------------------------------------------------
+
+
+class ContactHistory:
+    """The contact times (in samples) of the last ``size`` steps whose both events were seen:
+    the online stand-in for the run's median contact time when an event fell into a gap."""
+
+    def __init__(self, size: int = 255) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+
+    def median(self) -> float | None:
+        return float(np.median(self.values)) if self.values else None
 
 
 class StepDetector:
@@ -28,6 +40,8 @@ class StepDetector:
     a gap is one contact. When the crossing itself fell into a gap, its time is estimated (from
     the step's other event and the median contact time, bounded by the gap's edges) and the step
     is marked incomplete: it counts as a step, but its metrics and the flags do not use it.
+    The median contact time is that of the steps before it (:class:`ContactHistory`), so a
+    stream gives the same answer whatever blocks it arrives in.
     """
 
     def __init__(self, threshold_n: float = 20.0, merge_gap_ms: float = 40.0,
@@ -39,10 +53,13 @@ class StepDetector:
         self.max_contact_ms = max_contact_ms
         self.min_peak_n = min_peak_n
 
-    def detect(self, total_n: np.ndarray, period_s: float) -> StepDetector:
-        """Sets ``regions_`` (k, 2) half-open sample ranges, ``ic_s_``, ``to_s_``,
-        ``complete_`` (no missing sample in the step, both events observed),
-        ``ic_estimated_`` and ``to_estimated_``; returns self."""
+    def detect(self, total_n: np.ndarray, period_s: float, row0: int = 0,
+               history: ContactHistory | None = None) -> StepDetector:
+        """Sets ``regions_`` (k, 2) half-open sample ranges of ``total_n``, ``ic_s_``, ``to_s_``
+        (seconds from row 0 of the foot's grid, ``total_n[0]`` being row ``row0``), ``ic_idx_``
+        and ``to_idx_`` (the same in fractional rows), ``complete_`` (no missing sample in the
+        step, both events observed), ``ic_estimated_`` and ``to_estimated_``; returns self.
+        ``history`` carries the contact times of earlier steps (a fresh one if not given)."""
         f = total_n
         thr = self.threshold_n
         n = len(f)
@@ -63,8 +80,12 @@ class StepDetector:
             ends = ends[np.concatenate((~merge, [True]))]
         dur_ms = (ends - starts) * period_s * 1e3
         ok = (dur_ms >= self.min_contact_ms) & (dur_ms <= self.max_contact_ms)
-        peak_ok = np.array([np.nanmax(f[a:b]) >= self.min_peak_n for a, b in zip(starts, ends)],
-                           dtype=bool)
+        if len(starts):
+            fm = np.append(np.where(valid, f, -np.inf), -np.inf)
+            peak_ok = np.maximum.reduceat(fm, np.column_stack([starts, ends]).ravel())[::2] \
+                >= self.min_peak_n
+        else:
+            peak_ok = np.zeros(0, bool)
         # the edges: the sample before a start and the sample at an end must be seen below the
         # threshold, or be the far edge of a gap that began below it
         nan_runs = runs(~valid)
@@ -103,26 +124,32 @@ class StepDetector:
         to = np.full(len(starts), np.nan)
         si, ei = starts[ic_obs], ends[to_obs]
         f0, f1 = f[si - 1], f[si]
-        ic[ic_obs] = (si - 1) + (thr - f0) / (f1 - f0)
+        # rows as whole numbers first, then the fraction: the same value whatever row0 is
+        ic[ic_obs] = (si - 1 + row0).astype(float) + (thr - f0) / (f1 - f0)
         g0, g1 = f[ei - 1], f[ei]
-        to[to_obs] = (ei - 1) + (g0 - thr) / (g0 - g1)
+        to[to_obs] = (ei - 1 + row0).astype(float) + (g0 - thr) / (g0 - g1)
         both = ic_obs & to_obs
-        med_contact = float(np.median(to[both] - ic[both])) if both.any() else None
-        for i in np.flatnonzero(~ic_obs):
-            lo, hi = ic_lo[i], starts[i]
-            est = to[i] - med_contact if (to_obs[i] and med_contact) else 0.5 * (lo + hi)
-            ic[i] = min(max(est, lo), hi)
-        for i in np.flatnonzero(~to_obs):
-            lo, hi = ends[i] - 1, to_hi[i]
-            est = ic[i] + med_contact if med_contact else 0.5 * (lo + hi)
-            to[i] = min(max(est, lo), hi)
+        hist = history if history is not None else ContactHistory()
+        for i in range(len(starts)):
+            if both[i]:
+                hist.values.append(to[i] - ic[i])
+                continue
+            med = hist.median()
+            if not ic_obs[i]:
+                lo, hi = ic_lo[i] + row0, starts[i] + row0
+                est = to[i] - med if (to_obs[i] and med) else 0.5 * (lo + hi)
+                ic[i] = min(max(est, lo), hi)
+            if not to_obs[i]:
+                lo, hi = ends[i] - 1 + row0, to_hi[i] + row0
+                est = ic[i] + med if med else 0.5 * (lo + hi)
+                to[i] = min(max(est, lo), hi)
         nan_cum = np.concatenate(([0], np.cumsum(~valid)))
         self.complete_ = both & ((nan_cum[ends] - nan_cum[starts]) == 0)
         self.ic_estimated_ = ~ic_obs
         self.to_estimated_ = ~to_obs
         self.regions_ = np.stack([starts, ends], axis=1) if len(starts) else np.zeros((0, 2), int)
+        self.ic_idx_ = ic
+        self.to_idx_ = to
         self.ic_s_ = ic * period_s
         self.to_s_ = to * period_s
         return self
-
-

@@ -16,16 +16,14 @@ clocks are never mixed.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from insole import protocol as P
 from insole.errors import InputFileError, ProtocolError
-from insole.io.session import FRAMING_PACKETS, SourceData
+from insole.io.session import FRAMING_PACKETS, FRAMING_SERIAL, SourceData
 from insole.model import hardware
 
 log = logging.getLogger(__name__)
@@ -50,7 +48,7 @@ class FootStream:
         t0_us: unwrapped device time of sample 0 (the foot's first sample).
         volts: array (n, C) of pin voltages; NaN where no sample arrived.
         quality: the data-quality ledger (counts, see :meth:`FootAssembler.finish`).
-        statuses: STATUS packets in arrival order.
+        statuses: unused (STATUS packets are counted in ``quality``); kept for callers.
         host_sync: (device_time_s, host_time_s) pairs for clock estimation, one per DATA packet.
     """
 
@@ -82,77 +80,245 @@ class FootStream:
         return self.info.zones
 
 
+@dataclass
+class Block:
+    """A piece of one foot's grid, as :meth:`FootAssembler.take` hands it out.
+
+    Attributes:
+        row0: grid row of the block's first row (rows count sample periods from the foot's
+            first sample).
+        units: (m, C) samples as sent (uint16, 100 µV each); 0 where nothing arrived.
+        valid: (m,) True where a sample set arrived.
+        device_faults: ``(row, fault_mask)`` of each STATUS packet in this block's span, in
+            arrival order (``row``: the grid's end when it arrived).
+    """
+
+    row0: int
+    units: np.ndarray
+    valid: np.ndarray
+    device_faults: list = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return int(self.units.shape[0])
+
+    @property
+    def volts(self) -> np.ndarray:
+        """(m, C) pin voltages, NaN where nothing arrived."""
+        v = self.units * P.SAMPLE_UNIT_V
+        v[~self.valid] = np.nan
+        return v
+
+    @classmethod
+    def from_volts(cls, row0: int, volts: np.ndarray, device_faults: list | None = None) -> Block:
+        """A block from pin voltages (NaN rows: nothing arrived), as a FootStream holds them."""
+        valid = ~np.isnan(volts).all(axis=1) if volts.size else np.zeros(len(volts), bool)
+        units = np.rint(np.nan_to_num(volts) / P.SAMPLE_UNIT_V).astype(np.uint16)
+        return cls(row0, units, valid, list(device_faults or []))
+
+    def rows_slice(self, a: int, b: int, device_faults: list) -> Block:
+        return Block(self.row0 + a, self.units[a:b], self.valid[a:b], device_faults)
+
+
+# Without an INFO packet the zones are unknown: blocks are held back until INFO arrives or the
+# grid holds this much; then the default board stands in (counted as ``missing_info``).
+INFO_WAIT_US = 5_000_000
+# The device-to-host clock is estimated from the smallest delay per window; windows are built
+# from minima per bin of this width (see clock_estimate), so the sync data stays small.
+SYNC_BIN_S = 0.5
+
+
 class FootAssembler:
-    """Builds one device's :class:`FootStream` from its packets (feed in arrival order)."""
+    """One device's packets (in arrival order) → its grid, block by block, and the ledger.
+
+    Feed packets with :meth:`add` (decoded) or :meth:`add_raw` (undecoded, the fast path), take
+    the grid so far with :meth:`take` (a :class:`Block`, or None while nothing new is ready),
+    and end with :meth:`finish` (the last block and the quality ledger). Memory does not grow
+    with the run: what was taken is gone, the clock sync is kept as one minimum per
+    :data:`SYNC_BIN_S`, STATUS packets as counts.
+
+    Rows are placed by device time (``rint((t - t_first) / period)``). A packet that overlaps
+    rows already filled (its t0 before the end of the one before, a fault) fills only the rows
+    after them: the first arrival wins, the rest is counted (``overlap_samples_dropped``).
+    """
 
     def __init__(self, source: str = "") -> None:
         self.source = source
         self.info: P.Info | None = None
-        self.statuses: list[P.Status] = []
         self.replies: list[P.Reply] = []
+        self.q: Counter[str] = Counter()
+        self.segments: list[dict] = []
         self._seq: int | None = None
         self._t_last_raw: int | None = None
-        self._t_unwrapped: int = 0
+        self._t_unwrapped = 0
         self._next_t: int | None = None
         self._period: int | None = None
+        self._channels: int | None = None
         self._side: str | None = None
-        self._blocks: list[tuple[int, np.ndarray]] = []
-        self._sync: list[tuple[int, float]] = []
+        self._t_origin: int | None = None
         self._last_host: float | None = None
         self._last_n_sets = 0
-        self.segments: list[dict] = []
-        self.q: Counter[str] = Counter()
+        self._row_next = 0  # the grid's end: rows [0, _row_next) are placed
+        self._row_taken = 0  # rows [0, _row_taken) were handed out
+        self._pending: list[tuple[np.ndarray, np.ndarray, bytes]] = []  # (rows, lens, samples)
+        self._faults: list[tuple[int, int]] = []
+        self._info_used: P.Info | None = None
+        # STATUS: counts instead of the packets
+        self._status_first = self._status_last = None
+        self._fault_mask = 0
+        self._achieved: Counter[int] = Counter()
+        # clock sync: per SYNC_BIN_S bin, the (device s, host - device s) of the smallest delay
+        self._sync_dev = np.zeros(0)
+        self._sync_diff = np.zeros(0)
+
+    # --- packets in -------------------------------------------------------------------------
 
     def add(self, pkt: P.Packet, host_time_s: float | None = None) -> None:
         if isinstance(pkt, P.Data):
-            self._add_data(pkt, host_time_s)
-        elif isinstance(pkt, P.Info):
+            self._add_fields(pkt.seq, pkt.t0_us, pkt.period_us, pkt.channels, pkt.n_sets, pkt.side,
+                             pkt.overrun, pkt.samples.astype("<u2").tobytes(), host_time_s)
+        else:
+            self._add_other(pkt)
+
+    def _add_other(self, pkt: P.Packet) -> None:
+        if isinstance(pkt, P.Info):
             if self.info is not None and self.info.zones != pkt.zones:
                 self.q["info_changed"] += 1
             elif self.info is None:
+                if self._info_used is not None:
+                    self.q["info_late"] += 1  # after the stand-in was chosen: kept out, counted
                 self.info = pkt
         elif isinstance(pkt, P.Status):
-            self.statuses.append(pkt)
+            self.q["status_packets"] += 1
+            if self._status_first is None:
+                self._status_first = pkt
+            self._status_last = pkt
+            self._fault_mask |= pkt.fault_mask
+            if pkt.streaming:
+                self._achieved[pkt.achieved_hz] += 1
+            if pkt.fault_mask:
+                self._faults.append((self._row_next, pkt.fault_mask))
         elif isinstance(pkt, P.Reply):
             self.replies.append(pkt)
         else:
             self.q["unexpected_packets"] += 1
 
-    def _add_data(self, pkt: P.Data, host_time_s: float | None) -> None:
-        self._add_fields(pkt.seq, pkt.t0_us, pkt.period_us, pkt.channels, pkt.n_sets, pkt.side,
-                         pkt.overrun, pkt.samples.astype("<u2").tobytes(), host_time_s)
-
     def add_raw(self, raws: list[bytes], host_times: list[float | None] | None = None) -> Counter:
         """Add undecoded packets (as :meth:`StreamDecoder.feed_raw` gives them) in arrival order.
 
-        The same as decoding each and calling :meth:`add`, but DATA headers are read with one
-        numpy call and their samples are kept as bytes, so a long capture costs a few
-        microseconds per packet. Returns the counts of packets that would not decode, by kind.
+        The same as decoding each and calling :meth:`add`: DATA headers are read with one numpy
+        call, and a run of DATA packets with nothing unusual (same format, seq and clock moving
+        forward, no overlap) is placed with array arithmetic; anything else goes packet by
+        packet. Returns the counts of packets that would not decode, by kind.
         """
         errors: Counter[str] = Counter()
+        if not raws:
+            return errors
         times = host_times if host_times is not None else [None] * len(raws)
-        is_data = [len(r) >= P.DATA_HEADER_BYTES and r[1] == P.DATA for r in raws]
-        heads = np.frombuffer(b"".join(r[:P.DATA_HEADER_BYTES] for r, d in zip(raws, is_data) if d),
+        if len(raws) <= 2:  # a live chunk of a frame or two: decoding each is cheaper
+            for r, t in zip(raws, times):
+                try:
+                    pkt = P.decode(r)
+                except ProtocolError as e:
+                    errors[e.kind] += 1
+                    continue
+                self.add(pkt, t)
+            return errors
+        hb = P.DATA_HEADER_BYTES
+        is_data = [len(r) >= hb and r[1] == P.DATA for r in raws]
+        heads = np.frombuffer(b"".join([r[:hb] for r, d in zip(raws, is_data) if d]),
                               dtype=P.DATA_HEADER_DTYPE)
-        seq, t0, period = heads["seq"].tolist(), heads["t0_us"].tolist(), heads["period_us"].tolist()
-        chans, sets, flags = heads["channels"].tolist(), heads["sets"].tolist(), heads["flags"].tolist()
+        c, n = heads["channels"].astype(np.int64), heads["sets"].astype(np.int64)
+        lens = np.fromiter((len(r) for r, d in zip(raws, is_data) if d), np.int64, len(heads))
+        ok = (heads["version"] == P.VERSION) & (c >= 1) & (c <= P.MAX_CHANNELS) & (n >= 1) \
+            & (lens == hb + 2 * c * n)
+        if len(heads) and ok.all():
+            others = [(k, r, t) for k, (r, d, t) in enumerate(zip(raws, is_data, times)) if not d]
+            if self._fast(heads, raws, is_data, times, others, errors):
+                return errors
         h = 0
+        seq, t0, per = heads["seq"].tolist(), heads["t0_us"].tolist(), heads["period_us"].tolist()
+        cl, nl, fl, okl = c.tolist(), n.tolist(), heads["flags"].tolist(), ok.tolist()
         for r, d, t in zip(raws, is_data, times):
             if d:
-                c, n = chans[h], sets[h]
-                if 1 <= c <= P.MAX_CHANNELS and n >= 1 and len(r) == P.DATA_HEADER_BYTES + 2 * c * n \
-                        and r[0] == P.VERSION:
-                    fl = flags[h]
-                    self._add_fields(seq[h], t0[h], period[h], c, n, P.SIDES[fl & 1], bool(fl & 4),
-                                     r[P.DATA_HEADER_BYTES:], t)
-                    h += 1
-                    continue
+                i = h
                 h += 1
+                if okl[i]:
+                    f = fl[i]
+                    self._add_fields(seq[i], t0[i], per[i], cl[i], nl[i], P.SIDES[f & 1],
+                                     bool(f & 4), r[hb:], t)
+                    continue
             try:
-                self.add(P.decode(r), t)
+                pkt = P.decode(r)
             except ProtocolError as e:
                 errors[e.kind] += 1
+                continue
+            self.add(pkt, t)
         return errors
+
+    def _fast(self, heads, raws, is_data, times, others, errors) -> bool:
+        """Place a run of ordinary DATA packets at once; False (nothing done) if it is not one."""
+        k = len(heads)
+        if self._period is None:
+            return False  # the first packet sets the format: the slow path does it
+        period, chans = self._period, self._channels
+        seq = heads["seq"].astype(np.int64)
+        t0 = heads["t0_us"].astype(np.int64)
+        n = heads["sets"].astype(np.int64)
+        flags = heads["flags"]
+        if not ((heads["period_us"] == period).all() and (heads["channels"] == chans).all()):
+            return False
+        prev_seq = np.concatenate(([self._seq], seq[:-1]))
+        gap = (seq - prev_seq - 1) & 0xFFFF
+        prev_t = np.concatenate(([self._t_last_raw], t0[:-1]))
+        d = (t0 - prev_t) % _WRAP
+        if (gap >= 0x8000).any() or (d >= _WRAP // 2).any():
+            return False
+        t = self._t_unwrapped + np.cumsum(d)
+        ends = t + n * period
+        prev_end = np.concatenate(([self._next_t], ends[:-1]))
+        missing = np.rint((t - prev_end) / period).astype(np.int64)
+        if (missing < 0).any():
+            return False
+        # accepted as a whole: the same counts the packet-by-packet path keeps
+        sides = np.array(P.SIDES)[flags & 1]
+        counts = {"side_mismatch_packets": int((sides != self._side).sum()),
+                  "packets_lost": int(gap.sum()),
+                  "samples_dropped": int(missing[(missing > 0) & (gap == 0)].sum()),
+                  "overrun_packets": int(((flags & 4) != 0).sum()),
+                  "packets": k, "sample_sets": int(n.sum())}
+        self.q.update({key: v for key, v in counts.items() if v})  # as the packet path counts
+        rows = np.rint((t - self._t_origin) / period).astype(np.int64)
+        hb = P.DATA_HEADER_BYTES
+        samples = b"".join([r[hb:] for r, dd in zip(raws, is_data) if dd])
+        # packets other than DATA, in their place: STATUS marks the grid's end when it came
+        data_before = 0
+        if others:
+            pos = np.cumsum(is_data)  # DATA packets up to and including each position
+            for kpos, r, tt in others:
+                data_before = int(pos[kpos])
+                saved = self._row_next
+                if data_before:
+                    self._row_next = int(rows[data_before - 1] + n[data_before - 1])
+                try:
+                    self._add_other(P.decode(r))
+                except ProtocolError as e:
+                    errors[e.kind] += 1
+                self._row_next = saved
+        self._pending.append((rows, n, samples))
+        self._row_next = int(rows[-1] + n[-1])
+        self._seq = int(seq[-1])
+        self._t_last_raw = int(t0[-1])
+        self._t_unwrapped = int(t[-1])
+        self._next_t = int(ends[-1])
+        self._last_n_sets = int(n[-1])
+        dtimes = [tt for tt, dd in zip(times, is_data) if dd]
+        if dtimes[-1] is not None:
+            host = np.array([np.nan if x is None else x for x in dtimes], dtype=float)
+            good = ~np.isnan(host)
+            self._sync_add((ends[good] - period - self._t_origin) * 1e-6, host[good])
+            self._last_host = float(host[-1]) if good[-1] else self._last_host
+        return True
 
     def _add_fields(self, seq: int, t0_us: int, period_us: int, channels: int, n_sets: int,
                     side: str, overrun: bool, samples: bytes, host_time_s: float | None) -> None:
@@ -168,6 +334,7 @@ class FootAssembler:
             q["side_mismatch_packets"] += 1
         # seq: +1 per packet, wraps at 65536; a jump forward is transport loss
         rebooted = False
+        seq_gap = 0
         if self._seq is not None:
             gap = (seq - self._seq - 1) & 0xFFFF
             if gap >= 0x8000:
@@ -175,18 +342,15 @@ class FootAssembler:
                     q["duplicate_packets"] += 1
                     return
                 rebooted = True
-                seq_gap = 0
             else:
                 q["packets_lost"] += gap
                 seq_gap = gap
-        else:
-            seq_gap = 0
-        self._seq = seq
         if rebooted:
             t = self._start_segment(t0_us, host_time_s)
         # t0_us: 32-bit device clock, unwrapped by accumulating forward differences
         elif self._t_last_raw is None:
             t = t0_us
+            self._t_origin = t
             self.segments.append({"first_t0_us": t0_us, "starts_at_us": 0})
         else:
             d = (t0_us - self._t_last_raw) % _WRAP
@@ -194,6 +358,7 @@ class FootAssembler:
                 q["time_reversed_packets"] += 1
                 return
             t = self._t_unwrapped + d
+        self._seq = seq
         self._t_last_raw = t0_us
         self._t_unwrapped = t
         if self._next_t is not None and not rebooted:
@@ -207,11 +372,45 @@ class FootAssembler:
         q["packets"] += 1
         q["sample_sets"] += n_sets
         self._next_t = t + n_sets * self._period
-        self._blocks.append((t, n_sets, samples))
         self._last_n_sets = n_sets
+        row = int(round((t - self._t_origin) / self._period))
+        if row < self._row_next:  # overlaps rows already placed: the first arrival wins
+            skip = min(self._row_next - row, n_sets)
+            q["overlap_samples_dropped"] += skip
+            samples = samples[2 * channels * skip:]
+            row, n_sets = row + skip, n_sets - skip
+        if n_sets:
+            self._pending.append((np.array([row]), np.array([n_sets]), samples))
+            self._row_next = row + n_sets
         if host_time_s is not None:
-            self._sync.append((self._next_t - self._period, host_time_s))
+            self._sync_add(np.array([(self._next_t - self._period - self._t_origin) * 1e-6]),
+                           np.array([host_time_s]))
             self._last_host = host_time_s
+
+    def _sync_add(self, dev_s: np.ndarray, host_s: np.ndarray) -> None:
+        """Keep, per SYNC_BIN_S bin of device time, the packet with the smallest host - device."""
+        if not len(dev_s):
+            return
+        diff = host_s - dev_s
+        b = np.floor(dev_s / SYNC_BIN_S).astype(np.int64)
+        if b.min() < 0:  # before the first sample (cannot happen on the grid): left out
+            keep = b >= 0
+            dev_s, diff, b = dev_s[keep], diff[keep], b[keep]
+            if not len(b):
+                return
+        top = int(b.max()) + 1
+        if top > len(self._sync_dev):
+            grow = max(top, 2 * len(self._sync_dev))
+            self._sync_dev = np.concatenate((self._sync_dev, np.full(grow - len(self._sync_dev), np.nan)))
+            self._sync_diff = np.concatenate((self._sync_diff, np.full(grow - len(self._sync_diff), np.inf)))
+        order = np.lexsort((diff, b))
+        first = np.ones(len(order), bool)
+        first[1:] = b[order][1:] != b[order][:-1]
+        sel = order[first]
+        bb = b[sel]
+        better = diff[sel] < self._sync_diff[bb]
+        self._sync_diff[bb[better]] = diff[sel][better]
+        self._sync_dev[bb[better]] = dev_s[sel][better]
 
     def _is_reboot(self, seq: int, t0_us: int, n_sets: int) -> bool:
         # A duplicate is an old packet again: its t0 is the one its seq had. A reboot restarts
@@ -242,71 +441,123 @@ class FootAssembler:
         gap_sets = max(0, int(round(gap_us / self._period)) - 1)
         q["reboot_gap_samples"] += gap_sets
         t = self._next_t + gap_sets * self._period
-        self.segments.append({"first_t0_us": t0_us, "starts_at_us": t - self._blocks[0][0]})
+        self.segments.append({"first_t0_us": t0_us, "starts_at_us": t - self._t_origin})
         return t
 
-    def finish(self, decoder_errors: dict[str, int] | None = None) -> FootStream:
-        """Build the stream. Raises InputFileError if the source carried no DATA at all."""
-        if not self._blocks:
-            raise InputFileError(f"{self.source or 'input'}: no DATA packets (not a capture, "
-                                 "or the device never streamed)")
-        info = self.info
+    # --- grid out ---------------------------------------------------------------------------
+
+    @property
+    def period_us(self) -> int | None:
+        return self._period
+
+    @property
+    def t0_us(self) -> int | None:
+        """Unwrapped device time of row 0 (the first sample)."""
+        return self._t_origin
+
+    @property
+    def info_used(self) -> P.Info | None:
+        """The INFO the grid is read with (the device's, or the stand-in); None while waiting."""
+        return self._info_used
+
+    def _choose_info(self, final: bool) -> P.Info | None:
+        if self._info_used is not None:
+            return self._info_used
         c = self._channels
-        if info is None:
+        if self.info is not None:
+            if len(self.info.zones) != c:
+                raise InputFileError(f"{self.source}: INFO lists {len(self.info.zones)} zones but "
+                                     f"DATA carries {c} channels")
+            self._info_used = self.info
+        elif final or self._row_next * self._period >= INFO_WAIT_US:
             self.q["missing_info"] += 1
             # no INFO arrived: assume the default board's zones and divider, and say so
             supply_mv, r_fixed_ohm = hardware.divider()
             zones = hardware.default_zones()
             if len(zones) != c:
                 zones = P.ZONES[:c]
-            info = P.Info(self._side or "left", zones, int(round(1e6 / self._period)),
-                          supply_mv, r_fixed_ohm, "000000000000", "unknown")
-        elif len(info.zones) != c:
-            raise InputFileError(f"{self.source}: INFO lists {len(info.zones)} zones but DATA "
-                                 f"carries {c} channels")
-        period = self._period
-        t0 = self._blocks[0][0]
-        starts = np.fromiter(((b[0] - t0) for b in self._blocks), dtype=np.int64,
-                             count=len(self._blocks))
-        idx = np.rint(starts / period).astype(np.int64)
-        lens = np.fromiter((b[1] for b in self._blocks), dtype=np.int64, count=len(self._blocks))
-        n = int((idx + lens).max())
-        volts = np.full((n, c), np.nan)
-        allsamples = np.frombuffer(b"".join(b[2] for b in self._blocks), dtype="<u2")
-        allsamples = allsamples.reshape(-1, c) * P.SAMPLE_UNIT_V
-        rows = np.repeat(idx, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
-        volts[rows] = allsamples
+            self._info_used = P.Info(self._side or "left", zones, int(round(1e6 / self._period)),
+                                     supply_mv, r_fixed_ohm, "000000000000", "unknown")
+        return self._info_used
+
+    def take(self, final: bool = False) -> Block | None:
+        """The rows placed since the last take, NaN where nothing arrived; None if none (or if
+        the zones are still unknown: INFO not yet arrived, see :data:`INFO_WAIT_US`)."""
+        if self._period is None or self._row_next <= self._row_taken:
+            return None
+        if self._choose_info(final) is None:
+            return None
+        r0, r1 = self._row_taken, self._row_next
+        c = self._channels
+        units = np.zeros((r1 - r0, c), np.uint16)
+        valid = np.zeros(r1 - r0, bool)
+        rows = np.concatenate([p[0] for p in self._pending])
+        lens = np.concatenate([p[1] for p in self._pending])
+        raw = self._pending[0][2] if len(self._pending) == 1 else b"".join(p[2] for p in self._pending)
+        samples = np.frombuffer(raw, dtype="<u2").reshape(-1, c)
+        if len(rows) == 1 or (np.diff(rows) == lens[:-1]).all():
+            at = slice(rows[0] - r0, rows[0] - r0 + len(samples))
+        else:
+            at = np.repeat(rows - r0, lens) + (np.arange(len(samples))
+                                              - np.repeat(np.cumsum(lens) - lens, lens))
+        units[at] = samples
+        valid[at] = True
+        faults, self._faults = self._faults, []
+        self._pending = []
+        self._row_taken = r1
+        return Block(r0, units, valid, faults)
+
+    def finish(self, decoder_errors: dict[str, int] | None = None) -> FootStream:
+        """Everything not yet taken as one :class:`FootStream` (the whole grid if nothing was
+        taken), with the ledger. Raises InputFileError if no DATA came at all."""
+        block, q = self.close(decoder_errors)
+        return foot_stream(self, block.volts if block is not None else
+                           np.zeros((0, self._channels or 1)), q)
+
+    def close(self, decoder_errors: dict[str, int] | None = None) -> tuple[Block | None, dict]:
+        """The last block and the quality ledger. Raises InputFileError if no DATA came at all."""
+        if self._period is None:
+            raise InputFileError(f"{self.source or 'input'}: no DATA packets (not a capture, "
+                                 "or the device never streamed)")
+        block = self.take(final=True)
+        if block is None:
+            self._choose_info(True)
+        return block, self.ledger(decoder_errors)
+
+    def ledger(self, decoder_errors: dict[str, int] | None = None, samples_missing: int | None = None) -> dict:
         q = dict(self.q)
         q.setdefault("packets_lost", 0)
         q.setdefault("samples_dropped", 0)
-        q["samples_missing"] = int(np.isnan(volts[:, 0]).sum())
+        n = self._row_next
+        q["samples_missing"] = int(n - q.get("sample_sets", 0) + q.get("overlap_samples_dropped", 0)) \
+            if samples_missing is None else samples_missing
         errs = dict(decoder_errors or {})
         q["decode_errors"] = int(sum(errs.values()))
         q["decode_errors_by_kind"] = {k: v for k, v in errs.items() if v}
-        q["duration_s"] = n * period * 1e-6
+        q["duration_s"] = n * self._period * 1e-6
         q.setdefault("device_reboots", 0)
         if q["device_reboots"]:
             q["segments"] = [{"first_t0_us": g["first_t0_us"],
                               "starts_at_s": round(g["starts_at_us"] * 1e-6, 6)} for g in self.segments]
-        if self.statuses:
-            q["device_overruns"] = int(self.statuses[-1].overruns - self.statuses[0].overruns)
-            fm = 0
-            for s in self.statuses:
-                fm |= s.fault_mask
-            q["device_fault_mask"] = fm
-            ach = [s.achieved_hz for s in self.statuses if s.streaming]
-            q["achieved_hz_median"] = float(np.median(ach)) if ach else None
-        sync = None
-        if self._sync:
-            arr = np.array(self._sync, dtype=float)
-            arr[:, 0] = (arr[:, 0] - t0) * 1e-6
-            sync = arr
-            q.update(clock_estimate(arr))
-        return FootStream(info.side if self.info else (self._side or "left"), info, period, t0,
-                          volts, q, self.statuses, sync, self.source)
+        if self._status_first is not None:
+            q["device_overruns"] = int(self._status_last.overruns - self._status_first.overruns)
+            q["device_fault_mask"] = self._fault_mask
+            q["achieved_hz_median"] = _counter_median(self._achieved)
+        used = ~np.isnan(self._sync_dev)
+        if used.any():
+            dev, diff = self._sync_dev[used], self._sync_diff[used]
+            q.update(clock_estimate(np.stack([dev, diff + dev], axis=1), sync_bins=True))
+        return q
 
 
-def clock_estimate(sync: np.ndarray, window_s: float | None = None) -> dict:
+def _counter_median(c: Counter) -> float | None:
+    if not c:
+        return None
+    vals = np.repeat(np.array(list(c.keys()), float), np.array(list(c.values())))
+    return float(np.median(vals))
+
+
+def clock_estimate(sync: np.ndarray, window_s: float | None = None, sync_bins: bool = False) -> dict:
     """Device-to-host clock offset and drift by minimum-delay filtering.
 
     The host receives a packet some delay after its last sample was taken; the smallest delays
@@ -319,6 +570,8 @@ def clock_estimate(sync: np.ndarray, window_s: float | None = None) -> dict:
     span = float(dev.max() - dev.min()) if len(dev) else 0.0
     if window_s is None:
         window_s = min(5.0, max(0.5, span / 30.0))
+        if sync_bins:  # the points are minima per SYNC_BIN_S bin: windows of whole bins
+            window_s = float(np.ceil(window_s / SYNC_BIN_S - 1e-9) * SYNC_BIN_S)
     diff = host - dev
     win = np.floor(dev / window_s).astype(np.int64)
     order = np.lexsort((diff, win))
@@ -343,16 +596,58 @@ def clock_estimate(sync: np.ndarray, window_s: float | None = None) -> dict:
             "clock_windows_used": int(keep.sum())}
 
 
+class FootDecoder:
+    """One source, incrementally: bytes (serial framing) or packets (BLE) in, grid blocks out.
+
+    ``feed(data, host_time_s)`` takes one chunk as the source delivered it and returns the new
+    grid :class:`Block` (or None); ``finish()`` returns the last block and the quality ledger.
+    Every bad frame or packet is counted (``decode_errors_by_kind``), never raised.
+    """
+
+    def __init__(self, name: str = "", framing: str = FRAMING_SERIAL) -> None:
+        self.name = name
+        self.framing = framing
+        self.assembler = FootAssembler(name)
+        self.decoder = P.StreamDecoder() if framing != FRAMING_PACKETS else None
+        self.errors: Counter[str] = Counter()
+        self.bytes_in = 0
+
+    def feed(self, data: bytes, host_time_s: float | None = None) -> Block | None:
+        self.bytes_in += len(data)
+        if self.decoder is None:
+            try:
+                self.assembler.add(P.decode(data), host_time_s)
+            except ProtocolError as e:  # every bad packet is counted, never raised
+                self.errors[e.kind] += 1
+        else:
+            raws: list[bytes] = []
+            self.decoder.feed_raw(data, raws, as_bytes=True)
+            if raws:
+                self.errors.update(self.assembler.add_raw(raws, [host_time_s] * len(raws)))
+        return self.assembler.take()
+
+    def finish(self, read_errors: dict[str, int] | None = None) -> tuple[Block | None, dict]:
+        errors = Counter(read_errors or {})
+        errors.update(self.errors)
+        if self.decoder is not None:
+            self.decoder.flush()
+            errors.update(self.decoder.errors)
+            if self.decoder.packets == 0:
+                raise InputFileError(f"{self.name}: no insole packets found in "
+                                     f"{self.decoder.bytes_in} bytes (not a capture of the insole "
+                                     "protocol)")
+        return self.assembler.close(errors)
+
+
 def streams_from_sources(sources: list[SourceData]) -> dict[str, FootStream]:
-    """Decode each source into a foot stream; one foot per side (a second one is an error)."""
+    """Decode each source into a whole foot stream; one foot per side (a second one is an error).
+
+    For tools that need the whole grid at once (CSV export, the calibration trial, tests); the
+    analysis takes the blocks as they come (:mod:`insole.analysis.core`).
+    """
     feet: dict[str, FootStream] = {}
-    if len(sources) > 1:
-        # sources are independent; numpy releases the GIL for much of the work
-        with ThreadPoolExecutor(max_workers=min(len(sources), os.cpu_count() or 1)) as ex:
-            streams = list(ex.map(stream_from_source, sources))
-    else:
-        streams = [stream_from_source(s) for s in sources]
-    for src, fs in zip(sources, streams):
+    for src in sources:
+        fs = stream_from_source(src)
         if fs.side in feet:
             raise InputFileError(f"{src.name} and {feet[fs.side].source} are both the "
                                  f"{fs.side} foot; give one input per foot")
@@ -361,30 +656,26 @@ def streams_from_sources(sources: list[SourceData]) -> dict[str, FootStream]:
 
 
 def stream_from_source(src: SourceData) -> FootStream:
-    asm = FootAssembler(src.name)
-    errors: Counter[str] = Counter(src.read_errors)
-    if src.framing == FRAMING_PACKETS:
-        for ch in src.chunks:
-            try:
-                asm.add(P.decode(ch.data), ch.host_time_s)
-            except ProtocolError as e:  # every bad packet is counted, never raised
-                errors[e.kind] += 1
-    else:
-        dec = P.StreamDecoder()
-        raws: list[bytes] = []
-        times: list[float | None] = []
-        for ch in src.chunks:
-            before = len(raws)
-            dec.feed_raw(ch.data, raws, as_bytes=True)
-            times.extend([ch.host_time_s] * (len(raws) - before))
-        dec.flush()
-        errors.update(dec.errors)
-        errors.update(asm.add_raw(raws, times))
-        if dec.packets == 0:
-            raise InputFileError(f"{src.name}: no insole packets found in {dec.bytes_in} bytes "
-                                 "(not a capture of the insole protocol)")
-    fs = asm.finish(errors)
+    """One source's blocks, joined into a :class:`FootStream`."""
+    dec = FootDecoder(src.name, src.framing)
+    blocks = []
+    for ch in src.chunks:
+        b = dec.feed(ch.data, ch.host_time_s)
+        if b is not None:
+            blocks.append(b.volts)
+    last, q = dec.finish(src.read_errors)
+    if last is not None:
+        blocks.append(last.volts)
     if src.link:  # the BLE link's own ledger: how often and how long it was down
-        fs.quality["link_reconnects"] = int(src.link.get("reconnects", 0))
-        fs.quality["link_disconnected_s"] = float(src.link.get("disconnected_s", 0.0))
-    return fs
+        q["link_reconnects"] = int(src.link.get("reconnects", 0))
+        q["link_disconnected_s"] = float(src.link.get("disconnected_s", 0.0))
+    return foot_stream(dec.assembler, np.concatenate(blocks) if blocks else np.zeros((0, 1)), q)
+
+
+def foot_stream(asm: FootAssembler, volts: np.ndarray, quality: dict) -> FootStream:
+    info = asm.info_used
+    used = ~np.isnan(asm._sync_dev)
+    sync = np.stack([asm._sync_dev[used], asm._sync_diff[used] + asm._sync_dev[used]], axis=1) \
+        if used.any() else None
+    side = info.side if asm.info is not None else (asm._side or "left")
+    return FootStream(side, info, asm.period_us, asm.t0_us, volts, quality, [], sync, asm.source)

@@ -13,7 +13,7 @@ from insole.errors import InsoleError
 
 def _cmd_live(args: argparse.Namespace) -> int:
     from insole.analysis import Calibration
-    from insole.live import BatchWindowStopgap, LiveFeed, run_headless, run_window
+    from insole.live import LiveFeed, StreamingSteps, run_headless, run_window
     from insole.model import calibration
 
     if len(args.sources) > 2:
@@ -30,7 +30,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     for f in args.calibration or []:
         cal = calibration.load(f)
         cals[cal.side] = Calibration(dict(cal.channels), cal.describe())
-    analysis = BatchWindowStopgap(body_mass_kg=args.body_mass_kg, calibrations=cals)
+    analysis = StreamingSteps(body_mass_kg=args.body_mass_kg, calibrations=cals)
     feed = LiveFeed(args.sources, record_dir=args.record, speed=args.speed, analysis=analysis,
                     calibrations=cals).start()
     # SIGTERM closes the window (and the recording) as closing it by hand would

@@ -1,14 +1,37 @@
-"""``insole record``: record one or two sources into a session directory, Ctrl-C to stop."""
+"""``insole record``: record one or two sources into a session directory, Ctrl-C to stop.
+
+Steps and flags are printed as they happen (the streaming analysis runs on every chunk as it
+is recorded); ``--quiet`` silences them and the progress lines.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+import threading
 
+from insole.analysis.document import LiveFeed
 from insole.errors import InsoleError
 from insole.io.ble import expand_urls
 from insole.io.recorder import Recorder
+
+
+def _fmt(v, spec: str) -> str:
+    return "  -" if v is None else format(v, spec)
+
+
+def format_event(kind: str, side: str, payload) -> str:
+    """One line per decided step, or the foot's flags when they change."""
+    if kind == "step":
+        st = payload
+        return (f"{side:5s} step at {st['ic_s']:8.2f} s: contact {st['contact_ms']:5.0f} ms, "
+                f"peak {_fmt(st['peak_force_bw'], '4.2f')} BW, loading rate "
+                f"{_fmt(st['valr_bw_per_s'], '5.1f')} BW/s, {st['strike'] or 'incomplete (data gap)'}")
+    if not payload:
+        return f"{side:5s} flags: none"
+    return "\n".join(f"{side:5s} FLAG {fl['code']} ({fl['rule']}, {fl['severity']}): {fl['message']}"
+                     for fl in payload)
 
 
 def _progress(workers, elapsed):
@@ -29,7 +52,18 @@ def _cmd_record(args: argparse.Namespace) -> int:
     args.sources = expand_urls(args.sources)  # ble:// alone: every insole advertising
     if len(args.sources) > 2:
         raise InsoleError("give one or two sources (one per foot)")
-    rec = Recorder(args.sources, args.out, args.duration_s)
+    if args.body_mass_kg is not None and not 20 <= args.body_mass_kg <= 250:
+        raise InsoleError(f"--body-mass-kg {args.body_mass_kg} is outside 20-250 kg")
+
+    lock = threading.Lock()  # one worker thread per source prints: whole lines only
+
+    def _print_event(kind, side, payload):
+        with lock:
+            sys.stdout.write(format_event(kind, side, payload) + "\n")
+            sys.stdout.flush()
+
+    live = None if args.quiet else LiveFeed(_print_event, args.body_mass_kg)
+    rec = Recorder(args.sources, args.out, args.duration_s, live=live)
     interrupted = []
 
     def _stop(signum, frame):  # only sets an event: the recorder closes the session itself
@@ -53,6 +87,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
         if w.fault:
             faults += 1
             line += f"; FAULT: {w.fault} (everything received before it is kept)"
+        if w.analysis_fault:
+            line += f"; live analysis stopped: {w.analysis_fault} (the recording is whole)"
         print(line)
     print(f"session written to {args.out}")
     return 0
@@ -67,5 +103,8 @@ def register(sub) -> None:
                         "file://capture.bin, sim://easy-run?side=left, ...")
     p.add_argument("--out", required=True, metavar="DIR", help="new session directory")
     p.add_argument("--duration-s", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--body-mass-kg", type=float, metavar="KG",
+                   help="runner's body mass for the live BW figures (else estimated as you run)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no steps, flags or progress lines as they happen")
     p.set_defaults(func=_cmd_record)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis import Calibration, total_force
+from insole.analysis import Calibration
 from insole.analysis.stream import streams_from_sources
 from insole.errors import InsoleError
 from insole.io.session import load_inputs
@@ -36,7 +36,7 @@ def export_csv(inputs: list[str], out_path: str | Path) -> int:
             for i, z in enumerate(zones):
                 if z in fs.zones:
                     table[:, i + 1] = force[:, fs.zones.index(z)]
-            table[:, -1] = total_force(force, cal.shorted_mask_)
+            table[:, -1] = cal.total_n_
             fmt = "%.4f," + side + "," + ",".join(["%.2f"] * (len(zones) + 1)) + "\n"
             for start in range(0, fs.n, 50_000):
                 chunk = table[start:start + 50_000]

@@ -5,6 +5,11 @@ source's ``.rec`` file (format in :mod:`insole.session`); the file is flushed at
 second, so SIGKILL loses at most the last second and leaves a readable session. Ctrl-C (SIGINT)
 or SIGTERM close it cleanly. A port that goes away mid-run ends that source as a counted fault;
 the other source goes on, and nothing already received is lost.
+
+After writing it, each worker feeds the chunk to the streaming analysis
+(:class:`insole.analysis.FootPipeline`), so steps and flags come out as they happen (a
+:class:`insole.analysis.document.LiveFeed` turns them into events). An error in the analysis
+stops the analysis of that source (reported as ``analysis_fault``), never the recording.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from insole import __version__
 from insole import protocol as P
+from insole.analysis.document import FootPipeline
 from insole.errors import InsoleError, SourceError
 from insole.io.session import FRAMING_SERIAL, REC_MAGIC, SESSION_SCHEMA, encode_record
 from insole.io.sources import Source, SourceClosed, open_source
@@ -33,24 +40,91 @@ def _now_iso() -> str:
 
 
 class SourceWorker(threading.Thread):
-    """Reads one source into its .rec file; decodes on the side only to show progress."""
+    """Reads one source into its .rec file, then feeds each chunk to the streaming analysis
+    (when it records) and to ``on_chunk`` (the live window)."""
 
     def __init__(self, index: int, source: Source, path: Path | None, stop: threading.Event,
-                 on_chunk=None) -> None:
+                 on_chunk=None, live=None) -> None:
         super().__init__(name=f"rec-{index}", daemon=True)
         self.index = index
         self.source = source
         self.path = path  # None: read and decode only (the live window without --record)
         self.stop = stop
+        self.live = live
+        # the streaming analysis runs on what is recorded (the live window without --record has
+        # its own drawing pipeline and reads only)
+        self.pipeline: FootPipeline | None = (
+            FootPipeline(path.name, source.framing, on_steps=self._on_steps,
+                         config=getattr(live, "config", None)) if path else None)
         # on_chunk(host_time_s, data, packets): every chunk, after it is written (live window)
         self.on_chunk = on_chunk
-        # progress only: a serial stream is framed, a BLE source gives one packet per chunk
-        self.decoder = P.StreamDecoder() if source.framing == FRAMING_SERIAL else P.PacketDecoder()
+        # progress (packets, bad frames): the analysis's own frame decoder where there is one
+        # and nobody needs the packets; else a decoder of its own (a BLE source gives one
+        # packet per chunk)
+        shared = self.pipeline.decoder.decoder if self.pipeline is not None else None
+        self._own_decoder = shared is None or on_chunk is not None
+        self.decoder = (shared if not self._own_decoder else
+                        P.StreamDecoder() if source.framing == FRAMING_SERIAL else P.PacketDecoder())
         self.bytes = 0
         self.chunks = 0
         self.ended: str | None = None
         self.fault: str | None = None
-        self.side: str | None = None
+        self.analysis_fault: str | None = None
+        self.analysis_cpu_s = 0.0  # thread CPU time spent in the analysis
+        # latency of each decided step (s): from the arrival of the chunk that carried its
+        # toe-off sample, and from the arrival of the chunk that decided it, to its events
+        self.latency_s: deque[tuple[float, float]] = deque(maxlen=100_000)
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=512)  # (grid rows, arrival)
+        self._t_chunk = 0.0
+        self._side_cache: str | None = None
+
+    @property
+    def side(self) -> str | None:
+        p = self.pipeline
+        if p is None:
+            return self._side_cache
+        if p.side:
+            return p.side
+        asm = p.decoder.assembler
+        return asm.info.side if asm.info is not None else asm._side
+
+    def _on_steps(self, core, first: int, stop: int) -> None:
+        if self.live is not None:
+            self.live.on_steps(core, first, stop)
+        done = time.monotonic()
+        for to_idx in core.table["to_idx"][first:stop].tolist():
+            row = int(to_idx) + 1  # the first sample after toe-off: below the threshold again
+            t_arr = next((t for r, t in self._arrivals if r > row), self._t_chunk)
+            self.latency_s.append((done - t_arr, done - self._t_chunk))
+
+    def _analyse(self, data: bytes, host_time_s: float, t_arrival: float) -> None:
+        if self.pipeline is None:
+            return
+        c0 = time.thread_time()
+        self._t_chunk = t_arrival
+        try:
+            self.pipeline.feed(data, host_time_s)
+        except Exception as e:  # noqa: BLE001 - the recording goes on without the analysis
+            self.analysis_fault = f"{type(e).__name__}: {e}"
+            log.warning("%s: live analysis stopped (%s); recording goes on",
+                        self.source.url, self.analysis_fault)
+            self._side_cache = self.side  # what is known of the side stays known
+            self.pipeline = None
+        else:
+            self._arrivals.append((self.pipeline.decoder.assembler._row_next, t_arrival))
+        self.analysis_cpu_s += time.thread_time() - c0
+
+    def _progress(self, host_time_s: float, data: bytes) -> None:
+        if not self._own_decoder:
+            return
+        packets = self.decoder.feed(data)
+        if self._side_cache is None:
+            for pkt in packets:
+                if hasattr(pkt, "side"):
+                    self._side_cache = pkt.side
+                    break
+        if self.on_chunk is not None:
+            self.on_chunk(host_time_s, data, packets)
 
     def run(self) -> None:
         last_flush = time.monotonic()
@@ -78,16 +152,13 @@ class SourceWorker(threading.Thread):
                     break
                 # a BLE source knows when each notification arrived; a port, when read returned
                 now = getattr(self.source, "last_receive_time_s", None) or time.time()
+                t_arrival = time.monotonic()
                 if data:
                     f.write(encode_record(now, data))
                     self.bytes += len(data)
                     self.chunks += 1
-                    packets = self.decoder.feed(data)
-                    for pkt in packets:
-                        if self.side is None and hasattr(pkt, "side"):
-                            self.side = pkt.side
-                    if self.on_chunk is not None:
-                        self.on_chunk(now, data, packets)
+                    self._analyse(data, now, t_arrival)
+                    self._progress(now, data)
                 mono = time.monotonic()
                 if mono - last_flush >= FLUSH_INTERVAL_S:
                     f.flush()
@@ -97,9 +168,8 @@ class SourceWorker(threading.Thread):
                 f.write(encode_record(t, data))
                 self.bytes += len(data)
                 self.chunks += 1
-                packets = self.decoder.feed(data)
-                if self.on_chunk is not None:
-                    self.on_chunk(t, data, packets)
+                self._analyse(data, t, time.monotonic())
+                self._progress(t, data)
             f.flush()
 
 
@@ -135,8 +205,9 @@ class Recorder:
     JOIN_TIMEOUT_S = 5.0
 
     def __init__(self, urls: list[str], out_dir: str | Path, duration_s: float | None = None,
-                 sources: list[Source] | None = None, on_chunk=None) -> None:
+                 sources: list[Source] | None = None, on_chunk=None, live=None) -> None:
         self.urls = urls
+        self.live = live  # a LiveFeed (steps and flags as they happen), or None
         self.out = Path(out_dir)
         self.duration_s = duration_s
         self.stop = threading.Event()
@@ -189,7 +260,7 @@ class Recorder:
         self._sources = sources
         self._created = _now_iso()
         self.workers = [SourceWorker(i, s, self.out / f"source{i}.rec", self.stop,
-                                      self._on_chunk(i) if self._on_chunk else None)
+                                     self._on_chunk(i) if self._on_chunk else None, self.live)
                         for i, s in enumerate(sources)]
         self._write_meta(closed=False)
         self._t0 = time.monotonic()

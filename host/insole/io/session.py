@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class SourceData:
 
     name: str
     framing: str
-    chunks: list[Chunk]
+    chunks: Iterable[Chunk]  # a list, or read as iterated (open_inputs)
     read_errors: dict[str, int] = field(default_factory=dict)
     url: str | None = None
     link: dict | None = None  # BLE link ledger (reconnects, seconds disconnected), if recorded
@@ -55,30 +56,71 @@ def encode_record(host_time_s: float, payload: bytes) -> bytes:
     return _REC_HEAD.pack(host_time_s, len(payload)) + payload
 
 
+READ_CHUNK_BYTES = 1 << 20
+
+
 def read_rec(path: Path) -> tuple[list[Chunk], dict[str, int]]:
     """Read a ``.rec`` file; a torn final record is counted, never raised."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
-    if not raw.startswith(REC_MAGIC):
-        raise InputFileError(f"{path}: not a recorded source (missing INSREC1 header)")
-    chunks: list[Chunk] = []
     errors: dict[str, int] = {}
-    pos = len(REC_MAGIC)
-    n = len(raw)
-    while pos < n:
-        if pos + _REC_HEAD.size > n:
-            errors["truncated_record"] = errors.get("truncated_record", 0) + 1
-            break
-        t, ln = _REC_HEAD.unpack_from(raw, pos)
-        pos += _REC_HEAD.size
-        if pos + ln > n:
-            errors["truncated_record"] = errors.get("truncated_record", 0) + 1
-            break
-        chunks.append(Chunk(t, raw[pos:pos + ln]))
-        pos += ln
-    return chunks, errors
+    return list(RecChunks(path, errors)), errors
+
+
+class RecChunks:
+    """The records of a ``.rec`` file, read as they are iterated (the file is never held whole).
+
+    Opening checks the header (InputFileError if it is not one); a torn final record is
+    counted in ``errors["truncated_record"]`` when iteration reaches it.
+    """
+
+    def __init__(self, path: Path, errors: dict[str, int]) -> None:
+        self.path = path
+        self.errors = errors
+        try:
+            with path.open("rb") as f:
+                head = f.read(len(REC_MAGIC))
+        except OSError as e:
+            raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
+        if head != REC_MAGIC:
+            raise InputFileError(f"{path}: not a recorded source (missing INSREC1 header)")
+
+    def __iter__(self):
+        self.errors.pop("truncated_record", None)
+        try:
+            f = self.path.open("rb", buffering=READ_CHUNK_BYTES)
+        except OSError as e:
+            raise InputFileError(f"{self.path}: cannot read ({e.strerror})") from e
+        with f:
+            f.read(len(REC_MAGIC))
+            hs = _REC_HEAD.size
+            while True:
+                head = f.read(hs)
+                if not head:
+                    return
+                if len(head) < hs:
+                    self.errors["truncated_record"] = 1
+                    return
+                t, ln = _REC_HEAD.unpack(head)
+                data = f.read(ln)
+                if len(data) < ln:
+                    self.errors["truncated_record"] = 1
+                    return
+                yield Chunk(t, data)
+
+
+class RawChunks:
+    """A raw capture's bytes in pieces of :data:`READ_CHUNK_BYTES` (no host times)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self):
+        try:
+            f = self.path.open("rb")
+        except OSError as e:
+            raise InputFileError(f"{self.path}: cannot read ({e.strerror})") from e
+        with f:
+            while data := f.read(READ_CHUNK_BYTES):
+                yield Chunk(None, data)
 
 
 def load_session(path: Path) -> list[SourceData]:
@@ -94,7 +136,8 @@ def load_session(path: Path) -> list[SourceData]:
         raise InputFileError(f"{meta_path}: schema {meta.get('schema')!r}, expected {SESSION_SCHEMA}")
     out = []
     for src in meta.get("sources", []):
-        chunks, errors = read_rec(d / src["file"])
+        errors: dict[str, int] = {}
+        chunks = RecChunks(d / src["file"], errors)
         out.append(SourceData(src["file"], src.get("framing", FRAMING_SERIAL), chunks, errors,
                               src.get("url"), src.get("link")))
     if not out:
@@ -103,10 +146,22 @@ def load_session(path: Path) -> list[SourceData]:
 
 
 def load_inputs(paths: list[str | Path]) -> list[SourceData]:
-    """Load raw captures, recorded sessions and folders of captures into per-source byte streams.
+    """Like :func:`open_inputs`, with every source's chunks read into memory (a list)."""
+    out = []
+    for src in open_inputs(paths):
+        src.chunks = list(src.chunks)
+        out.append(src)
+    return out
 
-    A folder is a recorded session when it holds ``session.json``; otherwise its ``*.bin``
-    captures are read (``insole sim --side both --out DIR`` writes ``left.bin`` and ``right.bin``).
+
+def open_inputs(paths: list[str | Path]) -> list[SourceData]:
+    """Raw captures, recorded sessions and folders of captures as per-source byte streams.
+
+    Each source's ``chunks`` is read as it is iterated (memory does not grow with the file);
+    what can be checked without reading it all (the file is there, not empty, a session's
+    header) is checked here. A folder is a recorded session when it holds ``session.json``;
+    otherwise its ``*.bin`` captures are read (``insole sim --side both --out DIR`` writes
+    ``left.bin`` and ``right.bin``).
     """
     out: list[SourceData] = []
     for p in paths:
@@ -121,7 +176,7 @@ def load_inputs(paths: list[str | Path]) -> list[SourceData]:
             if not captures:
                 raise InputFileError(f"{path}: neither a recorded session (no session.json) nor "
                                      "a folder of captures (no *.bin)")
-            out.extend(load_inputs(captures))
+            out.extend(open_inputs(captures))
             continue
         if path.is_dir() or path.name == "session.json":
             out.extend(load_session(path))
@@ -129,14 +184,15 @@ def load_inputs(paths: list[str | Path]) -> list[SourceData]:
         if not path.exists():
             raise InputFileError(f"{path}: no such file")
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as f:
+                head = f.read(len(REC_MAGIC))
         except OSError as e:
             raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
-        if not raw:
+        if not head:
             raise InputFileError(f"{path}: empty file, not a capture")
-        if raw.startswith(REC_MAGIC):
-            chunks, errors = read_rec(path)
-            out.append(SourceData(path.name, FRAMING_SERIAL, chunks, errors))
+        if head == REC_MAGIC:
+            errors: dict[str, int] = {}
+            out.append(SourceData(path.name, FRAMING_SERIAL, RecChunks(path, errors), errors))
         else:
-            out.append(SourceData(path.name, FRAMING_SERIAL, [Chunk(None, raw)]))
+            out.append(SourceData(path.name, FRAMING_SERIAL, RawChunks(path)))
     return out

@@ -109,8 +109,13 @@ class SerialSource(Source):
         try:
             if ser.timeout != timeout_s:  # a property set: a round trip on rfc2217://, so only on change
                 ser.timeout = timeout_s
+            # return as soon as anything is there (the live analysis wants each frame when it
+            # comes), waiting up to the timeout for the first byte only
             waiting = ser.in_waiting
-            return ser.read(max(4096, waiting))
+            if waiting:
+                return ser.read(waiting)
+            first = ser.read(1)
+            return first + ser.read(ser.in_waiting) if first else first
         except (serial.SerialException, OSError) as e:
             raise SourceClosed(f"{self.port} closed ({_short(e)})") from e
 

@@ -8,8 +8,13 @@ screen; ``pacing`` replays files and the simulator at the device's pace.
 
 from insole.live.feed import FootView, LiveFeed
 from insole.live.run import LiveResult, run_headless, run_window
-from insole.live.steps import BatchWindowStopgap, SampleBlock, StepAnalysis
+from insole.live.steps import (
+           BatchWindowStopgap,
+           SampleBlock,
+           StepAnalysis,
+           StreamingSteps,
+)
 from insole.live.window import FrameStats, LiveWindow
 
 __all__ = ["BatchWindowStopgap", "FootView", "FrameStats", "LiveFeed", "LiveResult", "LiveWindow",
-           "SampleBlock", "StepAnalysis", "run_headless", "run_window"]
+           "SampleBlock", "StepAnalysis", "StreamingSteps", "run_headless", "run_window"]

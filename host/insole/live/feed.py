@@ -26,7 +26,7 @@ from insole.errors import InsoleError
 from insole.io.recorder import Recorder, SourceWorker
 from insole.io.sources import FileSource, SimSource, Source, open_source
 from insole.live.pacing import PacedSource
-from insole.live.steps import BatchWindowStopgap, SampleBlock, StepAnalysis
+from insole.live.steps import SampleBlock, StepAnalysis, StreamingSteps
 from insole.model import hardware
 from insole.model.sensor import DEFAULT_BETA, DEFAULT_K_N_OHM, force_from_volts
 
@@ -118,7 +118,7 @@ class LiveFeed:
         urls: one or two source URLs (one per foot).
         record_dir: record into this new session directory while showing (``--record``).
         speed: replay speed for ``file://`` and ``sim://`` sources (1 = the device's pace).
-        analysis: the step analysis to feed; default the :class:`BatchWindowStopgap`.
+        analysis: the step analysis to feed; default :class:`StreamingSteps` (the streaming core).
         calibrations: per side, volts → newtons (default sensor model otherwise).
         ring_s: seconds of each foot kept for drawing.
     """
@@ -134,7 +134,7 @@ class LiveFeed:
         self.record_dir = Path(record_dir) if record_dir else None
         self.speed = speed
         self.calibrations = dict(calibrations or {})
-        self.analysis = analysis or BatchWindowStopgap(calibrations=self.calibrations)
+        self.analysis = analysis or StreamingSteps(calibrations=self.calibrations)
         self.ring_s = ring_s
         self.feet: dict[str, FootView] = {}
         self.feet_lock = threading.Lock()

@@ -1,17 +1,14 @@
-"""Steps and flags for the live window: the interface it consumes, and a stopgap behind it.
+"""Steps and flags for the live window: the interface it consumes, and what implements it.
 
 The window needs, as the run goes on, each foot's newly finished steps (for the latest cadence,
 contact time, strike and loading rate) and the flags that hold now. It asks for them through
 :class:`StepAnalysis`: ``feed(side, block) -> (new_steps, flags)``, one call per block of
-samples in arrival order. The streaming step analysis (being written separately) will implement
-it incrementally.
+samples in arrival order. :class:`StreamingSteps` (the default) implements it on the streaming
+core, incrementally: the same analysis as ``insole analyse``.
 
-Until then :class:`BatchWindowStopgap` implements it by re-running the existing batch analysis
-(:func:`insole.analysis.analyse`) over the most recent ``window_s`` seconds of each foot every
-``every_s`` seconds of device time. THIS IS A STOPGAP: it costs a few tens of milliseconds per
-run (it runs on the live feed's analysis thread, never on the drawing thread), its flags see
-only the recent window (absolute rules; the drift rules need a baseline of a minute and more and
-stay silent), and a step shows up only once the batch analysis over the window has seen it whole.
+:class:`BatchWindowStopgap`, the first stand-in, re-runs the whole analysis over the most
+recent ``window_s`` seconds every ``every_s`` seconds of device time (a few tens of
+milliseconds per run; flags from the recent window only). It is kept for comparison.
 """
 
 from __future__ import annotations
@@ -68,7 +65,7 @@ class StepAnalysis(Protocol):
 
 
 class BatchWindowStopgap:
-    """STOPGAP implementation of :class:`StepAnalysis` over the batch analysis (see module doc).
+    """The first stand-in for :class:`StepAnalysis`: whole analyses over a window (module doc).
 
     Args:
         window_s: seconds of each foot's most recent data that each run analyses (20 s holds
@@ -155,3 +152,83 @@ class BatchWindowStopgap:
             flags.append(f)
         self._flags[side] = flags
         return new, flags
+
+
+class StreamingSteps:
+    """:class:`StepAnalysis` on the streaming core (:class:`insole.analysis.core.FootCore`).
+
+    Each foot's blocks go, in order, into one core on that foot's block clock (a block that
+    starts later than the last one ended leaves a gap of missing rows; one that overlaps is
+    cut). A step comes out as soon as the core decides it (40 ms of quiet after its toe-off),
+    with the metrics its intact parts allow, and the foot's flags (absolute and drift rules,
+    over every step so far) are evaluated again after each decided step: the same analysis,
+    step for step, as ``insole analyse`` of the recording.
+
+    Args:
+        body_mass_kg: the runner's mass, else the foot's stride-average estimate so far
+            (700 N until there is one).
+        calibrations: per side, the calibration to use (default sensor model otherwise).
+        config: analysis parameters.
+    """
+
+    def __init__(self, body_mass_kg: float | None = None,
+                 calibrations: dict[str, Calibration] | None = None,
+                 config: AnalysisConfig | None = None) -> None:
+        from insole.analysis.document import with_body_mass
+
+        self.body_mass_kg = body_mass_kg
+        self.calibrations = dict(calibrations or {})
+        self.config = with_body_mass(config, body_mass_kg)
+        self._cores: dict = {}
+        self._t0_s: dict[str, float] = {}
+        self._new: dict[str, list[dict]] = {}
+        self._flags: dict[str, list[dict]] = {}
+        self._rolling: dict[str, dict] = {}
+
+    def _core(self, side: str, block: SampleBlock):
+        from insole.analysis.core import FootCore
+
+        core = self._cores.get(side)
+        if core is None:
+            period_us = int(round(block.period_s * 1e6))
+            core = FootCore(block.info, period_us, self.calibrations.get(side), self.config,
+                            lambda c, a, b, side=side: self._on_steps(side, c, a, b))
+            self._cores[side] = core
+            self._t0_s[side] = block.t0_s
+        return core
+
+    def _on_steps(self, side: str, core, first: int, stop: int) -> None:
+        from insole.analysis.core import FootSteps, foot_flags, foot_summary
+
+        bw = (self.config.body_weight_n if self.config.body_weight_n is not None
+              else core.body_weight_estimate_n() or 700.0)
+        fs = FootSteps(core, bw)
+        t0 = self._t0_s[side]
+        for st in fs.dicts(first, stop):
+            st["ic_s"] = round(st["ic_s"] + t0, 5)
+            st["to_s"] = round(st["to_s"] + t0, 5)
+            self._new.setdefault(side, []).append(st)
+        duration_s = core.rows * core.period_s
+        flags, _, _ = foot_flags(fs, foot_summary(fs, duration_s), side, duration_s,
+                                 self.config.flags, self._rolling.setdefault(side, {}))
+        for f in flags:
+            f["span_s"] = [round(f["span_s"][0] + t0, 3), round(f["span_s"][1] + t0, 3)]
+        self._flags[side] = flags
+
+    def feed(self, side: str, block: SampleBlock) -> tuple[list[dict], list[dict]]:
+        from insole.analysis.stream import Block
+
+        core = self._core(side, block)
+        if block.volts.shape[1] != len(core.zones) or \
+                abs(block.period_s - core.period_s) > 1e-9:
+            return [], self._flags.get(side, [])  # a format change mid-stream: the feed counts it
+        row = int(round((block.t0_s - self._t0_s[side]) / core.period_s))
+        volts = block.volts
+        if row < core.rows:  # overlaps what was fed: only the new rows
+            volts = volts[core.rows - row:]
+            row = core.rows
+        if row > core.rows:  # a gap: its rows are missing
+            core.feed(Block.from_volts(core.rows, np.full((row - core.rows, volts.shape[1]), np.nan)))
+        if len(volts):
+            core.feed(Block.from_volts(core.rows, volts))
+        return self._new.pop(side, []), self._flags.get(side, [])

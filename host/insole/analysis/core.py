@@ -1,0 +1,503 @@
+"""The streaming analysis core: one foot's grid blocks in, steps with metrics and flags out.
+
+:class:`FootCore` is the only analysis there is. Live recording feeds it the blocks a port's
+chunks decode into; ``insole analyse`` feeds it a file's chunks. Blocks may have any size: the
+steps, their metrics and the flags come out the same (``tests/test_streaming.py``).
+
+How it stays incremental (docs/analysis.md, Streaming):
+
+- The total force of the rows not yet decided is kept in a buffer. A step is decided once
+  ``merge_gap_ms`` of seen, below-threshold samples follow its toe-off (no later sample can merge
+  with it or bridge a gap into it): the detector runs on the buffer up to the latest such quiet
+  stretch, the steps in it get their metrics, and the buffer keeps only the stretch's last
+  sample. Every decision the detector makes is local to a step and its neighbours, so where the
+  buffer is cut does not change it. A buffer with no quiet stretch for ``MAX_BUFFER_S`` (no
+  stepping: standing, or a long gap) is cut there as if the recording ended and began again.
+- Per-step results go into a :class:`StepTable` (columns of numbers, forces in newtons); body
+  weight, the summary, the flags and the JSON are made from the table.
+- Body weight by the stride-average identity is a running sum: the total force (in integer
+  millinewtons, so the sum does not depend on the blocks) and the count of samples seen, noted
+  at each step's start; the estimate is twice the mean from the first step's start to the last.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from insole import protocol as P
+from insole.analysis.flags import FlagConfig, FlagInput, FlagRules, rearfoot_valr_method
+from insole.analysis.forces import Calibration, SwingTracker
+from insole.analysis.metrics import (
+    LOST_EVENT,
+    LOST_STRIKE,
+    LOST_VALR,
+    STRIKES,
+    TRANSIENTS,
+    VALR_METHODS,
+    MetricsConfig,
+    StepMetrics,
+    decode_zones,
+)
+from insole.analysis.steps import ContactHistory, StepDetector
+from insole.analysis.stream import Block
+
+log = logging.getLogger(__name__)
+
+G_M_PER_S2 = 9.80665
+# Walking keeps each foot down for more than half of its stride (double support); running less.
+RUNNING_MAX_DUTY_FACTOR = 0.5
+# A buffer with no quiet stretch for this long is cut (see the module's docstring).
+MAX_BUFFER_S = 10.0
+# body weight for a foot's first impact transient, before one stride gives an estimate
+DEFAULT_BODY_WEIGHT_N = 700.0
+# Longer blocks are fed in pieces of this many rows (65 s at 500 Hz).
+FEED_ROWS = 32768
+
+
+@dataclass
+class AnalysisConfig:
+    detector: dict = field(default_factory=dict)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    flags: FlagConfig = field(default_factory=FlagConfig)
+    # the runner's weight when given (--body-mass-kg); else each step's impact transient uses
+    # the stride-average estimate so far (docs/analysis.md, Streaming)
+    body_weight_n: float | None = None
+
+
+class StepTable:
+    """Per-step results of one foot as growing numpy columns (about 250 bytes a step)."""
+
+    def __init__(self, channels: int) -> None:
+        self.n = 0
+        self._cap = 0
+        self.cols: dict[str, np.ndarray] = {}
+        self._shapes = {"ic_idx": (), "to_idx": (), "complete": (), "peak_n": (), "impact_n": (),
+                        "valr_n_per_s": (), "valr_method": (), "transient": (), "strike": (),
+                        "first_zones": (), "lost_event": (), "lost_strike": (), "lost_valr": (),
+                        "shares": (channels,), "impulse_n_s": (channels,), "met_share": (), "ml_balance": (),
+                        "strike_index": (), "cop_length_frac": (3,), "cop_width_frac": (3,)}
+        self._dtypes = {"complete": bool, "valr_method": np.int8, "strike": np.int8,
+                        "first_zones": np.int64, "transient": np.int8, "lost_event": np.int8,
+                        "lost_strike": np.int8, "lost_valr": np.int8}
+
+    def append(self, new: dict[str, np.ndarray]) -> None:
+        k = len(new["ic_idx"])
+        if not k:
+            return
+        if self.n + k > self._cap:
+            cap = max(256, 2 * (self.n + k))
+            for name, shape in self._shapes.items():
+                arr = np.zeros((cap, *shape), self._dtypes.get(name, float))
+                if name in self.cols:
+                    arr[:self.n] = self.cols[name][:self.n]
+                self.cols[name] = arr
+            self._cap = cap
+        for name in self._shapes:
+            self.cols[name][self.n:self.n + k] = new[name]
+        self.n += k
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.cols:
+            return np.zeros((0, *self._shapes[name]), self._dtypes.get(name, float))
+        return self.cols[name][:self.n]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class FootCore:
+    """One foot, incrementally: :meth:`feed` grid blocks, :meth:`finish` at the end.
+
+    Args:
+        info: the device's INFO (zones, divider) the grid is read with.
+        period_us: the grid's sample period.
+        calibration: k and β per zone (default sensor model if None).
+        config: detector, metrics and flag parameters.
+        on_steps: called as ``on_steps(core, first, stop)`` when steps ``first..stop-1`` of
+            :attr:`table` are decided (with their metrics).
+    """
+
+    def __init__(self, info: P.Info, period_us: int, calibration: Calibration | None = None,
+                 config: AnalysisConfig | None = None, on_steps=None) -> None:
+        self.config = config or AnalysisConfig()
+        self.info = info
+        self.zones = tuple(info.zones)
+        self.period_us = period_us
+        self.period_s = period_us * 1e-6
+        self.rate_hz = 1e6 / period_us
+        self.calibration = calibration or Calibration()
+        self.converter = self.calibration.converter(info, self.rate_hz)
+        # a lacing pre-load that reads in swing too: tracked per zone and removed (forces.py)
+        self.swing = SwingTracker(self.rate_hz, self.zones)
+        self.detector = StepDetector(**self.config.detector)
+        self.metrics = StepMetrics(self.config.metrics)
+        self.history = ContactHistory()
+        self.table = StepTable(len(self.zones))
+        self.on_steps = on_steps
+        c = len(self.zones)
+        self._f0 = np.zeros((0, c))
+        self._total = self._total_all = np.zeros(0)
+        self._row0 = 0  # grid row of the buffer's first sample
+        self.rows = 0  # rows fed so far
+        self.partial = 0
+        self.rejected = 0
+        self._sum_mn = 0  # total force (integer mN) and samples seen before the buffer
+        self._seen = 0
+        self._bw_first: tuple[int, int] | None = None
+        self._bw_last: tuple[int, int] | None = None
+        self._regions = 0
+        self._quiet = max(1, int(np.ceil(self.detector.merge_gap_ms / (self.period_s * 1e3) - 1e-9)))
+        self._max_rows = int(round(MAX_BUFFER_S / self.period_s))
+        self.has_cop = False
+
+    # --- in ---------------------------------------------------------------------------------
+
+    def feed(self, block: Block) -> int:
+        """Add the next block (rows ``block.row0 ...``, which must follow the last ones);
+        returns the number of steps decided by it. A long block is taken in pieces of
+        :data:`FEED_ROWS` rows (the answer is the same; the arrays in flight stay small)."""
+        if block.row0 != self.rows:
+            raise ValueError(f"block starts at row {block.row0}, expected {self.rows}")
+        if block.rows <= FEED_ROWS:
+            return self._feed(block)
+        decided = 0
+        for a in range(0, block.rows, FEED_ROWS):
+            faults = [(r, m) for r, m in block.device_faults
+                      if block.row0 + a <= r < block.row0 + a + FEED_ROWS
+                      or (a + FEED_ROWS >= block.rows and r >= block.row0 + block.rows)]
+            decided += self._feed(block.rows_slice(a, a + FEED_ROWS, faults))
+        return decided
+
+    def _feed(self, block: Block) -> int:
+        conv = self.converter
+        _, total = conv.feed(block.row0, block.units, block.valid, block.device_faults,
+                             want_force=False)
+        self.rows += block.rows
+        self._append(self.swing.feed(conv.f0, conv._bad, total, conv.total_all,
+                                     conv.shorted_from < 0))
+        return self._process(final=False) if len(self._total) else 0
+
+    def _append(self, pieces: list[tuple]) -> None:
+        for f0, total, total_all in pieces:
+            if len(self._total):
+                self._total = np.concatenate((self._total, total))
+                self._f0 = np.concatenate((self._f0, f0))
+                self._total_all = np.concatenate((self._total_all, total_all))
+            else:
+                self._total, self._f0, self._total_all = total, f0, total_all
+
+    def finish(self) -> FootCore:
+        """The end of the recording: steps cut by it are partial. Returns self."""
+        self._append(self.swing.finish(self.converter.shorted_from < 0))
+        self._process(final=True)
+        return self
+
+    def _process(self, final: bool) -> int:
+        decided = 0
+        while True:
+            f = self._total
+            n = len(f)
+            if n == 0:
+                return decided
+            thr = self.detector.threshold_n
+            forced = False
+            if final:
+                c, keep_from = n, n
+            else:
+                with np.errstate(invalid="ignore"):
+                    quiet = f <= thr  # NaN compares False: a missing sample is not quiet
+                idx = np.arange(n)
+                last_loud = np.maximum.accumulate(np.where(quiet, -1, idx))
+                ok = np.flatnonzero(idx - last_loud >= self._quiet)
+                if len(ok) and ok[-1] >= 1:
+                    c = int(ok[-1]) + 1  # [c - quiet, c) is seen and quiet
+                    keep_from = c - 1
+                elif n > self._max_rows:
+                    c = keep_from = self._max_rows
+                    forced = True
+                else:
+                    return decided
+            decided += self._decide(c)
+            self._trim(keep_from)
+            if final or not forced:
+                return decided
+
+    def _decide(self, c: int) -> int:
+        f = self._total[:c]
+        with np.errstate(invalid="ignore"):
+            if not (f > self.detector.threshold_n).any():
+                return 0
+        det = self.detector.detect(f, self.period_s, self._row0, self.history)
+        self.partial += det.partial_
+        self.rejected += det.rejected_
+        k = len(det.regions_)
+        if not k:
+            return 0
+        # body weight: running sums at each step's start
+        valid = ~np.isnan(f)
+        mn = np.where(valid, np.rint(np.where(valid, f, 0.0) * 1000.0), 0.0).astype(np.int64)
+        a = det.regions_[:, 0]
+        s_at = self._sum_mn + np.concatenate(([0], np.cumsum(mn)))[a]
+        n_at = self._seen + np.concatenate(([0], np.cumsum(valid)))[a]
+        if self._bw_first is None:
+            self._bw_first = (int(s_at[0]), int(n_at[0]))
+        self._bw_last = (int(s_at[-1]), int(n_at[-1]))
+        self._regions += k
+        met = self.metrics.compute(self._f0[:c], self.zones, det.regions_, det.ic_idx_,
+                                   det.to_idx_, self.period_s, self._row0, det.complete_,
+                                   self._f0[:c], self._total_all[:c],
+                                   self._transient_bw_n(s_at, n_at))
+        self.has_cop = self.has_cop or getattr(met, "has_cop_", False)
+        cols = dict(met.columns_)
+        cols.update(ic_idx=det.ic_idx_, to_idx=det.to_idx_, complete=det.complete_)
+        first = len(self.table)
+        self.table.append(cols)
+        if self.on_steps is not None:
+            self.on_steps(self, first, len(self.table))
+        return k
+
+    def _transient_bw_n(self, s_at: np.ndarray, n_at: np.ndarray) -> np.ndarray:
+        """Body weight for each new step's impact transient (its least force, 0.8 BW): the
+        given one, else the stride-average estimate from the foot's first step to this one's
+        start (decided by the samples, not by the blocks they came in); the first step of a
+        foot, with no stride before it, uses 700 N."""
+        if self.config.body_weight_n is not None:
+            return np.full(len(s_at), float(self.config.body_weight_n))
+        s0, n0 = self._bw_first
+        dn = n_at - n0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            est = np.where(dn > 0, 2.0 * (s_at - s0) / np.maximum(dn, 1) / 1000.0, np.nan)
+        return np.where(np.isfinite(est) & (est > 0), est, DEFAULT_BODY_WEIGHT_N)
+
+    def _trim(self, keep_from: int) -> None:
+        f = self._total[:keep_from]
+        valid = ~np.isnan(f)
+        self._sum_mn += int(np.rint(np.where(valid, f, 0.0) * 1000.0).astype(np.int64).sum())
+        self._seen += int(valid.sum())
+        self._total = self._total[keep_from:]
+        self._f0 = self._f0[keep_from:]
+        self._total_all = self._total_all[keep_from:]
+        self._row0 += keep_from
+
+    # --- out --------------------------------------------------------------------------------
+
+    def body_weight_estimate_n(self) -> float | None:
+        """Twice the mean total force from the first step's start to the last one's (needs
+        three steps): the stride-average identity, so far."""
+        if self._regions < 3 or self._bw_first is None:
+            return None
+        ds = self._bw_last[0] - self._bw_first[0]
+        dn = self._bw_last[1] - self._bw_first[1]
+        return 2.0 * ds / dn / 1000.0 if dn > 0 else None
+
+    def faults(self, device_fault_mask: int = 0) -> tuple[int, dict[str, str]]:
+        mask, _, reasons = self.converter.faults(device_fault_mask)
+        mask |= device_fault_mask
+        why = {z: reasons.get(c, "the device set its fault bit (0 V or a short for a second)")
+               for c, z in enumerate(self.zones) if mask & (1 << c)}
+        return mask, why
+
+
+# --- per-step values as the document gives them ------------------------------------------
+
+
+class FootSteps:
+    """One foot's step table in document units (BW, ms, rounded as the document rounds)."""
+
+    def __init__(self, core: FootCore, bw_n: float) -> None:
+        t = core.table
+        ps = core.period_s
+        self.zones = core.zones
+        self.k = k = len(t)
+        ic_s, to_s = t["ic_idx"] * ps, t["to_idx"] * ps
+        self.ic_s_raw, self.to_s_raw = ic_s, to_s
+        self.ic_s = np.round(ic_s, 5)
+        self.to_s = np.round(to_s, 5)
+        self.contact_ms = np.round((to_s - ic_s) * 1e3, 2)
+        self.stride_ms = np.round(np.diff(ic_s) * 1e3, 2)
+        self.swing_ms = np.round((ic_s[1:] - to_s[:-1]) * 1e3, 2)
+        self.complete = t["complete"].copy()
+        self.peak_bw = np.round(t["peak_n"] / bw_n, 4)
+        self.impact_bw = np.round(t["impact_n"] / bw_n, 4)
+        self.valr_bw = np.round(t["valr_n_per_s"] / bw_n, 3)
+        self.valr_method = t["valr_method"]
+        self.transient = t["transient"]
+        self.lost_event, self.lost_strike, self.lost_valr = t["lost_event"], t["lost_strike"], t["lost_valr"]
+        mc = getattr(getattr(core, "config", None), "metrics", None) or MetricsConfig()
+        self._why_strike = [w.format(strike_window_ms=mc.strike_window_ms) for w in LOST_STRIKE]
+        self._why_valr = [w.format(impact_window_frac=mc.impact_window_frac) for w in LOST_VALR]
+        self.strike = np.array(STRIKES, dtype=object)[t["strike"]] if k else np.zeros(0, object)
+        self.first_zones = t["first_zones"]
+        self.shares = np.round(t["shares"], 5)
+        # stance impulse in body-weight seconds, per zone and in all
+        self.impulse_bw_s = np.round(t["impulse_n_s"].sum(axis=1) / bw_n, 6)
+        self.zone_impulse_bw_s = np.round(t["impulse_n_s"] / bw_n, 6)
+        zi = {z: i for i, z in enumerate(self.zones)}
+        self.has_met = any(z in zi for z in P.METATARSAL_ZONES)
+        self.has_ml = "met1" in zi and "met5" in zi
+        self.has_cop = core.has_cop
+        self.met_share = np.round(t["met_share"], 5)
+        self.ml = np.round(t["ml_balance"], 4)
+        self.strike_index = np.round(t["strike_index"], 4)
+        self.cop_len = np.round(t["cop_length_frac"], 4)
+        self.cop_wid = np.round(t["cop_width_frac"], 4)
+        self.step_ms: np.ndarray | None = None
+        self.flight_ms: np.ndarray | None = None
+
+    def flag_input(self) -> FlagInput:
+        """Every step (a damaged one keeps what is intact; each rule skips what is missing)."""
+        zi = {z: i for i, z in enumerate(self.zones)}
+        strike = self.strike.astype(str) if self.k else np.zeros(0, str)
+        methods = np.array(VALR_METHODS, dtype=object)[self.valr_method] if self.k \
+            else np.zeros(0, object)
+        return FlagInput(self.ic_s, self.valr_bw, strike,
+                         self.met_share if self.has_met else None,
+                         self.shares[:, zi["arch"]] if "arch" in zi else None, methods)
+
+    def dicts(self, start: int = 0, stop: int | None = None) -> list[dict]:
+        """Steps ``start..stop-1`` as the document's step objects."""
+        stop = self.k if stop is None else min(stop, self.k)
+        sl = slice(start, stop)
+        ic, to, ct = self.ic_s[sl].tolist(), self.to_s[sl].tolist(), self.contact_ms[sl].tolist()
+        stride = self.stride_ms[start:stop].tolist()
+        swing = self.swing_ms[start:stop].tolist()
+        comp = self.complete[sl].tolist()
+        peak, impact, valr = self.peak_bw[sl].tolist(), self.impact_bw[sl].tolist(), self.valr_bw[sl].tolist()
+        vm, strike, fz = self.valr_method[sl].tolist(), self.strike[sl].tolist(), self.first_zones[sl].tolist()
+        kind = self.transient[sl].tolist()
+        l_ev, l_st, l_va = self.lost_event[sl].tolist(), self.lost_strike[sl].tolist(), self.lost_valr[sl].tolist()
+        shares = self.shares[sl].tolist()
+        tot_imp, zimp = self.impulse_bw_s[sl].tolist(), self.zone_impulse_bw_s[sl].tolist()
+        met, ml, si = self.met_share[sl].tolist(), self.ml[sl].tolist(), self.strike_index[sl].tolist()
+        cl, cw = self.cop_len[sl].tolist(), self.cop_wid[sl].tolist()
+        sm = self.step_ms[sl].tolist() if self.step_ms is not None else None
+        fm = self.flight_ms[sl].tolist() if self.flight_ms is not None else None
+        zones = self.zones
+        out = []
+        for j in range(stop - start):
+            st: dict = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j]}
+            if start + j + 1 < self.k:
+                st["stride_ms"] = stride[j]
+                st["swing_ms"] = swing[j]
+            st["complete"] = comp[j]
+            lost: dict[str, str] = {}
+            # whole stance: peak force, zone shares and impulses, balance, CoP path
+            if not l_ev[j]:
+                st["peak_force_bw"] = peak[j]
+                st["zone_impulse_share"] = dict(zip(zones, shares[j]))
+                st["impulse_bw_s"] = tot_imp[j]
+                st["zone_impulse_bw_s"] = dict(zip(zones, zimp[j]))
+                if self.has_met:
+                    st["metatarsal_share"] = met[j]
+                if self.has_ml:
+                    st["forefoot_ml_balance"] = None if ml[j] != ml[j] else ml[j]
+                if self.has_cop:
+                    st["cop_length_frac"] = cl[j]
+                    st["cop_width_frac"] = cw[j]
+            else:
+                why = LOST_EVENT[l_ev[j]]
+                st.update(peak_force_bw=None, zone_impulse_share=None, impulse_bw_s=None,
+                          zone_impulse_bw_s=None)
+                for key in ("peak_force_bw", "zone_impulse_share", "impulse_bw_s", "zone_impulse_bw_s"):
+                    lost[key] = why
+                if self.has_met:
+                    st["metatarsal_share"] = None
+                    lost["metatarsal_share"] = why
+                if self.has_ml:
+                    st["forefoot_ml_balance"] = None
+                    lost["forefoot_ml_balance"] = why
+                if self.has_cop:
+                    st["cop_length_frac"] = st["cop_width_frac"] = None
+                    lost["cop_path"] = why
+            # strike pattern and strike index: the first 80 ms of contact
+            if not l_st[j]:
+                st["strike"] = strike[j]
+                st["first_zones"] = decode_zones(fz[j], zones)
+                if self.has_cop:
+                    st["strike_index"] = None if si[j] != si[j] else si[j]
+            else:
+                why = self._why_strike[l_st[j]]
+                st["strike"] = None
+                lost["strike"] = why
+                if self.has_cop:
+                    st["strike_index"] = None
+                    lost["strike_index"] = why
+            # impact transient and loading rate: the rise to the transient
+            st["impact_peak_bw"] = impact[j] if vm[j] == 1 else None
+            st["impact_transient"] = TRANSIENTS[kind[j]]
+            st["valr_bw_per_s"] = None if valr[j] != valr[j] else valr[j]
+            st["valr_method"] = VALR_METHODS[vm[j]]
+            if l_va[j]:
+                lost["valr_bw_per_s"] = self._why_valr[l_va[j]]
+            if lost:
+                st["lost"] = lost
+            if sm is not None and sm[j] == sm[j]:
+                st["step_ms"] = sm[j]
+                st["flight_ms"] = fm[j]
+            out.append(st)
+        return out
+
+
+def _med(values: np.ndarray) -> float | None:
+    v = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    return round(float(np.median(v)), 3) if len(v) else None
+
+
+def foot_summary(fs: FootSteps, duration_s: float) -> dict:
+    """Per-foot summary: timing over every step, each force metric's median over the steps
+    that have it (a damaged step keeps what is intact); the rearfoot loading rate by one
+    method, the flag's (:func:`insole.analysis.flags.rearfoot_valr_method`)."""
+    strides = fs.stride_ms
+    # a stride that spans a gap or a missed step is not one stride
+    if len(strides):
+        med = float(np.median(strides))
+        strides = strides[strides < 1.5 * med]
+    stride_med = float(np.median(strides)) if len(strides) else None
+    cadence = 2 * 60000.0 / stride_med if stride_med else None
+    strike = np.where(fs.lost_strike > 0, "lost", fs.strike.astype(str)) if fs.k else np.zeros(0, str)
+    strikes = {s: int((strike == s).sum()) for s in ("rearfoot", "midfoot", "forefoot")}
+    # duty factor: the share of a stride the foot is on the ground; running has a flight phase
+    # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
+    contact = _med(fs.contact_ms)
+    duty = round(contact / stride_med, 3) if stride_med and contact else None
+    activity = "unknown" if duty is None else ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
+    fi = fs.flag_input()
+    valr_method = rearfoot_valr_method(fi)
+    rear = (strike == "rearfoot") & (fi.valr_method == valr_method) if fs.k else np.zeros(0, bool)
+    with_shares = fs.lost_event == 0
+    return {
+        "activity": activity,
+        "duty_factor": duty,
+        "steps": fs.k,
+        "steps_complete": int(fs.complete.sum()),
+        "cadence_spm": round(cadence, 2) if cadence else None,
+        "contact_ms_median": contact,
+        "swing_ms_median": _med(fs.swing_ms),
+        "stride_ms_median": round(stride_med, 2) if stride_med else None,
+        "peak_force_bw_median": _med(fs.peak_bw),
+        # one VALR method per median (the flag's): the methods disagree by a third
+        "valr_bw_per_s_median_rearfoot": _med(fs.valr_bw[rear]),
+        "valr_method_rearfoot": valr_method,
+        "valr_bw_per_s_median": _med(fs.valr_bw),
+        "strike_counts": strikes,
+        "strike_index_median": _med(fs.strike_index) if fs.has_cop else None,
+        "metatarsal_share_median": _med(fs.met_share) if fs.has_met else None,
+        "zone_impulse_share_median": {z: round(float(np.median(fs.shares[with_shares, i])), 4)
+                                      for i, z in enumerate(fs.zones)} if with_shares.any() else {},
+        "forefoot_ml_balance_median": _med(fs.ml) if fs.has_ml else None,
+        "duration_s": round(duration_s, 3),
+    }
+
+
+def foot_flags(fs: FootSteps, summary: dict, side: str, duration_s: float,
+               config: FlagConfig, rolling_cache: dict | None = None) -> tuple[list[dict], list[str], dict]:
+    """(flags, notes, evaluated) of one foot: the flag rules on its steps (running only)."""
+    if summary["activity"] == "running":
+        rules = FlagRules(config, rolling_cache).evaluate(fs.flag_input(), side, duration_s)
+        return rules.flags_, rules.notes_, rules.evaluated_
+    note = (f"{side}: {summary['activity']} (duty factor {summary['duty_factor']}): the flags' "
+            "thresholds come from running studies, so no flags were evaluated")
+    return [], [note], {"absolute": False, "drift": False}
