@@ -38,7 +38,8 @@ def test_record_two_ports_then_ctrl_c_closes_cleanly(tmp_path):
     out = tmp_path / "session"
     try:
         rec = start_recorder(ports, out)
-        wait_for_bytes(out, 2)
+        # about 9 s of two feet: at least 10 whole steps each to score (3 s held only 4-5: a flake)
+        wait_for_bytes(out, 2, min_bytes=60_000, timeout_s=60)
         rec.send_signal(signal.SIGINT)
         stdout, stderr = rec.communicate(timeout=20)
     finally:
