@@ -217,12 +217,7 @@ class FootAssembler:
         times = host_times if host_times is not None else [None] * len(raws)
         if len(raws) <= 2:  # a live chunk of a frame or two: decoding each is cheaper
             for r, t in zip(raws, times):
-                try:
-                    pkt = P.decode(r)
-                except ProtocolError as e:
-                    errors[e.kind] += 1
-                    continue
-                self.add(pkt, t)
+                self._decode_add(r, t, errors)
             return errors
         hb = P.DATA_HEADER_BYTES
         is_data = [len(r) >= hb and r[1] == P.DATA for r in raws]
@@ -248,13 +243,17 @@ class FootAssembler:
                     self._add_fields(seq[i], t0[i], per[i], cl[i], nl[i], P.SIDES[f & 1],
                                      bool(f & 4), r[hb:], t)
                     continue
-            try:
-                pkt = P.decode(r)
-            except ProtocolError as e:
-                errors[e.kind] += 1
-                continue
-            self.add(pkt, t)
+            self._decode_add(r, t, errors)
         return errors
+
+    def _decode_add(self, raw: bytes, host_time_s: float | None, errors: Counter) -> None:
+        """Decode one packet the slow way and add it; a bad one is counted by kind."""
+        try:
+            pkt = P.decode(raw)
+        except ProtocolError as e:
+            errors[e.kind] += 1
+            return
+        self.add(pkt, host_time_s)
 
     def _fast(self, heads, raws, is_data, times, others, errors) -> bool:
         """Place a run of ordinary DATA packets at once; False (nothing done) if it is not one."""
