@@ -66,7 +66,7 @@ def test_text_json_file_and_pictures(inputs, tmp_path, capsys):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert (out / name).stat().st_size > 20_000, name
     page = (out / "compare.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 2  # both figures inlined
+    assert page.count('src="data:image/png;base64,') == 2  # both figures inlined
     assert "http" not in page  # self-contained: nothing to fetch
     assert "A&lt;b&gt;" in page and "A<b>" not in page  # labels escaped
     assert "forefoot (metatarsal) share of each step rose by" in page

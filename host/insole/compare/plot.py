@@ -13,7 +13,6 @@ Matplotlib's Agg backend only: no display needed.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from insole.compare.compare import RunComparison, sentences
 from insole.compare.metrics import SIDES
 from insole.errors import InsoleError
+from insole.figures.page import document, img_tag
 
 COLOR_A = "#4C72B0"
 COLOR_B = "#DD8452"
@@ -212,10 +212,7 @@ def html_page(cmp: RunComparison, images: dict[str, bytes]) -> str:
     e = html.escape
     said = sentences(doc)
     n_changed = sum(m["changed"] for m in doc["metrics"])
-    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-             f"<title>insole compare: {e(doc['a']['label'])} vs {e(doc['b']['label'])}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>Did it change? {e(doc['a']['label'])} (A) → {e(doc['b']['label'])} (B)</h1>",
+    parts = [f"<h1>Did it change? {e(doc['a']['label'])} (A) → {e(doc['b']['label'])} (B)</h1>",
              "<table class='runs'>"]
     for key in ("a", "b"):
         r = doc[key]
@@ -236,8 +233,7 @@ def html_page(cmp: RunComparison, images: dict[str, bytes]) -> str:
         parts.append("<h2>Before you read it</h2><ul>"
                      + "".join(f"<li class='warn'>{e(n)}</li>" for n in warns) + "</ul>")
     for title, png in images.items():
-        b64 = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h2>{e(title)}</h2><img alt='{e(title)}' src='data:image/png;base64,{b64}'>")
+        parts.append(f"<h2>{e(title)}</h2>{img_tag(png, title)}")
     parts.append("<h2>Every metric</h2><table><tr><th>side</th><th>metric</th><th>unit</th><th>A</th>"
                  "<th>B</th><th>B − A</th><th>95 % CI</th><th>n A</th><th>n B</th><th>changed</th></tr>")
     for m in doc["metrics"]:
@@ -252,8 +248,8 @@ def html_page(cmp: RunComparison, images: dict[str, bytes]) -> str:
     notes = [n for n in doc["notes"] if not n.startswith("warning")]
     parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     parts.append("<footer>insole compare (schema insole.compare/1). Not a diagnosis: see a clinician "
-                 "if you have pain.</footer></body></html>")
-    return "\n".join(parts)
+                 "if you have pain.</footer>")
+    return document(f"insole compare: {doc['a']['label']} vs {doc['b']['label']}", _CSS, parts)
 
 
 def _g(x) -> str:

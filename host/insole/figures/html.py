@@ -7,7 +7,6 @@ mailed as one file.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 from dataclasses import dataclass
 from html import escape
@@ -15,6 +14,7 @@ from html import escape
 from insole import __version__
 from insole.analysis.flags import SOURCES
 from insole.figures.data import RunData
+from insole.figures.page import document, img_tag
 from insole.figures.style import FLAG_COLOUR, FLAG_TITLES, NOT_A_DIAGNOSIS
 
 # What each flag means, in a runner's words (the rules and sources: docs/analysis.md).
@@ -65,9 +65,7 @@ def render(run: RunData, figures: list[FigureItem], skipped: dict[str, str] | No
     """The whole page as a string."""
     doc = run.doc
     sides = [s for s in ("left", "right") if s in run.feet]
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             "<title>Run report</title>", f"<style>{_CSS}</style></head><body>"]
+    parts = []
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts.append("<h1>Run report</h1>")
     parts.append(f'<p class="meta">{escape(", ".join(run.inputs))} · made {now} by insole '
@@ -76,9 +74,8 @@ def render(run: RunData, figures: list[FigureItem], skipped: dict[str, str] | No
     parts.append(_flags(run))
     parts.append('<h2 id="figures">Figures</h2>')
     for f in figures:
-        b64 = base64.b64encode(f.png).decode("ascii")
         parts.append(f'<figure id="{escape(f.name)}"><h3>{escape(f.title)}</h3>'
-                     f'<img src="data:image/png;base64,{b64}" alt="{escape(f.title)}">'
+                     f"{img_tag(f.png, f.title)}"
                      f"<figcaption>{escape(f.how_to_read)}</figcaption></figure>")
     for name, why in (skipped or {}).items():
         parts.append(f"<p class=\"meta\">{escape(name)}: not drawn ({escape(why)}).</p>")
@@ -87,8 +84,7 @@ def render(run: RunData, figures: list[FigureItem], skipped: dict[str, str] | No
         parts.append("<h2>Notes from the analysis</h2><ul>"
                      + "".join(f"<li>{escape(n)}</li>" for n in doc["notes"]) + "</ul>")
     parts.append(f'<p class="reminder">{escape(NOT_A_DIAGNOSIS)}</p>')
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return document("Run report", _CSS, parts)
 
 
 def _fmt(v, spec: str = ".0f", unit: str = "") -> str:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
 from pathlib import Path
@@ -23,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from insole.errors import InsoleError  # noqa: E402
+from insole.figures.page import document, img_tag  # noqa: E402
 from insole.history.store import RunRecord  # noqa: E402
 from insole.history.weeks import TRENDS  # noqa: E402
 
@@ -158,9 +158,13 @@ def write_plots(doc: dict, runs: list[RunRecord], out_dir: str | Path) -> dict[s
     return files
 
 
+_CSS = ("body{font-family:sans-serif;margin:1.5em;max-width:1400px} img{max-width:100%}\n"
+        "table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 6px}\n"
+        ".alert{color:#b00000} .src{font-size:11px;color:#555}")
+
+
 def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return img_tag(path.read_bytes(), alt)
 
 
 def _html(doc: dict, files: dict[str, Path]) -> str:
@@ -183,12 +187,7 @@ def _html(doc: dict, files: dict[str, Path]) -> str:
         f"<tr><td>{e(a['week'])}</td><td>{e(a['side'] or 'both')}</td><td>{e(a['zone'] or 'running time')}</td>"
         f"<td>{e(a['rule'])}</td><td>{a['value']}</td><td>{a['threshold']}</td><td>{e(a['message'])}</td>"
         f"<td class=src>{e(a['source'])}</td></tr>" for a in doc["alerts"])
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Run history: {e(doc['athlete'])}</title>
-<style>body{{font-family:sans-serif;margin:1.5em;max-width:1400px}} img{{max-width:100%}}
-table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ccc;padding:3px 6px}}
-.alert{{color:#b00000}} .src{{font-size:11px;color:#555}}</style></head><body>
-<h1>Run history: {e(doc['athlete'])}</h1>
+    body = f"""<h1>Run history: {e(doc['athlete'])}</h1>
 <p>Weekly load per foot zone (stance impulse in body-weight seconds, BW·s), week-over-week change
 and acute:chronic workload ratio, with the rules runners follow. An alert is a prompt to look at
 the week, not a diagnosis; each names its source and its limits.</p>
@@ -199,6 +198,5 @@ the week, not a diagnosis; each names its source and its limits.</p>
 <th>message</th><th>source</th></tr>{alerts}</table>
 <h2>Per-run trends</h2>
 {_img(files['trends'], 'per-run trends')}
-<p><small>schema {e(doc['schema'])}</small></p>
-</body></html>
-"""
+<p><small>schema {e(doc['schema'])}</small></p>"""
+    return document(f"Run history: {doc['athlete']}", _CSS, [body])
