@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from insole import sim
@@ -64,3 +66,23 @@ def shared_season() -> tuple[Path, list[dict]]:
         _SHARED["root"] = root
         _SHARED["runs"] = make_season(root / "runs", analyses=root / "analyses")
     return _SHARED["root"], _SHARED["runs"]
+
+
+def add_concurrently(db: str, files: list[Path], root: Path) -> list:
+    """Two ``insole history add`` processes adding overlapping halves of ``files`` into ``db``
+    at once; returns the returncodes and outputs. Both processes end on every path."""
+    halves = [files[:8], files[4:]]
+    procs = [subprocess.Popen([sys.executable, "-m", "insole.cli", "history", "add", *map(str, h),
+                               "--db", db, "--athlete", "ana", "--no-progress", "--jobs", "1"],
+                              cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for h in halves]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=120))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return [p.returncode for p in procs], outs

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 from helpers import ROOT, run_cli
-from history_season import BODY_MASS_KG, JUMP_WEEK, WEEKS, shared_season
+from history_season import (
+    BODY_MASS_KG,
+    JUMP_WEEK,
+    WEEKS,
+    add_concurrently,
+    shared_season,
+)
 
 from insole.errors import InsoleError
 from insole.history import FootTotals, HistoryStore, RunRecord, weekly_history
@@ -133,21 +137,8 @@ def test_concurrent_adds_lose_nothing(season, tmp_path):
     """Two processes add overlapping halves of the season at once: every run lands once."""
     files = sorted((season["root"] / "analyses").glob("*.json"))
     db = tmp_path / "h.sqlite"
-    halves = [files[:8], files[4:]]
-    procs = [subprocess.Popen([sys.executable, "-m", "insole.cli", "history", "add", *map(str, h),
-                               "--db", str(db), "--athlete", "ana", "--no-progress", "--jobs", "1"],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for h in halves]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=120))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert [p.returncode for p in procs] == [0, 0], outs
+    rcs, outs = add_concurrently(str(db), files, ROOT)
+    assert rcs == [0, 0], outs
     with HistoryStore.open(db) as store:
         runs = store.runs("ana")
     assert len(runs) == len(files) == len({r.content_hash for r in runs})

@@ -16,13 +16,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 from helpers import ROOT, run_cli
-from history_season import shared_season
+from history_season import add_concurrently, shared_season
 
 pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'insole[postgresql]')")
 
@@ -101,21 +100,8 @@ def test_postgresql_concurrent_adds_lose_nothing(pg_url, analyses):
         con.execute("CREATE DATABASE concurrent")
     url = pg_url.replace("/postgres?", "/concurrent?")
     files = sorted(analyses.glob("*.json"))
-    halves = [files[:8], files[4:]]
-    procs = [subprocess.Popen([sys.executable, "-m", "insole.cli", "history", "add", *map(str, h),
-                               "--db", url, "--athlete", "ana", "--no-progress", "--jobs", "1"],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for h in halves]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=120))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert [p.returncode for p in procs] == [0, 0], outs
+    rcs, outs = add_concurrently(url, files, ROOT)
+    assert rcs == [0, 0], outs
     with HistoryStore.open(url) as store:
         runs = store.runs("ana")
     assert len(runs) == len(files) == len({r.content_hash for r in runs})
