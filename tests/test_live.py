@@ -132,9 +132,9 @@ def test_stopgap_reports_each_step_of_the_batch_analysis_once(tmp_path):
     batch = analyse({"left": fs})["feet"]["left"]["steps"]
     gap = BatchWindowStopgap(window_s=20.0, every_s=1.0, min_wall_s=0.0)
     period_s = fs.period_us * 1e-6
-    from insole.analysis import Calibration
+    from insole.analysis import ChannelForces
 
-    force = Calibration().apply(fs).force_n_
+    force = ChannelForces().compute(fs).force_n_
     got, flags = [], []
     for a in range(0, fs.n, 19):
         b = min(fs.n, a + 19)

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from insole import sim  # noqa: E402
-from insole.analysis.forces import Calibration  # noqa: E402
+from insole.analysis.forces import ChannelForces  # noqa: E402
 from insole.analysis.metrics import MetricsConfig, impact_transient  # noqa: E402
 from insole.analysis.stream import streams_from_sources  # noqa: E402
 from insole.io.session import load_inputs  # noqa: E402
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         p = Path(d) / "left.bin"
         sim.write_capture(p, foot)
         fs = streams_from_sources(load_inputs([str(p)]))["left"]
-    read = Calibration().apply(fs).total_n_
+    read = ChannelForces().compute(fs).total_n_
     true = foot.forces_n.sum(axis=1)
     rate_s = float(foot.rate_hz)
     t_s = np.arange(len(true)) / rate_s

@@ -5,7 +5,8 @@ in gaitmap form: the constructor stores parameters, one action method does the w
 does not mutate, results land in trailing-underscore attributes, and the method returns ``self``.
 
 - :mod:`~insole.analysis.stream`: packets → one foot's sample grid and quality ledger.
-- :mod:`~insole.analysis.forces`: volts → newtons per channel, channel faults, total force.
+- :mod:`~insole.analysis.forces`: volts → newtons per channel (with the one calibration class,
+  :class:`insole.model.calibration.Calibration`), channel faults, total force.
 - :mod:`~insole.analysis.steps`: initial contact / toe-off from the foot's total force.
 - :mod:`~insole.analysis.metrics`: contact time, loading rate, strike pattern, zone shares, ...
 - :mod:`~insole.analysis.flags`: heel-strike force, forefoot overload, arch collapse.
@@ -26,10 +27,10 @@ from insole.analysis.document import (
            run_paths,
 )
 from insole.analysis.flags import FlagConfig, FlagRules
-from insole.analysis.forces import Calibration
+from insole.analysis.forces import ChannelForces, ForceConverter
 from insole.analysis.metrics import MetricsConfig, StepMetrics
 from insole.analysis.steps import StepDetector
 
-__all__ = ["SCHEMA", "Analysis", "AnalysisConfig", "Calibration", "FlagConfig", "FlagRules",
-           "FootCore", "FootPipeline", "MetricsConfig", "StepDetector", "StepMetrics", "analyse",
+__all__ = ["SCHEMA", "Analysis", "AnalysisConfig", "ChannelForces", "FlagConfig", "FlagRules",
+           "FootCore", "FootPipeline", "ForceConverter", "MetricsConfig", "StepDetector", "StepMetrics", "analyse",
            "analyse_paths", "run_paths"]

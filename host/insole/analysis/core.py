@@ -29,7 +29,7 @@ import numpy as np
 
 from insole import protocol as P
 from insole.analysis.flags import FlagConfig, FlagInput, FlagRules, rearfoot_valr_method
-from insole.analysis.forces import Calibration, SwingTracker
+from insole.analysis.forces import ForceConverter, SwingTracker
 from insole.analysis.metrics import (
     LOST_EVENT,
     LOST_STRIKE,
@@ -43,6 +43,7 @@ from insole.analysis.metrics import (
 )
 from insole.analysis.steps import ContactHistory, StepDetector
 from insole.analysis.stream import Block
+from insole.model.calibration import Calibration, default
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ class FootCore:
     Args:
         info: the device's INFO (zones, divider) the grid is read with.
         period_us: the grid's sample period.
-        calibration: k and β per zone (default sensor model if None).
+        calibration: k and β per zone (:class:`insole.model.calibration.Calibration`; the
+            default sensor model, :func:`insole.model.calibration.default`, if None).
         config: detector, metrics and flag parameters.
         on_steps: called as ``on_steps(core, first, stop)`` when steps ``first..stop-1`` of
             :attr:`table` are decided (with their metrics).
@@ -128,8 +130,8 @@ class FootCore:
         self.period_us = period_us
         self.period_s = period_us * 1e-6
         self.rate_hz = 1e6 / period_us
-        self.calibration = calibration or Calibration()
-        self.converter = self.calibration.converter(info, self.rate_hz)
+        self.calibration = calibration or default(info.side, self.zones)
+        self.converter = ForceConverter(self.calibration, info, self.rate_hz)
         # a lacing pre-load that reads in swing too: tracked per zone and removed (forces.py)
         self.swing = SwingTracker(self.rate_hz, self.zones)
         self.detector = StepDetector(**self.config.detector)

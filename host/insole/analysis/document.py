@@ -29,12 +29,12 @@ from insole.analysis.core import (
     foot_flags,
     foot_summary,
 )
-from insole.analysis.forces import Calibration
 from insole.analysis.steps import StepDetector
 from insole.analysis.stream import Block, FootDecoder, FootStream
 from insole.errors import InputFileError
 from insole.io.session import FRAMING_SERIAL, SourceData, open_inputs
 from insole.model import calibration
+from insole.model.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _foot_quality(core: FootCore, q: dict) -> dict:
     q["sensor_fault_reasons"] = reasons
     q["saturated_samples"] = core.converter.saturated_samples
     q["partial_steps_skipped"] = core.partial
-    q["calibration"] = core.calibration.name
+    q["calibration"] = core.converter.name
     q["swing_baseline_n"] = core.swing.report_
     return q
 
@@ -274,7 +274,7 @@ def _calibrations(calibration_files: list[str] | None) -> list[tuple[str, str, C
     out = []
     for f in calibration_files or []:
         cal = calibration.load(f)
-        out.append((f, cal.side, Calibration(dict(cal.channels), cal.describe())))
+        out.append((f, cal.side, cal))
     return out
 
 

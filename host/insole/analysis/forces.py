@@ -1,6 +1,8 @@
 """Pin voltages to newtons per channel, the channel faults, and the foot's total force.
 
-:class:`ForceConverter` works block by block (the streaming core feeds it); every judgement
+:class:`ForceConverter` works block by block (the streaming core feeds it) with a
+:class:`insole.model.calibration.Calibration` (the only calibration class); :class:`ChannelForces`
+is the whole-stream form (CSV export, figures). Every judgement
 that used to look at the whole run has an online form here (docs/analysis.md, Streaming):
 
 - *shorted*: a channel saturated (at the ADC's clip, or at 99.5 % of the supply, whichever is
@@ -22,12 +24,8 @@ import numpy as np
 from insole import protocol as P
 from insole.analysis.stream import Block, FootStream
 from insole.model import hardware
-from insole.model.sensor import (
-    DEFAULT_BETA,
-    DEFAULT_K_N_OHM,
-    force_from_volts,
-    saturation_v,
-)
+from insole.model.calibration import Calibration, default
+from insole.model.sensor import force_from_volts, saturation_v
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +36,24 @@ DEVICE_SHORT_REASON = ("the device reports a fault and the channel reaches the A
 DISCONNECTED_REASON = "reads 0 V throughout: disconnected, or never loaded above the ADC's floor"
 
 
-class Calibration:
-    """k and β per zone of one foot (volts → newtons), and its name in the report.
+class ChannelForces:
+    """A whole foot stream's forces at once (CSV export, figures): the streaming core's
+    :class:`ForceConverter` fed the stream as one block, then the whole-stream swing baseline.
 
     Args:
-        channels: optional ``{zone: (k_n_ohm, beta)}`` overriding the default sensor model
-            (``k = 4.0e5 N·Ω``, ``β = 1``) per zone.
-        name: how the report names this calibration (file name, or ``"default sensor model"``).
+        calibration: k and β per zone (:class:`insole.model.calibration.Calibration`); the
+            default sensor model (:func:`insole.model.calibration.default`) if None.
     """
 
-    def __init__(self, channels: dict[str, tuple[float, float]] | None = None,
-                 name: str = "default sensor model (k=4.0e5 N·Ω, β=1)") -> None:
-        self.channels = dict(channels or {})
-        self.name = name
+    def __init__(self, calibration: Calibration | None = None) -> None:
+        self.calibration = calibration
 
-    def converter(self, info: P.Info, rate_hz: float) -> ForceConverter:
-        return ForceConverter(self, info, rate_hz)
-
-    def apply(self, stream: FootStream) -> Calibration:
-        """A whole stream at once (CSV export): sets ``force_n_`` (n, C), ``total_n_``,
-        ``fault_mask_``, ``shorted_mask_``, ``fault_reasons_`` and ``saturated_samples_``."""
-        conv = self.converter(stream.info, stream.rate_hz)
+    def compute(self, stream: FootStream) -> ChannelForces:
+        """Sets ``force_n_`` (n, C), ``total_n_``, ``fault_mask_``, ``shorted_mask_``,
+        ``fault_reasons_``, ``saturated_samples_`` and ``swing_baseline_n_``; records the
+        swing baseline in ``stream.quality``. Returns self."""
+        cal = self.calibration or default(stream.info.side, stream.info.zones)
+        conv = ForceConverter(cal, stream.info, stream.rate_hz)
         b = Block.from_volts(0, stream.volts)
         self.force_n_, self.total_n_ = conv.feed(0, b.units, b.valid)
         self.fault_mask_, self.shorted_mask_, self.fault_reasons_ = conv.faults(
@@ -79,14 +74,20 @@ class Calibration:
 
 
 class ForceConverter:
-    """One foot's volts → newtons, block by block, with the channel-fault state (online)."""
+    """One foot's volts → newtons, block by block, with the channel-fault state (online).
+
+    Args:
+        cal: k and β per zone (the default sensor model for a zone it does not name).
+        info: the device's INFO (zones, supply, divider).
+        rate_hz: the grid's sample rate.
+    """
 
     def __init__(self, cal: Calibration, info: P.Info, rate_hz: float) -> None:
-        self.name = cal.name
+        self.name = cal.describe()
         self.supply_v = info.supply_mv / 1000.0
         self.r_fixed_ohm = info.r_fixed_ohm
-        self.k, self.beta = np.array([cal.channels.get(z, (DEFAULT_K_N_OHM, DEFAULT_BETA))
-                                      for z in info.zones], dtype=float).T
+        self.k, self.beta = np.array([(cal.k(z), cal.beta(z)) for z in info.zones],
+                                     dtype=float).T
         self.sat_v = saturation_v(self.supply_v, hardware.adc_full_scale_mv() / 1000.0)
         c = len(info.zones)
         self.c = c

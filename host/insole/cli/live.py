@@ -12,7 +12,6 @@ from insole.errors import InsoleError
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
-    from insole.analysis import Calibration
     from insole.live import LiveFeed, StreamingSteps, run_headless, run_window
     from insole.model import calibration
 
@@ -29,7 +28,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     cals = {}
     for f in args.calibration or []:
         cal = calibration.load(f)
-        cals[cal.side] = Calibration(dict(cal.channels), cal.describe())
+        cals[cal.side] = cal
     analysis = StreamingSteps(body_mass_kg=args.body_mass_kg, calibrations=cals)
     feed = LiveFeed(args.sources, record_dir=args.record, speed=args.speed, analysis=analysis,
                     calibrations=cals).start()

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from insole.analysis import AnalysisConfig, Calibration, analyse
+from insole.analysis import AnalysisConfig, ChannelForces, analyse
 from insole.analysis.stream import FootStream, streams_from_sources
 from insole.errors import InputFileError
 from insole.figures import foot_map
 from insole.io.session import load_inputs
 from insole.model import calibration as calibration_files
+from insole.model.calibration import Calibration
 from insole.protocol import METATARSAL_ZONES
 
 #: points of the stance-phase grid (0, 1, ..., 100 % of stance)
@@ -112,7 +113,7 @@ def run_data(paths: list[str], body_mass_kg: float | None = None,
         cal = calibration_files.load(f)
         if cal.side not in feet:
             raise InputFileError(f"{f}: calibration is for the {cal.side} foot, which is not in the input")
-        cals[cal.side] = Calibration(dict(cal.channels), cal.describe())
+        cals[cal.side] = cal
     doc = analyse(feet, body_mass_kg=body_mass_kg, calibrations=cals, config=config)
     tick("analyse")
     bw_n = float(doc["body"]["body_weight_n"])
@@ -128,7 +129,7 @@ def foot_data(fs: FootStream, doc: dict, cal: Calibration | None, body_weight_n:
     """Per-step curves of one foot from its stream and the analysis document."""
     side = fs.side
     fd = doc["feet"][side]
-    cal = (cal or Calibration()).apply(fs)
+    cal = ChannelForces(cal).compute(fs)
     force = cal.force_n_.copy()
     for c in range(force.shape[1]):
         if cal.shorted_mask_ & (1 << c):

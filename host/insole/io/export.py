@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis import Calibration
+from insole.analysis import ChannelForces
 from insole.analysis.stream import streams_from_sources
 from insole.errors import InsoleError
 from insole.io.session import load_inputs
@@ -29,7 +29,7 @@ def export_csv(inputs: list[str], out_path: str | Path) -> int:
     with f:
         f.write(",".join(["t_s", "side", *[f"{z}_force_n" for z in zones], "total_force_n"]) + "\n")
         for side, fs in feet.items():
-            cal = Calibration().apply(fs)
+            cal = ChannelForces().compute(fs)
             force = cal.force_n_
             table = np.full((fs.n, len(zones) + 2), np.nan)
             table[:, 0] = fs.t_s

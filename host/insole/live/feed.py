@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis import Calibration
 from insole.errors import InsoleError
 from insole.io.recorder import Recorder, SourceWorker
 from insole.io.sources import FileSource, SimSource, Source, open_source
 from insole.live.pacing import PacedSource
 from insole.live.steps import SampleBlock, StepAnalysis, StreamingSteps
-from insole.model import hardware
-from insole.model.sensor import DEFAULT_BETA, DEFAULT_K_N_OHM, force_from_volts
+from insole.model import calibration, hardware
+from insole.model.calibration import Calibration
+from insole.model.sensor import force_from_volts
 
 log = logging.getLogger(__name__)
 
@@ -278,9 +278,8 @@ class LiveFeed:
             foot.source_url = st.url
             self.feet[side] = foot
         st.foot = foot
-        cal = self.calibrations.get(side) or Calibration()
-        st.k, st.beta = np.array([cal.channels.get(z, (DEFAULT_K_N_OHM, DEFAULT_BETA))
-                                  for z in info.zones], dtype=float).T
+        cal = self.calibrations.get(side) or calibration.default(side, info.zones)
+        st.k, st.beta = np.array([(cal.k(z), cal.beta(z)) for z in info.zones], dtype=float).T
         return foot
 
     def _packet(self, st: _SourceState, pkt, now: float) -> None:

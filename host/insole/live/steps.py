@@ -22,8 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis import AnalysisConfig, Calibration, analyse
+from insole.analysis import AnalysisConfig, analyse
 from insole.analysis.stream import FootStream
+from insole.model.calibration import Calibration
 
 log = logging.getLogger(__name__)
 

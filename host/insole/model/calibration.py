@@ -53,6 +53,8 @@ log.addHandler(logging.NullHandler())
 SCHEMA = "insole.calibration/1"
 METHODS = ("default", "standing", "bench", "bench+standing")
 G_M_PER_S2 = 9.80665
+# how a report names the default sensor model (PROTOCOL.md) when no file is given
+DEFAULT_NAME = "default sensor model (k=4.0e5 N·Ω, β=1)"
 
 
 
@@ -68,7 +70,9 @@ class CalibrationError(InsoleError):
 
 @dataclass
 class Calibration:
-    """One foot's calibration.
+    """One foot's calibration: the file, and what the analysis converts volts to newtons with
+    (:class:`insole.analysis.forces.ForceConverter` takes one; :func:`default` is the default
+    sensor model).
 
     Attributes:
         side: ``"left"`` or ``"right"``.
@@ -97,7 +101,10 @@ class Calibration:
         return self.channels.get(zone, (DEFAULT_K_N_OHM, DEFAULT_BETA))[1]
 
     def describe(self) -> str:
-        """One line for reports: where it came from, how it was made, its range and residual."""
+        """One line for reports: where it came from, how it was made, its range and residual
+        (the default sensor model, not from a file, is :data:`DEFAULT_NAME`)."""
+        if self.method == "default" and not self.path:
+            return DEFAULT_NAME
         ks = [k for k, _ in self.channels.values()]
         betas = sorted({round(b, 3) for _, b in self.channels.values()})
         what = {"standing": "standing trial", "bench": "bench weights",
@@ -193,7 +200,8 @@ def load(path: str | Path) -> Calibration:
 
 
 def default(side: str, zones) -> Calibration:
-    """The default sensor model for ``zones`` as a calibration."""
+    """The default sensor model for ``zones`` as a calibration (what the analysis uses for a
+    foot without a calibration file)."""
     return Calibration(side, {z: (DEFAULT_K_N_OHM, DEFAULT_BETA) for z in zones}, "default")
 
 
