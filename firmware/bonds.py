@@ -49,11 +49,14 @@ class Bonds:
     def has(self, key):
         return self._find(key) is not None
 
+    def keys(self):
+        # The bonded peers' 7-byte keys (address type, address little-endian), oldest first.
+        return [p[0] for p in self._peers]
+
     def addresses(self):
         # The bonded peers' addresses as "aa:bb:cc:dd:ee:ff" (most significant byte first).
         out = []
-        for p in self._peers:
-            a = p[0]
+        for a in self.keys():
             out.append(":".join("%02x" % a[i] for i in range(KEY_BYTES - 1, 0, -1)))
         return out
 

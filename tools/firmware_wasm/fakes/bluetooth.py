@@ -339,6 +339,27 @@ class BLE:
         self._handler(_IRQ_ENCRYPTION_UPDATE, (self.conn, 1, 0, 1, 16))
         return True
 
+    # The peer's security manager as another stack runs it (the bumble bridge,
+    # tests/support/firmware_peripheral.py): its key store calls and the link's encryption,
+    # forwarded to the firmware as NimBLE would make them.
+
+    def smp_store(self, sec_type, key, value):
+        # NimBLE's store write (value None: delete) -> _IRQ_SET_SECRET; True when kept.
+        v = None if value is None else memoryview(bytes(value))
+        return bool(self._handler(_IRQ_SET_SECRET, (sec_type, memoryview(bytes(key)), v)))
+
+    def smp_lookup(self, sec_type, key):
+        # NimBLE's store read -> _IRQ_GET_SECRET; the value (bytes) or None.
+        v = self._handler(_IRQ_GET_SECRET, (sec_type, 0, memoryview(bytes(key))))
+        return None if v is None else bytes(v)
+
+    def smp_encryption(self, encrypted, bonded):
+        if self.conn is None:
+            return
+        self.encrypted = bool(encrypted)
+        self._handler(_IRQ_ENCRYPTION_UPDATE, (self.conn, 1 if encrypted else 0, 0,
+                                               1 if bonded else 0, 16 if encrypted else 0))
+
     def central_disconnect(self):
         conn = self.conn
         self.conn = None
