@@ -37,6 +37,7 @@ class BumbleCentral:
         self.connection: Connection | None = None
         self.peer: Peer | None = None
         self.received: dict[str, list[bytes]] = {}
+        self.stream: list[bytes] = []  # every notification, in arrival order
         self._got = asyncio.Event()
 
     async def start(self) -> None:
@@ -102,9 +103,18 @@ class BumbleCentral:
 
             def on_value(value, uuid=uuid):
                 self.received[uuid].append(bytes(value))
+                self.stream.append(bytes(value))
                 self._got.set()
 
             await self.peer.subscribe(self._char(uuid), on_value)
+
+    async def wait_until(self, predicate, timeout_s: float = 20.0) -> None:
+        """Wait until ``predicate()`` holds, re-checked at each notification."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not predicate():
+            self._got.clear()
+            await asyncio.wait_for(self._got.wait(), max(0.0, deadline - loop.time()))
 
     async def wait_for(self, uuid: str, count: int = 1, timeout_s: float = 10.0) -> list[bytes]:
         """Wait until ``count`` notifications of ``uuid`` have arrived; returns them all."""
