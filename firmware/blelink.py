@@ -212,7 +212,8 @@ class BleLink:
         # stored or deleted: a stranger spoofing a bonded address cannot erase that bond by
         # pairing again either.
         bonding = self._new_bond and key == self._bond_key  # the rest of this peer's keys
-        if self._refused or not (bonding or self.pairing.window_open()):
+        if self._refused or (value is not None and self.conn is None) \
+                or not (bonding or self.pairing.window_open()):
             self._refused = True
             self.refused_pairings += 1
             return False
