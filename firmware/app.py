@@ -9,8 +9,8 @@ import sys
 
 from sampler import Sampler
 from steps import RUNNING_SPM, StepDetector
-from wire import (CMD_GET_INFO, CMD_IDENTIFY, CMD_SET_RATE, CMD_SET_SIDE, CMD_START, CMD_STOP,
-                  REPLY_OK, encode_info, encode_reply, encode_status, parse_command)
+from wire import (CMD_FORGET_BONDS, CMD_GET_INFO, CMD_IDENTIFY, CMD_SET_RATE, CMD_SET_SIDE,
+                  CMD_START, CMD_STOP, REPLY_OK, encode_info, encode_reply, encode_status, parse_command)
 
 from micropython import const
 
@@ -70,7 +70,7 @@ class App:
     def __init__(self, sampler, steps, settings, timer_start, timer_stop, ticks_ms, ticks_diff,
                  zone_ids, supply_mv, r_fixed_ohm, device_id, firmware, led=None,
                  battery_mv=None, ble=None, serial=None, wdt=None, log=None,
-                 stream_on_boot=True, identify_ms=3000):
+                 stream_on_boot=True, identify_ms=3000, pairing=None):
         self.sampler = sampler
         self.steps = steps
         self.settings = settings
@@ -86,6 +86,7 @@ class App:
         self.led = led
         self._battery_mv = battery_mv
         self.ble = ble
+        self.pairing = pairing
         self.serial = serial
         self.wdt = wdt
         self.log = log or (lambda msg: None)
@@ -146,8 +147,12 @@ class App:
             raise e
         if self.serial:
             self.serial.poll(self._on_serial_packet)
+        now = self._ticks_ms()
+        if self.pairing is not None:
+            self.pairing.poll(now)  # the BOOT button, the window's end, saving new bonds
         ble = self.ble
         if ble:
+            ble.service(now)  # drop an encrypted link that is not bonded
             if ble.events != self._ble_events:
                 self._ble_events = ble.events
                 self._update_links()
@@ -155,7 +160,6 @@ class App:
                 cmd = ble.commands.pop(0)
                 self.handle_command(cmd, len(cmd), _SRC_BLE)
         self._drain()
-        now = self._ticks_ms()
         el = self._ticks_diff(now, self._last_ms)
         self._last_ms = now
         self._uptime_ms += el
@@ -278,6 +282,10 @@ class App:
                     self._blink_ms = _BLINK_MS
             elif t == CMD_SET_SIDE:
                 self._set_side(arg)
+            elif t == CMD_FORGET_BONDS and self.pairing is not None:
+                # Over BLE only a bonded central gets here (CONTROL is write-encrypted); its
+                # link stays up until it disconnects, and it must pair again after that.
+                self.pairing.forget()
         buf = self._buf
         m = encode_reply(buf, t, code)
         self._reply(buf, m, source)
@@ -348,17 +356,22 @@ def build(board, cfg=None):
         serial = SerialLink(board.serial_port(cfg.SERIAL_BAUD),
                             data_bytes(sampler.channels, sampler.max_sets))
     ble = None
+    pairing = None
     if cfg.BLE:
         from blelink import BleLink
+        from bonds import Bonds, Pairing
+        pairing = Pairing(Bonds(board.BONDS_PATH), board.ticks_ms, board.ticks_diff,
+                          button=board.boot_button(), active_low=pins.BUTTON_ACTIVE_LOW)
         ble = BleLink(board.ble(), board.UUID, device_name(settings.side), "Open Insole",
-                      pins.BOARD, cfg.FIRMWARE_VERSION, pins.BATTERY_ADC_GPIO is not None)
+                      pins.BOARD, cfg.FIRMWARE_VERSION, pins.BATTERY_ADC_GPIO is not None,
+                      pairing)
     timer = board.sample_timer()
     return App(sampler, steps, settings, timer.start, timer.stop, board.ticks_ms,
                board.ticks_diff, pins.ZONE_IDS, pins.SUPPLY_MV, pins.R_FIXED_OHM,
                board.device_id(), cfg.FIRMWARE_VERSION, led=board.led(),
                battery_mv=board.battery_reader(), ble=ble, serial=serial,
                wdt=board.watchdog(cfg.WATCHDOG_MS), log=Log(board.LOG_PATH, not cfg.SERIAL_STREAM),
-               stream_on_boot=cfg.STREAM_ON_BOOT, identify_ms=cfg.IDENTIFY_MS)
+               stream_on_boot=cfg.STREAM_ON_BOOT, identify_ms=cfg.IDENTIFY_MS, pairing=pairing)
 
 
 def run(board, cfg=None, max_errors=5, error_window_ms=60000):

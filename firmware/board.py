@@ -10,6 +10,7 @@ import pins
 
 UUID = bluetooth.UUID
 SETTINGS_PATH = "/settings.txt"
+BONDS_PATH = "/bonds.txt"
 LOG_PATH = "/log.txt"
 
 ticks_us = time.ticks_us
@@ -60,6 +61,14 @@ class _SampleTimer:
 
     def stop(self):
         self._timer.deinit()
+
+
+def boot_button():
+    # The BOOT button (GPIO0 on the ESP32 boards: pulled up, reads 0 while pressed), read by the
+    # main loop: held 3 s it opens the BLE pairing window. None on a board without one.
+    if pins.BUTTON_GPIO is None:
+        return None
+    return machine.Pin(pins.BUTTON_GPIO, machine.Pin.IN, machine.Pin.PULL_UP)
 
 
 def sample_timer():
@@ -118,10 +127,13 @@ def serial_port(baud):
 def safe_mode(window_ms=1000):
     # BOOT button (GPIO0) pressed during the first second after reset: leave the REPL alone and
     # do not start the firmware. (Held *at* reset, GPIO0 low selects the ROM bootloader instead.)
-    button = machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP)
+    button = boot_button()
+    if button is None:
+        return False
+    pressed = 0 if pins.BUTTON_ACTIVE_LOW else 1
     start = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), start) < window_ms:
-        if button.value() == 0:
+        if button.value() == pressed:
             return True
         time.sleep_ms(10)
     return False

@@ -14,6 +14,9 @@ BATTERY_ADC_GPIO = 35
 BATTERY_DIVIDER_X1000 = 2000
 LED_GPIO = 5
 LED_ACTIVE_LOW = False
+# The BOOT button (None: no button): held 3 s it opens the BLE pairing window.
+BUTTON_GPIO = 0
+BUTTON_ACTIVE_LOW = True
 # Each sensor divider: supply across sensor + fixed resistor, pin at their junction.
 SUPPLY_MV = 3300
 R_FIXED_OHM = 750

@@ -22,6 +22,7 @@ CMD_SET_RATE = const(0x12)
 CMD_GET_INFO = const(0x13)
 CMD_IDENTIFY = const(0x14)
 CMD_SET_SIDE = const(0x15)
+CMD_FORGET_BONDS = const(0x16)  # our extension (docs/ble.md): erase the BLE bonds, open pairing
 
 REPLY_OK = const(0)
 REPLY_UNKNOWN = const(1)
@@ -48,7 +49,7 @@ ATT_OVERHEAD = const(3)
 CRC_BYTES = const(4)
 
 # Argument bytes each command carries (index = type - 0x10).
-_ARG_BYTES = (0, 0, 2, 0, 0, 1)
+_ARG_BYTES = (0, 0, 2, 0, 0, 1, 0)
 
 
 def sets_for_mtu(mtu, channels):
@@ -142,7 +143,7 @@ def parse_command(pkt, n):
     if pkt[0] != VERSION:
         return None, REPLY_UNKNOWN, 0
     t = pkt[1]
-    if t < CMD_START or t > CMD_SET_SIDE:
+    if t < CMD_START or t > CMD_FORGET_BONDS:
         return t, REPLY_UNKNOWN, 0
     if n != 2 + _ARG_BYTES[t - CMD_START]:
         return t, REPLY_BAD_LENGTH, 0

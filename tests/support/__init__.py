@@ -7,7 +7,10 @@
 - :mod:`tests.support.virtual_insole`: an insole peripheral serving the GATT table of
   PROTOCOL.md, fed by the simulator (fast, with ground truth).
 - :mod:`tests.support.firmware_peripheral`: the real firmware under the MicroPython WebAssembly
-  port, its ``bluetooth`` fake bridged to a bumble GATT server.
+  port, its ``bluetooth`` fake bridged to a bumble GATT server; pairing runs in bumble with the
+  firmware as its key store.
+- :mod:`tests.support.pairing`: a plain bumble central that pairs, bonds (JSON key store) and
+  reconnects with its keys: the runner's laptop or a stranger, below the ``ble://`` code.
 """
 
 BACKEND = ("tests.support.bumble_backend:BumbleScanner,"

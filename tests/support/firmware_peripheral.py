@@ -11,17 +11,40 @@ lines read from stdin. Here those lines are bridged to a bumble device on the vi
                          "@@ A ADV_HEX RESP_HEX"                 it (re)started advertising
                          "@@ V HANDLE HEX"                       it wrote a characteristic value
                          "@@ N HANDLE HEX"                       it sent a notification
-    bridge -> firmware   "C" | "M MTU" | "W HANDLE HEX" | "D"   a central connected, exchanged
+                         "@@ K ID HEX|-|1|0"                     answer to a key store request
+                         "@@ X"                                  it dropped the link (gap_disconnect)
+                         "@@ B ADDR,ADDR|-"                      its bonded peers changed
+                         "@@ O 1|0"                              its pairing window opened/closed
+                         "@@ U"                                  the BOOT button was released
+    bridge -> firmware   "C ADDR_HEX TYPE" | "M MTU" | "W HANDLE HEX" | "D"
+                                                                 a central connected, exchanged
                                                                  the MTU, wrote, disconnected
+                         "K ID SET TYPE KEY_HEX VALUE_HEX|-"     bumble's key store writes ...
+                         "K ID GET TYPE KEY_HEX"                 ... and reads
+                         "E ENCRYPTED BONDED"                    the link's encryption changed
+                         "P HELD_MS"                             BOOT held for HELD_MS
 
-The bumble device serves the firmware's own table (its UUIDs, properties and values), advertises
-the firmware's own payloads, and forwards its notifications in order, so a host sees what a
-phone would see from a board.
+The bumble device serves the firmware's own table (its UUIDs, properties and values, its
+encryption flags as bumble's READ_/WRITE_REQUIRES_ENCRYPTION permissions), advertises the
+firmware's own payloads, and forwards its notifications in order, so a host sees what a phone
+would see from a board.
+
+Pairing: bumble runs the security manager (LE Secure Connections, just works, bonding: what the
+firmware configures NimBLE for), and the firmware stays the source of truth for bonds: the
+bumble device's key store is :class:`_FirmwareKeyStore`, whose writes and reads become the
+fake's ``_IRQ_SET_SECRET`` / ``_IRQ_GET_SECRET`` (sec_type 2 and 1, the key the peer's 7-byte
+address as NimBLE's ``ble_addr_t``, the value bumble's keys as JSON), and each encryption change
+becomes ``_IRQ_ENCRYPTION_UPDATE``. As with NimBLE, a write the firmware refuses (pairing outside
+its window) does not fail the pairing: the link is encrypted, the firmware does not trust it and
+drops it ("@@ X"). (Unlike NimBLE, bumble encrypts before it stores the keys; the firmware
+accepts either order inside its window, see firmware/blelink.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -30,6 +53,8 @@ import firmware_loop
 import numpy as np
 from bumble import hci
 from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.keys import KeyStore, PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
 
 from tests.support.radio import VirtualRadio
 from tests.support.virtual_insole import ADDRESSES, PREFERRED_MTU
@@ -65,6 +90,10 @@ inbuf = bytearray()
 last = {}
 adv_seen = [-1]
 table_sent = [False]
+kicks_seen = [0]
+bonds_seen = [None]
+window_seen = [None]
+press_until = [-1]
 CHUNK = __CHUNK__
 
 def emit(s):
@@ -87,7 +116,19 @@ def host_events():
         if not line:
             continue
         if line[0] == "C":
-            radio.central_connect()
+            radio.central_connect(addr=unhexlify(line[1]), addr_type=int(line[2]))
+        elif line[0] == "K":
+            rid, op, t, key = line[1], line[2], int(line[3]), unhexlify(line[4])
+            if op == "SET":
+                val = None if line[5] == "-" else unhexlify(line[5])
+                emit("K %s %d" % (rid, 1 if radio.smp_store(t, key, val) else 0))
+            else:
+                emit("K %s %s" % (rid, hx(radio.smp_lookup(t, key))))
+        elif line[0] == "E":
+            radio.smp_encryption(int(line[1]), int(line[2]))
+        elif line[0] == "P":
+            machine.set_level(pins.BUTTON_GPIO, 0)
+            press_until[0] = clock.ms + int(line[1])
         elif line[0] == "M":
             radio.central_mtu(int(line[1]))
         elif line[0] == "W":
@@ -114,6 +155,24 @@ def publish():
         emit("A %s %s" % (hx(radio.adv_data), hx(radio.resp_data)))
     for conn, h, p in radio.take_notifications():
         emit("N %d %s" % (h, hx(p)))
+    if radio.kicks != kicks_seen[0]:
+        kicks_seen[0] = radio.kicks
+        emit("X")
+    b = ",".join(hexlify(k).decode() for k in app.pairing.bonds.keys()) or "-"
+    if b != bonds_seen[0]:
+        bonds_seen[0] = b
+        emit("B " + b)
+    w = 1 if app.pairing.window_open() else 0
+    if w != window_seen[0]:
+        window_seen[0] = w
+        emit("O %d" % w)
+
+def button():
+    if press_until[0] >= 0 and clock.ms >= press_until[0]:
+        app.poll()  # the main loop sees the button still held at the end of the press
+        machine.release(pins.BUTTON_GPIO)
+        press_until[0] = -1
+        emit("U")
 
 def set_row(i):
     o = (row + i) * CH
@@ -130,6 +189,7 @@ def drive_chunk():
     n = min(CHUNK, ROWS - row)
     drv.run(n, set_row)
     row += n
+    button()
     publish()
     return (row * 1000) // RATE
 """
@@ -137,6 +197,65 @@ def drive_chunk():
 
 def _uuid(key: str) -> str:
     return key.upper() if len(key) == 4 else key
+
+
+# NimBLE's store types (MicroPython passes them to _IRQ_GET_SECRET/_IRQ_SET_SECRET).
+_OUR_SEC = 1
+_PEER_SEC = 2
+_KEY_TIMEOUT_S = 10.0
+# Bluetooth Core: ATT permissions the firmware's MicroPython flags ask for.
+_FLAG_READ_ENCRYPTED = 0x0200
+_FLAG_WRITE_ENCRYPTED = 0x1000
+
+
+def address_key(address: hci.Address) -> bytes:
+    """A bumble address as NimBLE's 7-byte ``ble_addr_t``: type (0 public, 1 random), LE bytes."""
+    return bytes((0 if address.is_public else 1,)) + bytes(address.address_bytes)
+
+
+def key_name(key: bytes) -> str:
+    """The 7-byte key back to bumble's key store name (``str(hci.Address)``)."""
+    text = ":".join(f"{b:02X}" for b in reversed(key[1:7]))
+    return text + "/P" if key[0] == 0 else text
+
+
+def _name_key(name: str) -> bytes:
+    public = name.endswith("/P")
+    raw = bytes.fromhex(name.split("/")[0].replace(":", ""))
+    return bytes((0 if public else 1,)) + raw[::-1]
+
+
+class _FirmwareKeyStore(KeyStore):
+    """The bumble peripheral's key store, kept by the firmware (see the module's docstring)."""
+
+    def __init__(self, fw: FirmwarePeripheral) -> None:
+        self.fw = fw
+
+    async def update(self, name: str, keys: PairingKeys) -> None:
+        blob = json.dumps(keys.to_dict()).encode()
+        for t in (_OUR_SEC, _PEER_SEC):
+            stored = await self.fw._key_request("SET", t, _name_key(name), blob)
+            if stored != "1":
+                log.info("firmware %s refused the keys of %s", self.fw.side, name)
+                return  # as NimBLE: the pairing itself is not failed
+
+    async def get(self, name: str) -> PairingKeys | None:
+        value = await self.fw._key_request("GET", _OUR_SEC, _name_key(name))
+        if value == "-":
+            return None
+        return PairingKeys.from_dict(json.loads(bytes.fromhex(value)))
+
+    async def delete(self, name: str) -> None:
+        for t in (_OUR_SEC, _PEER_SEC):
+            await self.fw._key_request("SET", t, _name_key(name), None)
+
+    async def get_all(self) -> list[tuple[str, PairingKeys]]:
+        out = []
+        for name in self.fw.bonds:
+            keys = await self.get(name)
+            if keys is not None:
+                out.append((name, keys))
+        return out
 
 
 class FirmwarePeripheral:
@@ -168,6 +287,43 @@ class FirmwarePeripheral:
         self._tmp = tempfile.TemporaryDirectory(prefix="insole-fwble-")
         self._reader: asyncio.Task | None = None
         self._stderr: Path | None = None
+        self._bond_keys: list[bytes] = []
+        self._window: bool | None = None
+        self._changed = asyncio.Event()
+        self._released = asyncio.Event()
+        self._key_ids = itertools.count(1)
+        self._key_waits: dict[str, asyncio.Future] = {}
+        self.dropped_links = 0  # links the firmware ended as untrusted
+
+    @property
+    def bonds(self) -> list[str]:
+        """The firmware's bonded peers, as bumble names them (``str(hci.Address)``)."""
+        return [key_name(k) for k in self._bond_keys]
+
+    @property
+    def window_open(self) -> bool:
+        """The firmware's pairing window, as it last reported it."""
+        return bool(self._window)
+
+    async def press_boot(self, held_s: float = 3.0, timeout_s: float = 30.0) -> None:
+        """Hold the board's BOOT button for ``held_s`` (device time, paced to the wall clock),
+        as a runner would; returns once the firmware has seen it released (held 3 s or more,
+        its pairing window is then open)."""
+        self._released.clear()
+        self._send(f"P {round(held_s * 1000)}")
+        await asyncio.wait_for(self._released.wait(), held_s / self.speed + timeout_s)
+
+    async def _key_request(self, op: str, sec_type: int, key: bytes,
+                           value: bytes | None = b"") -> str:
+        rid = str(next(self._key_ids))
+        fut = asyncio.get_running_loop().create_future()
+        self._key_waits[rid] = fut
+        tail = "" if op == "GET" else " " + (value.hex() if value else "-")
+        self._send(f"K {rid} {op} {sec_type} {key.hex()}{tail}")
+        try:
+            return await asyncio.wait_for(fut, _KEY_TIMEOUT_S)
+        finally:
+            self._key_waits.pop(rid, None)
 
     def _script(self) -> tuple[Path, dict[str, Path]]:
         foot = self.foot
@@ -209,6 +365,13 @@ class FirmwarePeripheral:
                 f"{self.stderr()[-1000:]}") from None
         self.device = dev = self.radio.device(self._name(), ADDRESSES[self.side])
         dev.gatt_server.max_mtu = PREFERRED_MTU
+        # What the firmware sets NimBLE to: LE Secure Connections, no MITM (no display or
+        # keys: just works), bonding; the keys kept by the firmware.
+        dev.keystore = _FirmwareKeyStore(self)
+        dev.pairing_config_factory = lambda connection: PairingConfig(
+            sc=True, mitm=False, bonding=True,
+            delegate=PairingDelegate(
+                io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT))
         dev.add_services(self._services())
         dev.on(dev.EVENT_CONNECTION, self._on_connection)
         await dev.power_on()
@@ -236,7 +399,11 @@ class FirmwarePeripheral:
             cs = []
             for key, flags, handle in chars:
                 perms = (Characteristic.READABLE
-                         | (Characteristic.WRITEABLE if flags & 0x0C else 0))
+                         | (Characteristic.READ_REQUIRES_ENCRYPTION
+                            if flags & _FLAG_READ_ENCRYPTED else 0)
+                         | (Characteristic.WRITEABLE if flags & 0x0C else 0)
+                         | (Characteristic.WRITE_REQUIRES_ENCRYPTION
+                            if flags & _FLAG_WRITE_ENCRYPTED else 0))
                 c = Characteristic(_uuid(key), Characteristic.Properties(flags & 0xFF), perms,
                                    CharacteristicValue(read=lambda conn, h=handle: self.values.get(h, b""),
                                                        write=lambda conn, v, h=handle: self._write(h, v)))
@@ -255,9 +422,14 @@ class FirmwarePeripheral:
         self._send(f"W {handle} {bytes(value).hex() or '-'}")
 
     def _on_connection(self, connection) -> None:
-        self._send("C")
+        a = connection.peer_address
+        self._send(f"C {bytes(a.address_bytes).hex()} {0 if a.is_public else 1}")
         connection.on(connection.EVENT_CONNECTION_ATT_MTU_UPDATE,
                       lambda: self._send(f"M {connection.att_mtu}"))
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE,
+                      lambda: self._send(f"E {1 if connection.is_encrypted else 0} 1"))
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_FAILURE,
+                      lambda error: self._send("E 0 0"))
         connection.on(connection.EVENT_DISCONNECTION, lambda reason: self._on_disconnection())
 
     def _on_disconnection(self) -> None:
@@ -310,6 +482,40 @@ class FirmwarePeripheral:
             if c is not None and self.device is not None:
                 self.notifications += 1
                 await self.device.notify_subscribers(c, val(f[2]))
+        elif kind == "K":
+            fut = self._key_waits.get(f[1])
+            if fut is not None and not fut.done():
+                fut.set_result(f[2])
+        elif kind == "X":
+            self.dropped_links += 1
+            asyncio.ensure_future(self._drop_links())
+        elif kind == "B":
+            self._bond_keys = [] if f[1] == "-" else [bytes.fromhex(k) for k in f[1].split(",")]
+        elif kind == "O":
+            self._window = f[1] == "1"
+        elif kind == "U":
+            self._released.set()
+        if kind in "XBOU":
+            self._changed.set()
+
+    async def _drop_links(self) -> None:
+        # The firmware ended the link (gap_disconnect): end the bumble connection too.
+        if self.device is None:
+            return
+        for c in list(self.device.connections.values()):
+            try:
+                await c.disconnect()
+            except Exception as e:  # noqa: BLE001 - already going: nothing left to end
+                log.debug("firmware %s: disconnect: %s", self.side, e)
+
+    async def wait_until(self, predicate, timeout_s: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, re-checked at each change of the firmware's links,
+        bonds or pairing window (TimeoutError after timeout_s)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not predicate():
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - loop.time()))
 
     async def stop(self) -> None:
         p = self._proc

@@ -150,6 +150,9 @@ def check_pinmap(pm: dict | None = None) -> list[str]:
             problems.append(f"{name}: battery_adc_pin GPIO{bat} is also a sensor pin")
         if b.get("led_pin") in pins or b.get("led_pin") == bat:
             problems.append(f"{name}: led_pin GPIO{b.get('led_pin')} is also an analog input")
+        button = b.get("button_pin")
+        if button is not None and (button in pins or button == bat or button == b.get("led_pin")):
+            problems.append(f"{name}: button_pin GPIO{button} is also used for something else")
         if not float(b.get("battery_divider_ratio", 0)) >= 1.0:
             problems.append(f"{name}: battery_divider_ratio must be >= 1")
     return problems

@@ -1,7 +1,9 @@
 # Under MicroPython: the firmware's BLE side against a `bluetooth` fake that enforces the
 # radio's limits (31-byte advertising payloads, notifications <= ATT_MTU - 3, ENOMEM when the
 # link's buffers are full): GATT table, advertising, MTU-sized DATA, stalls, commands over
-# CONTROL, disconnect, re-advertising and a clean resume, battery and RSC cadence.
+# CONTROL, disconnect, re-advertising and a clean resume, battery and RSC cadence. The central
+# pairs first (a fresh board has no bond: its pairing window is open); mp_security.py tests
+# pairing and bonding themselves.
 import os
 from struct import unpack_from
 
@@ -15,21 +17,23 @@ import wire
 GPIOS = pins.SENSOR_GPIOS
 C = len(GPIOS)
 SETTINGS = "/tmp/ble-settings.txt"
+BONDS = "/tmp/ble-bonds.txt"
 SVC = "fb620001-ed75-40c4-ab3f-ac4c69b6bad7"
 
 
 def boot(**cfg):
-    try:
-        os.remove(SETTINGS)
-    except OSError:
-        pass
+    for path in (SETTINGS, BONDS):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
     for g in GPIOS:
         machine.set_uv(g, 1000000)
     if pins.BATTERY_ADC_GPIO is not None:  # a 3.8 V battery behind the divider
         machine.set_uv(pins.BATTERY_ADC_GPIO, -(-3800 * 1000000 // pins.BATTERY_DIVIDER_X1000))
     clock = rig.Clock(0)
     cfg.setdefault("SERIAL_STREAM", False)
-    a, port, radio = rig.make_app(clock, settings_path=SETTINGS, **cfg)
+    a, port, radio = rig.make_app(clock, settings_path=SETTINGS, bonds_path=BONDS, **cfg)
     a.start()
     drv = rig.Driver(clock, a.poll, poll_every=5)
     return a, radio, drv
@@ -76,10 +80,15 @@ def info_h(radio):
     return h(radio, SVC, "fb620004-ed75-40c4-ab3f-ac4c69b6bad7")
 
 
-def connect(radio, drv, mtu=247):
+def connect(radio, drv, mtu=247, security="pair"):
+    # security: "pair" (a new bond), "encrypt" (a bonded central coming back) or None.
     radio.central_connect()
     assert radio.mtu_requests >= 1, "the device asks for a bigger MTU"
     radio.central_mtu(mtu)
+    if security == "pair":
+        assert radio.central_pair(), "the window of a fresh board is open"
+    elif security == "encrypt":
+        assert radio.central_encrypt()
     drv.run(5)
 
 
@@ -113,17 +122,18 @@ def test_gatt_table():
     a, radio, drv = boot()
     t = table(radio)
     ins = t[SVC]
-    R, W, N = 0x02, 0x08, 0x10
+    R, W, N, RE, WE = 0x02, 0x08, 0x10, 0x0200, 0x1000
     assert ins["fb620002-ed75-40c4-ab3f-ac4c69b6bad7"][0] == N
-    assert ins["fb620003-ed75-40c4-ab3f-ac4c69b6bad7"][0] == R | N
-    assert ins["fb620004-ed75-40c4-ab3f-ac4c69b6bad7"][0] == R
-    assert ins["fb620005-ed75-40c4-ab3f-ac4c69b6bad7"][0] & (W | N) == W | N
+    assert ins["fb620003-ed75-40c4-ab3f-ac4c69b6bad7"][0] == R | RE | N
+    assert ins["fb620004-ed75-40c4-ab3f-ac4c69b6bad7"][0] == R | RE
+    assert ins["fb620005-ed75-40c4-ab3f-ac4c69b6bad7"][0] & (W | N | WE) == W | N | WE
     assert set(t["180a"]) == {"2a29", "2a24", "2a26"}
     assert t["180f"]["2a19"][0] == R | N
     assert t["1814"]["2a53"][0] == N and t["1814"]["2a54"][0] == R
     assert radio.central_read(t["1814"]["2a5d"][1]) == b"\x02", "sensor location: in shoe"
     assert radio.central_read(t["1814"]["2a54"][1]) == b"\x04\x00"
     assert radio.central_read(t["180a"]["2a26"][1]) == b"1.0.0"
+    connect(radio, drv)
     info = radio.central_read(info_h(radio))
     assert info[1] == wire.INFO and info[3] == C
 
@@ -156,6 +166,7 @@ def test_no_data_before_mtu_exchange_then_batches_fit_the_mtu():
         n_sets = wire.sets_for_mtu(mtu, C)
         a, radio, drv = boot()
         radio.central_connect()
+        assert radio.central_pair()
         drv.run(1100)  # over a second at MTU 23: STATUS (21 bytes) cannot be notified either
         assert not data(radio), "MTU 23 cannot carry a sample set: wait for the exchange"
         assert a.restarts == 0 and a.ble.too_long >= 1
@@ -243,7 +254,7 @@ def test_disconnect_readvertises_and_resumes_cleanly():
     assert radio.advertising, "advertising again after a disconnect"
     drv.run(300)
     assert a.sampler.overruns == 0, "nobody listening is not an overrun"
-    connect(radio, drv, mtu=185)
+    connect(radio, drv, mtu=185, security="encrypt")
     drv.run(200)
     again = data(radio)
     n185 = wire.sets_for_mtu(185, C)
@@ -260,7 +271,7 @@ def test_set_side_renames_the_device():
     drv.run(5)
     radio.central_disconnect()
     assert ad_fields(radio.adv_data)[0x09] == b"Insole-R"
-    assert radio.central_read(info_h(radio))[2] == 1
+    assert radio.gatts_read(info_h(radio))[2] == 1
 
 
 def test_battery_level_and_status():

@@ -138,7 +138,8 @@ def test_unknown_commands():
     a, port, drv = fresh()
     one_reply(a, port, drv, b"\x01\x7f", 0x7F, 1)
     one_reply(a, port, drv, b"\x01\x01", 0x01, 1)  # a DATA packet sent to the device
-    one_reply(a, port, drv, b"\x01\x16\x00", 0x16, 1)
+    one_reply(a, port, drv, b"\x01\x17", 0x17, 1)
+    one_reply(a, port, drv, b"\x01\x16\x00", 0x16, 2)  # FORGET_BONDS takes no argument
     one_reply(a, port, drv, b"\x02\x10", 0x10, 1)  # a protocol version we do not speak
     assert a.streaming and a.sampler.rate_hz == 500
 

@@ -5,17 +5,61 @@
 # out of buffers) while the test stalls the link; advertising stops on connect; written
 # characteristic values are truncated to their buffer (20 bytes unless set larger).
 # Test-only methods start with "central_": they play the phone or watch.
+#
+# Security, as MicroPython's NimBLE binding does it:
+# - config(bond=, le_secure=, mitm=, io=) are recorded (and read back with config("bond") ...).
+# - a central's write to a characteristic flagged _FLAG_WRITE_ENCRYPTED (0x1000), or read of one
+#   flagged _FLAG_READ_ENCRYPTED (0x0200), on an unencrypted link fails with an ATT error (raised
+#   to the test as AttError, no _IRQ_GATTS_WRITE): Insufficient Encryption (0x0F) when the
+#   peripheral holds a bond for that central (NimBLE looks the peer up in its store, here with
+#   _IRQ_GET_SECRET sec_type 2), Insufficient Authentication (0x05) otherwise.
+# - notifications: NimBLE's ble_gattc_notify_custom, behind MicroPython's
+#   gatts_notify(conn, handle, data), sends on any link whatever its security, subscribed or not
+#   (MicroPython's docs: "sent regardless of the subscription status"), so the fake sends them
+#   too, and records in `plain` each notification of the insole's encrypted-flagged service that
+#   went out on an unencrypted link. Keeping DATA, STATUS and REPLY off such links is the
+#   firmware's job, and the tests assert the central got none.
+# - central_pair() runs "just works" LE Secure Connections pairing with bonding as NimBLE's
+#   security manager does on the peripheral: when the peripheral already holds a bond for the
+#   central (repeat pairing) the old one is deleted first (_IRQ_SET_SECRET with value None),
+#   then the new keys are stored (_IRQ_SET_SECRET, sec_type 1 "our" and 2 "peer", key = the
+#   central's 7-byte ble_addr_t, value = an opaque blob), then _IRQ_ENCRYPTION_UPDATE. A False
+#   from _IRQ_SET_SECRET does not fail the pairing (NimBLE only logs the store failure): the
+#   link is encrypted all the same, with no bond kept on the peripheral.
+# - central_encrypt() is a bonded central reconnecting: the peripheral looks its key up
+#   (_IRQ_GET_SECRET sec_type 1); no key, or not the central's, and encryption fails
+#   (_IRQ_ENCRYPTION_UPDATE with encrypted 0; HCI "PIN or key missing" to the central).
+# - gap_disconnect(conn) ends the link at once (_IRQ_CENTRAL_DISCONNECT), counted in `kicks`.
 FLAG_BROADCAST = 0x0001
 FLAG_READ = 0x0002
 FLAG_WRITE_NO_RESPONSE = 0x0004
 FLAG_WRITE = 0x0008
 FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
+_FLAG_READ_ENCRYPTED = 0x0200
+_FLAG_READ_AUTHENTICATED = 0x0400
+_FLAG_WRITE_ENCRYPTED = 0x1000
+_FLAG_WRITE_AUTHENTICATED = 0x2000
+ATT_INSUFFICIENT_AUTHENTICATION = 0x05
+ATT_INSUFFICIENT_ENCRYPTION = 0x0F
 
 _IRQ_CENTRAL_CONNECT = 1
 _IRQ_CENTRAL_DISCONNECT = 2
 _IRQ_GATTS_WRITE = 3
 _IRQ_MTU_EXCHANGED = 21
+_IRQ_ENCRYPTION_UPDATE = 28
+_IRQ_GET_SECRET = 29
+_IRQ_SET_SECRET = 30
+_OUR_SEC = 1
+_PEER_SEC = 2
+DEFAULT_CENTRAL = b"\x01\x02\x03\x04\x05\x06"
+
+
+class AttError(Exception):
+    # The ATT error response a central gets (code: 0x05, 0x0F, ...).
+    def __init__(self, code):
+        super().__init__("ATT error 0x%02x" % code)
+        self.code = code
 
 _HEX = "0123456789abcdef"
 
@@ -70,6 +114,16 @@ class BLE:
         self.notifications = []  # (conn, handle, bytes)
         self.stalled = False
         self.refused = 0
+        self.bond = False
+        self.le_secure = False
+        self.mitm = False
+        self.io = 3
+        self.encrypted = False
+        self.peer = None  # the connected central's 7-byte ble_addr_t (type, address)
+        self.central_keys = {}  # central's own bond store: peer key -> the key blob it holds
+        self.kicks = 0  # links the peripheral ended with gap_disconnect
+        self.plain = []  # (handle, payload): notifications of encrypted-flagged chars, unencrypted link
+        self._pairings = 0
 
     def active(self, value=None):
         if value is None:
@@ -85,6 +139,8 @@ class BLE:
                 return self.gap_name
             if names[0] == "mtu":
                 return self.preferred_mtu
+            if names[0] in ("bond", "le_secure", "mitm", "io"):
+                return getattr(self, names[0])
             raise ValueError("unknown config param")
         for k, v in kw.items():
             if k == "gap_name":
@@ -93,7 +149,13 @@ class BLE:
                 if not 23 <= v <= 517:
                     raise ValueError("mtu 23-517")
                 self.preferred_mtu = v
-            elif k not in ("rxbuf", "addr_mode", "io", "mitm", "le_secure", "bond"):
+            elif k in ("bond", "le_secure", "mitm"):
+                setattr(self, k, bool(v))
+            elif k == "io":
+                if not 0 <= v <= 4:
+                    raise ValueError("io capability 0-4")
+                self.io = v
+            elif k not in ("rxbuf", "addr_mode"):
                 raise ValueError("unknown config param")
 
     def irq(self, handler):
@@ -178,7 +240,20 @@ class BLE:
         if self.stalled:
             self.refused += 1
             raise OSError(12)  # ENOMEM: no buffers until the link drains
+        if not self.encrypted and self._flags[value_handle] & self._secure_flags():
+            self.plain.append((value_handle, payload))
         self.notifications.append((conn_handle, value_handle, payload))
+
+    def _secure_flags(self):
+        return _FLAG_READ_ENCRYPTED | _FLAG_WRITE_ENCRYPTED | _FLAG_READ_AUTHENTICATED \
+            | _FLAG_WRITE_AUTHENTICATED
+
+    def gap_disconnect(self, conn_handle):
+        if conn_handle != self.conn:
+            return False
+        self.kicks += 1
+        self.central_disconnect()
+        return True
 
     def gattc_exchange_mtu(self, conn_handle):
         if conn_handle != self.conn:
@@ -187,36 +262,111 @@ class BLE:
 
     # --- the central's side (tests only) -----------------------------------------------------
 
-    def central_connect(self, conn=64):
+    def central_connect(self, conn=64, addr=DEFAULT_CENTRAL, addr_type=0):
         if not self.advertising:
             raise AssertionError("central connect while the device is not advertising")
         self.advertising = False
         self.conn = conn
         self.mtu = 23
-        self._handler(_IRQ_CENTRAL_CONNECT, (conn, 0, b"\x01\x02\x03\x04\x05\x06"))
+        self.encrypted = False
+        self.peer = bytes((addr_type,)) + bytes(addr)
+        self._handler(_IRQ_CENTRAL_CONNECT, (conn, addr_type, bytes(addr)))
 
     def central_mtu(self, central_mtu):
         # The exchange settles on the smaller of the two preferred MTUs.
         self.mtu = min(central_mtu, self.preferred_mtu)
         self._handler(_IRQ_MTU_EXCHANGED, (self.conn, self.mtu))
 
+    def _att_security(self, need):
+        # NimBLE's permission check for a characteristic that needs an encrypted link.
+        if need and not self.encrypted:
+            bonded = self._handler(_IRQ_GET_SECRET, (_PEER_SEC, 0, memoryview(self.peer)))
+            raise AttError(ATT_INSUFFICIENT_ENCRYPTION if bonded is not None
+                           else ATT_INSUFFICIENT_AUTHENTICATION)
+
     def central_write(self, handle, data):
         flags = self._flags.get(handle, 0)
         if not flags & (FLAG_WRITE | FLAG_WRITE_NO_RESPONSE):
             raise AssertionError("characteristic %d is not writable" % handle)
+        self._att_security(flags & (_FLAG_WRITE_ENCRYPTED | _FLAG_WRITE_AUTHENTICATED))
         self._values[handle] = bytes(data)[: self._caps[handle]]
         self._handler(_IRQ_GATTS_WRITE, (self.conn, handle))
 
     def central_read(self, handle):
-        if not self._flags.get(handle, 0) & FLAG_READ:
+        flags = self._flags.get(handle, 0)
+        if not flags & FLAG_READ:
             raise AssertionError("characteristic %d is not readable" % handle)
+        self._att_security(flags & (_FLAG_READ_ENCRYPTED | _FLAG_READ_AUTHENTICATED))
         return self._values[handle]
+
+    def central_pair(self, bond=True):
+        # "Just works" LE Secure Connections pairing started by the connected central (see the
+        # header). Returns True when the peripheral stored every key it was given.
+        if self.conn is None:
+            raise AssertionError("central_pair without a connection")
+        if not self.le_secure or self.mitm or self.io != 3:
+            raise AssertionError("the firmware must configure le_secure, no MITM, no I/O")
+        peer = self.peer
+        stored = True
+        if bond and self.bond:
+            if self._handler(_IRQ_GET_SECRET, (_PEER_SEC, 0, memoryview(peer))) is not None:
+                for t in (_OUR_SEC, _PEER_SEC):  # repeat pairing: NimBLE drops the old bond
+                    self._handler(_IRQ_SET_SECRET, (t, memoryview(peer), None))
+            self._pairings += 1
+            # An opaque key blob, unique per pairing, about the size of ble_store_value_sec.
+            ltk = bytes((self._pairings & 0xFF, (self._pairings >> 8) & 0xFF)) + peer + bytes(71)
+            self.central_keys[peer] = ltk
+            for t in (_OUR_SEC, _PEER_SEC):
+                if not self._handler(_IRQ_SET_SECRET, (t, memoryview(peer), memoryview(ltk))):
+                    stored = False
+        else:
+            stored = False
+        self.encrypted = True
+        self._handler(_IRQ_ENCRYPTION_UPDATE, (self.conn, 1, 0, 1 if bond and self.bond else 0, 16))
+        return stored
+
+    def central_encrypt(self):
+        # A bonded central reconnecting: encrypt with the key it holds. False when the
+        # peripheral has no such bond (or another key for this address).
+        if self.conn is None:
+            raise AssertionError("central_encrypt without a connection")
+        mine = self.central_keys.get(self.peer)
+        theirs = self._handler(_IRQ_GET_SECRET, (_OUR_SEC, 0, memoryview(self.peer)))
+        if mine is None or theirs is None or bytes(theirs) != mine:
+            self._handler(_IRQ_ENCRYPTION_UPDATE, (self.conn, 0, 0, 0, 0))
+            return False
+        self.encrypted = True
+        self._handler(_IRQ_ENCRYPTION_UPDATE, (self.conn, 1, 0, 1, 16))
+        return True
+
+    # The peer's security manager as another stack runs it (the bumble bridge,
+    # tests/support/firmware_peripheral.py): its key store calls and the link's encryption,
+    # forwarded to the firmware as NimBLE would make them.
+
+    def smp_store(self, sec_type, key, value):
+        # NimBLE's store write (value None: delete) -> _IRQ_SET_SECRET; True when kept.
+        v = None if value is None else memoryview(bytes(value))
+        return bool(self._handler(_IRQ_SET_SECRET, (sec_type, memoryview(bytes(key)), v)))
+
+    def smp_lookup(self, sec_type, key):
+        # NimBLE's store read -> _IRQ_GET_SECRET; the value (bytes) or None.
+        v = self._handler(_IRQ_GET_SECRET, (sec_type, 0, memoryview(bytes(key))))
+        return None if v is None else bytes(v)
+
+    def smp_encryption(self, encrypted, bonded):
+        if self.conn is None:
+            return
+        self.encrypted = bool(encrypted)
+        self._handler(_IRQ_ENCRYPTION_UPDATE, (self.conn, 1 if encrypted else 0, 0,
+                                               1 if bonded else 0, 16 if encrypted else 0))
 
     def central_disconnect(self):
         conn = self.conn
         self.conn = None
         self.mtu = 23
-        self._handler(_IRQ_CENTRAL_DISCONNECT, (conn, 0, b"\x01\x02\x03\x04\x05\x06"))
+        self.encrypted = False
+        peer = self.peer or b"\x00" + DEFAULT_CENTRAL
+        self._handler(_IRQ_CENTRAL_DISCONNECT, (conn, peer[0], peer[1:]))
 
     def take_notifications(self, handle=None):
         got = [n for n in self.notifications if handle is None or n[1] == handle]

@@ -28,6 +28,16 @@ def get_uv(gpio):
     return _uv[gpio]
 
 
+def set_level(gpio, level):
+    # What an input pin reads from now on (a button: 0 pressed, 1 released, with a pull-up).
+    Pin.levels[gpio] = 1 if level else 0
+
+
+def release(gpio):
+    # Back to what the pin reads by itself (its pull).
+    Pin.levels.pop(gpio, None)
+
+
 class Pin:
     IN = 1
     OUT = 3
@@ -41,12 +51,15 @@ class Pin:
             raise ValueError("invalid pin")
         self.id = id
         self.mode = mode
+        self.pull = pull
         self._v = value if value is not None else Pin.levels.get(id, 1 if pull == Pin.PULL_UP else 0)
         Pin.toggles.setdefault(id, 0)
 
     def value(self, v=None):
         if v is None:
-            return Pin.levels.get(self.id, self._v) if self.mode == Pin.IN else self._v
+            if self.mode == Pin.IN:
+                return Pin.levels.get(self.id, 1 if self.pull == Pin.PULL_UP else self._v)
+            return self._v
         v = 1 if v else 0
         if v != self._v:
             Pin.toggles[self.id] = Pin.toggles.get(self.id, 0) + 1

@@ -62,13 +62,14 @@ class Config:
             setattr(self, k, kw[k])
 
 
-def make_app(clock, settings_path="/tmp/settings.txt", **cfg):
+def make_app(clock, settings_path="/tmp/settings.txt", bonds_path="/tmp/bonds.txt", **cfg):
     # The real board module with its clock and ports swapped for fakes at the edge.
     import app
     import board
     board.ticks_us = clock.ticks_us
     board.ticks_ms = clock.ticks_ms
     board.SETTINGS_PATH = settings_path
+    board.BONDS_PATH = bonds_path
     board.LOG_PATH = "/tmp/log.txt"
     port = FakeSerial()
 
