@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from insole.io import ble
 from tests.support import BACKEND
-from tests.support.bumble_backend import HCI_ENV, close_host
+from tests.support.bumble_backend import HCI_ENV, KEYSTORE_ENV, close_host
 from tests.support.radio import RadioThread
 from tests.support.virtual_insole import VirtualInsole
 
@@ -20,8 +20,10 @@ SIDES = ("left", "right")
 def virtual_ble() -> Iterator[RadioThread]:
     """A virtual radio in a background thread, with ``INSOLE_BLEAK_BACKEND`` and
     ``INSOLE_BUMBLE_HCI`` pointing the production code at it; everything is undone on exit
-    (the BLE loop's bumble host is closed, the sightings cache emptied, the variables restored)."""
-    saved = {k: os.environ.get(k) for k in (ble.BACKEND_ENV, HCI_ENV)}
+    (the BLE loop's bumble host is closed, the sightings cache emptied, the variables restored).
+    ``INSOLE_BUMBLE_KEYSTORE`` is cleared: this process's host keeps its bonds in memory."""
+    saved = {k: os.environ.get(k) for k in (ble.BACKEND_ENV, HCI_ENV, KEYSTORE_ENV)}
+    os.environ.pop(KEYSTORE_ENV, None)
     with RadioThread() as rt:
         os.environ[ble.BACKEND_ENV] = BACKEND
         os.environ[HCI_ENV] = rt.radio.hci_spec
@@ -54,6 +56,14 @@ def start_feet(rt: RadioThread, speed: float = 1.0, duration_s: float = 30.0,
         return feet
 
     return rt.call(make())
+
+
+def pair_feet(feet: dict[str, VirtualInsole]) -> None:
+    """Bond this process's host with each foot, as ``insole pair`` does (a new insole, with no
+    bond yet, is inside its pairing window)."""
+    for v in feet.values():
+        res = ble.pair_insole(f"ble://{v.address}")
+        assert not res.already and res.address == v.address
 
 
 def wait_finished(rt: RadioThread, feet: dict, timeout_s: float) -> None:

@@ -369,8 +369,13 @@ class VirtualInsole:
             conns = list(self.device.connections.values())
             if not conns:
                 continue
-            # let what was already handed to the link arrive, then lose the link as a
-            # supervision timeout does
+            # let what was already handed to the link arrive (the controller has completed
+            # every queued packet), then lose the link as a supervision timeout does
+            for c in conns:
+                try:
+                    await asyncio.wait_for(c.drain(), 5.0)
+                except (ValueError, asyncio.TimeoutError):  # gone already, or stuck: drop now
+                    pass
             await asyncio.sleep(0.05)
             self._note_link(t_dev, False)
             for c in conns:
