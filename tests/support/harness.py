@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from insole.io import ble
 from tests.support import BACKEND
@@ -72,3 +74,29 @@ def wait_finished(rt: RadioThread, feet: dict, timeout_s: float) -> None:
         await asyncio.gather(*(f.finished.wait() for f in feet.values()))
 
     rt.call(done(), timeout_s)
+
+
+class OtherHost:
+    """Another computer on the virtual radio: an event loop of its own in a thread, hence a bumble
+    host of its own (a new address, bonds in memory), for the bleak calls run on it with
+    :meth:`run`. Use as a context manager inside :func:`virtual_ble`."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="other-host",
+                                        daemon=True)
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout_s: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def __enter__(self) -> OtherHost:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.run(close_host(), 10.0)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()

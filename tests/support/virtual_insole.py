@@ -124,7 +124,7 @@ class VirtualInsole:
                  drops_at_s: tuple[float, ...] = (), wall_t0: float | None = None,
                  firmware: str = sim.device.FIRMWARE, stream_on_boot: bool = True,
                  keystore_path: str | None = None, window_s: float = PAIRING_WINDOW_S,
-                 bond_limit: int = BOND_LIMIT) -> None:
+                 bond_limit: int = BOND_LIMIT, max_centrals: int = 1) -> None:
         self.radio = radio
         self.side = side
         self.scenario = scenario
@@ -160,6 +160,9 @@ class VirtualInsole:
         self.keystore_path = keystore_path
         self.window_s = window_s
         self.bond_limit = bond_limit
+        # the firmware serves one central and advertises only while it has none; 2 lets a
+        # second central in beside a recording (tests of the GATT security on its own)
+        self.max_centrals = max_centrals
         self.keystore: KeyStore = (JsonKeyStore(self.address, keystore_path) if keystore_path
                                    else MemoryKeyStore())
         self._bonds: list[str] = []  # peer identity addresses, oldest first (the keystore's order)
@@ -224,9 +227,11 @@ class VirtualInsole:
                       lambda reason: asyncio.ensure_future(self._on_disconnection()))
         connection.on(connection.EVENT_PAIRING,
                       lambda keys: asyncio.ensure_future(self._on_bond(connection, keys)))
+        if len(self.device.connections) < self.max_centrals:
+            asyncio.ensure_future(self._on_disconnection())
 
     async def _on_disconnection(self) -> None:
-        if not self.finished.is_set():
+        if not self.finished.is_set() and not self.device.is_advertising:
             await self._advertise()
 
     # --- pairing, bonds, the window -----------------------------------------------------
@@ -248,6 +253,9 @@ class VirtualInsole:
         ``window_s``. Thread-safe (runs on the radio's loop)."""
         if held_s < BOOT_HOLD_S:
             return
+        # open at once (window_open is true when this returns); the timer is set on the loop,
+        # and anything the caller then queues onto the loop runs after it
+        self._window_until = self._aloop.time() + self.window_s
         self._aloop.call_soon_threadsafe(self._open_window)
 
     def _open_window(self) -> None:
@@ -393,9 +401,13 @@ class VirtualInsole:
         forget = code == P.REPLY_OK and t == P.CMD_FORGET_BONDS
 
         async def answer() -> None:
-            await self._notify_trusted(self.control_char, reply)
-            if forget:  # the REPLY goes out on the bonded link first
+            # FORGET_BONDS: the REPLY goes to the links trusted when the command came, after the
+            # bonds are gone (a host that has the REPLY finds them erased)
+            to = self._trusted_subscribers(self.control_char)
+            if forget:
                 await self.forget_bonds()
+            for conn in to:
+                await self.device.notify_subscriber(conn, self.control_char, reply)
 
         asyncio.ensure_future(answer())
 
@@ -442,6 +454,25 @@ class VirtualInsole:
         self._i = next((k for k, (t, _) in enumerate(packets) if t > self._t_dev_s), len(packets))
         self._packets = packets
         self.info_bytes = P.encode(self.foot.info)
+
+    async def power_off(self) -> None:
+        """Switch the insole off: stop streaming, drop every link, leave the radio. A new
+        VirtualInsole on the same ``keystore_path`` is the same insole rebooted."""
+        self.finished.set()  # no re-advertising on the disconnections below
+        await self.stop()
+        dev = self.device
+        if dev is None:
+            return
+        if dev.is_advertising:
+            await dev.stop_advertising()
+        for c in list(dev.connections.values()):
+            try:
+                await c.disconnect(hci.HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR)
+            except (hci.HCI_Error, asyncio.TimeoutError) as e:
+                log.debug("%s: disconnect on power off: %s", self.name, e)
+        self.radio.remove(self.address)
+        if self._window_timer is not None:
+            self._window_timer.cancel()
 
     async def stop(self) -> None:
         if self._task is not None:
