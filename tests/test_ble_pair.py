@@ -148,7 +148,7 @@ def test_the_pairing_window_opens_with_boot_and_closes_after_a_bond_or_its_time(
     assert "paired" in capsys.readouterr().out
     assert not left.window_open and len(left.bonds) == 1
     assert cli_main(["pair", url]) == 0  # the same host again: nothing to do
-    assert "already paired" in capsys.readouterr().out
+    assert "already takes commands from this computer" in capsys.readouterr().out
 
     with OtherHost() as b, OtherHost() as c:
         # outside the window: refused, with what to do

@@ -11,7 +11,8 @@ def _cmd_pair(args: argparse.Namespace) -> int:
     for url in expand_urls([args.source], timeout_s=args.timeout_s):
         res = pair_insole(url, args.timeout_s)
         if res.already:
-            print(f"{url}: already paired with this computer ({res.address})")
+            print(f"{url}: already takes commands from this computer ({res.address}); "
+                  "nothing to do")
         else:
             print(f"{url}: paired ({res.address}); it now takes commands from this computer")
     return 0
