@@ -19,7 +19,7 @@ from helpers import ROOT
 from insole import protocol as P
 from insole.cli import main as cli_main
 from insole.io import ble
-from insole.io.sources import open_source
+from insole.io.sources import SourceClosed, open_source
 from tests.support import BACKEND
 from tests.support.bumble_backend import HCI_ENV, KEYSTORE_ENV
 from tests.support.harness import OtherHost, pair_feet, start_feet, virtual_ble
@@ -251,3 +251,22 @@ def test_unpair_then_record_is_refused_and_forget_on_device_reopens_the_window(
     assert cli_main(["command", "ble://Insole-R", "forget-bonds"]) == 0
     assert "FORGET_BONDS ok" in capsys.readouterr().out
     assert right.bonds == [] and right.window_open
+
+
+def test_a_recording_the_insole_stops_accepting_ends_with_the_reason(radio):
+    # the insole forgets its bonds during a recording (FORGET_BONDS from the serial port, say);
+    # the link then drops: the source must not retry for ever, it ends saying why
+    feet = start_feet(radio, duration_s=60.0)
+    left = feet["left"]
+    pair_feet({"left": left})
+    src = open_source("ble://Insole-L").open()
+    try:
+        data_packets(src, 5)
+        radio.call(left.forget_bonds())
+        radio.call(left.drop_link())
+        with pytest.raises(SourceClosed, match="not paired with this laptop"):
+            for _ in range(400):
+                src.read(1.0)
+        assert src.disconnects == 1 and src.reconnects == 0
+    finally:
+        src.close()

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INSOLE = [sys.executable, "-m", "insole.cli"]
 BACKEND = ("tests.support.bumble_backend:BumbleScanner,"
            "tests.support.bumble_backend:BumbleClient")
-SETUP_MARGIN_S = 20.0  # the simulated run outlasts the recording (scan, pairing) by this much
+SETUP_MARGIN_S = 30.0  # the simulated run outlasts the recording (scan, pairing) by this much
 
 
 def say(msg: str) -> None:

@@ -374,11 +374,16 @@ class VirtualInsole:
             if d.done or t_dev < d.at_s:
                 continue
             d.done = True
-            conns = list(self.device.connections.values())
-            if not conns:
-                continue
+            await self.drop_link(t_dev)
+
+    async def drop_link(self, t_dev: float | None = None) -> None:
+        """Lose every link now, as a supervision timeout does (``drops_at_s`` calls it)."""
+        if t_dev is None:
+            t_dev = self._t_dev_s
+        conns = list(self.device.connections.values())
+        if conns:
             # let what was already handed to the link arrive (the controller has completed
-            # every queued packet), then lose the link as a supervision timeout does
+            # every queued packet), then lose the link
             for c in conns:
                 try:
                     await asyncio.wait_for(c.drain(), 5.0)

@@ -516,6 +516,12 @@ class BleSource(Source):
                 await self._connect(device)
                 log.warning("%s: reconnected", self.label)
                 return
+            except NotPairedError as e:
+                # the insole no longer knows this host (its bonds were erased or replaced): no
+                # retry can help; end the source with the reason
+                log.warning("%s: %s", self.label, e)
+                self._q.put((None, str(e)))
+                return
             except BleError as e:
                 log.info("%s: reconnect failed (%s); next try in %.1f s", self.label, e, wait_s)
             await asyncio.sleep(wait_s)
