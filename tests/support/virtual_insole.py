@@ -170,7 +170,6 @@ class VirtualInsole:
         self._window_timer: asyncio.TimerHandle | None = None
         self.window_closed = asyncio.Event()  # set when a BOOT window closes (timeout or bond)
         self.pairings_refused = 0
-        self.bonded = asyncio.Event()  # set each time a new bond is stored (tests clear it)
 
     # --- GATT -------------------------------------------------------------------------------
 
@@ -287,7 +286,6 @@ class VirtualInsole:
             if await self.keystore.get(oldest) is not None:
                 await self.keystore.delete(oldest)
         self._close_window()
-        self.bonded.set()
 
     async def forget_bonds(self) -> None:
         """FORGET_BONDS: erase every bond; with none left the window is open."""
