@@ -123,10 +123,10 @@ def test_set_rate_stop_start_from_the_host(radio):
 def test_two_drops_in_two_minutes_leave_gaps_that_match_and_lose_nothing_received(radio, tmp_path):
     speed = 8.0  # a 2-minute run in 15 s of wall time
     duration_s = 120.0
-    feet = start_feet(radio, speed=speed, duration_s=duration_s,
+    # paired first (each reconnect then encrypts with the stored key); the runs start after
+    feet = start_feet(radio, speed=speed, duration_s=duration_s, paired=True,
                       left={"drops_at_s": (30.0, 60.0), "scenario": "heel-striker"},
                       right={"drops_at_s": (45.0, 75.0), "scenario": "heel-striker"})
-    pair_feet(feet)  # each reconnect then encrypts with the stored key
     out = tmp_path / "session"
     rec = Recorder(ble.expand_urls(["ble://"]), out)
 

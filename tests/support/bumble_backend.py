@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import uuid as _uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,13 @@ def _keystore() -> tuple[hci.Address, KeyStore]:
         p.write_text(json.dumps({name: {}}, indent=1))
     address = hci.Address(name.split("/")[0], hci.Address.RANDOM_DEVICE_ADDRESS)
     return address, JsonKeyStore(name, str(p))
+
+
+def _cancelled_here() -> bool:
+    """Whether the running task itself is being cancelled (else a CancelledError came from bumble
+    cancelling a pending request because the link went down)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _security_error(e: BaseException) -> BleakError | None:
@@ -293,6 +300,10 @@ class BumbleClient(BaseBleakClient):
             self._peer = peer = Peer(conn)
             self._mtu = await peer.request_mtu(REQUESTED_MTU)
             self.services = await self._discover(peer)
+        except asyncio.CancelledError:
+            if _cancelled_here():
+                raise
+            raise BleakError(f"{self.address}: disconnected during service discovery") from None
         except (core.BaseBumbleError, hci.HCI_Error, asyncio.TimeoutError) as e:
             await self.disconnect()
             raise BleakError(f"{self.address}: GATT discovery failed: {e}") from e
@@ -310,6 +321,10 @@ class BumbleClient(BaseBleakClient):
             return
         try:
             await conn.encrypt()
+        except asyncio.CancelledError:
+            if _cancelled_here():
+                raise
+            log.info("%s: disconnected while encrypting", self.address)
         except (core.BaseBumbleError, hci.HCI_Error) as e:
             log.info("%s: encrypting with the stored key failed (%s)", self.address, e)
 
@@ -358,6 +373,10 @@ class BumbleClient(BaseBleakClient):
             return
         try:
             await conn.pair()
+        except asyncio.CancelledError:
+            if _cancelled_here():
+                raise
+            raise BleakError(f"{self.address}: disconnected while pairing") from None
         except (core.BaseBumbleError, hci.HCI_Error, asyncio.TimeoutError) as e:
             # what BlueZ answers Device1.Pair when the peer refuses (SMP Pairing Failed)
             raise BleakDBusError("org.bluez.Error.AuthenticationFailed",
@@ -383,34 +402,39 @@ class BumbleClient(BaseBleakClient):
             raise BleakError("Not connected")
         return self._peer
 
+    async def _gatt(self, what: str, op: Callable[[Peer], Awaitable[Any]]) -> Any:
+        """One GATT operation, its failures as bleak reports them: an ATT error as BlueZ words
+        it, a link lost meanwhile as a BleakError (bumble cancels the pending request on a
+        disconnection; only a cancellation of the caller's own task stays a cancellation)."""
+        try:
+            return await op(self._need_peer())
+        except asyncio.CancelledError:
+            if _cancelled_here():
+                raise
+            raise BleakError(f"{what}: disconnected") from None
+        except (core.BaseBumbleError, hci.HCI_Error) as e:
+            raise _security_error(e) or BleakError(f"{what}: {e}") from e
+
     async def read_gatt_char(self, characteristic: BleakGATTCharacteristic, *,
                              use_cached: bool = False, **kwargs: Any) -> bytearray:
-        try:
-            return bytearray(await self._need_peer().gatt_client.read_value(characteristic.handle))
-        except (core.BaseBumbleError, hci.HCI_Error) as e:
-            raise _security_error(e) or BleakError(f"read {characteristic.uuid}: {e}") from e
+        return bytearray(await self._gatt(
+            f"read {characteristic.uuid}",
+            lambda p: p.gatt_client.read_value(characteristic.handle)))
 
     async def read_gatt_descriptor(self, descriptor: BleakGATTDescriptor, *,
                                    use_cached: bool = False, **kwargs: Any) -> bytearray:
-        try:
-            return bytearray(await self._need_peer().gatt_client.read_value(descriptor.handle))
-        except (core.BaseBumbleError, hci.HCI_Error) as e:
-            raise _security_error(e) or BleakError(f"read descriptor {descriptor.uuid}: {e}") from e
+        return bytearray(await self._gatt(
+            f"read descriptor {descriptor.uuid}",
+            lambda p: p.gatt_client.read_value(descriptor.handle)))
 
     async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data,
                               response: bool) -> None:
-        try:
-            await self._need_peer().gatt_client.write_value(characteristic.handle, bytes(data),
-                                                            with_response=response)
-        except (core.BaseBumbleError, hci.HCI_Error) as e:
-            raise _security_error(e) or BleakError(f"write {characteristic.uuid}: {e}") from e
+        await self._gatt(f"write {characteristic.uuid}", lambda p: p.gatt_client.write_value(
+            characteristic.handle, bytes(data), with_response=response))
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data) -> None:
-        try:
-            await self._need_peer().gatt_client.write_value(descriptor.handle, bytes(data),
-                                                            with_response=True)
-        except (core.BaseBumbleError, hci.HCI_Error) as e:
-            raise _security_error(e) or BleakError(f"write descriptor {descriptor.uuid}: {e}") from e
+        await self._gatt(f"write descriptor {descriptor.uuid}", lambda p: p.gatt_client.write_value(
+            descriptor.handle, bytes(data), with_response=True))
 
     async def start_notify(self, characteristic: BleakGATTCharacteristic,
                            callback: NotifyCallback, **kwargs: Any) -> None:
@@ -418,14 +442,10 @@ class BumbleClient(BaseBleakClient):
             callback(bytearray(value))
 
         characteristic.obj.insole_callback = on_value  # kept for stop_notify
-        try:
-            await self._need_peer().gatt_client.subscribe(characteristic.obj, on_value)
-        except (core.BaseBumbleError, hci.HCI_Error) as e:
-            raise _security_error(e) or BleakError(f"subscribe {characteristic.uuid}: {e}") from e
+        await self._gatt(f"subscribe {characteristic.uuid}",
+                         lambda p: p.gatt_client.subscribe(characteristic.obj, on_value))
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         cb = getattr(characteristic.obj, "insole_callback", None)
-        try:
-            await self._need_peer().gatt_client.unsubscribe(characteristic.obj, cb)
-        except (core.BaseBumbleError, hci.HCI_Error) as e:
-            raise _security_error(e) or BleakError(f"unsubscribe {characteristic.uuid}: {e}") from e
+        await self._gatt(f"unsubscribe {characteristic.uuid}",
+                         lambda p: p.gatt_client.unsubscribe(characteristic.obj, cb))

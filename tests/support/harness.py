@@ -44,20 +44,32 @@ def virtual_ble() -> Iterator[RadioThread]:
 
 
 def start_feet(rt: RadioThread, speed: float = 1.0, duration_s: float = 30.0,
-               **per_side) -> dict[str, VirtualInsole]:
+               paired: bool = False, **per_side) -> dict[str, VirtualInsole]:
     """A simulated left and right insole on the radio, sharing true time 0 (0.5 s from now);
-    ``left={...}``/``right={...}`` pass options to each :class:`VirtualInsole`."""
+    ``left={...}``/``right={...}`` pass options to each :class:`VirtualInsole`. ``paired``:
+    this process's host pairs with both first, and their runs start only then (a run timed in
+    device time, with drops, then does not depend on how long pairing took)."""
     async def make():
         t0 = asyncio.get_running_loop().time() + 0.5
         feet = {}
         for s in SIDES:
             v = VirtualInsole(rt.radio, s, duration_s=duration_s, speed=speed, wall_t0=t0,
-                              **per_side.get(s, {}))
+                              hold=paired, **per_side.get(s, {}))
             await v.start()
             feet[s] = v
         return feet
 
-    return rt.call(make())
+    feet = rt.call(make())
+    if paired:
+        pair_feet(feet)
+
+        async def release() -> None:
+            t0 = asyncio.get_running_loop().time() + 0.5
+            for v in feet.values():
+                v.release(t0)
+
+        rt.call(release())
+    return feet
 
 
 def pair_feet(feet: dict[str, VirtualInsole]) -> None:

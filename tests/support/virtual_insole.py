@@ -124,7 +124,8 @@ class VirtualInsole:
                  drops_at_s: tuple[float, ...] = (), wall_t0: float | None = None,
                  firmware: str = sim.device.FIRMWARE, stream_on_boot: bool = True,
                  keystore_path: str | None = None, window_s: float = PAIRING_WINDOW_S,
-                 bond_limit: int = BOND_LIMIT, max_centrals: int = 1) -> None:
+                 bond_limit: int = BOND_LIMIT, max_centrals: int = 1,
+                 hold: bool = False) -> None:
         self.radio = radio
         self.side = side
         self.scenario = scenario
@@ -156,6 +157,10 @@ class VirtualInsole:
         self._task: asyncio.Task | None = None
         self.device = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        # hold: advertise and pair, but make no packets until release() (tests that pair first)
+        self._go = asyncio.Event()
+        if not hold:
+            self._go.set()
         # security
         self.keystore_path = keystore_path
         self.window_s = window_s
@@ -315,8 +320,14 @@ class VirtualInsole:
 
     # --- the stream ------------------------------------------------------------------------
 
+    def release(self, wall_t0: float) -> None:
+        """Start a held insole's run at loop time ``wall_t0`` (call on the radio's loop)."""
+        self.wall_t0 = wall_t0
+        self._go.set()
+
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
+        await self._go.wait()
         try:
             while self._i < len(self._packets):
                 t_dev, pkt = self._packets[self._i]
