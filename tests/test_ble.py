@@ -18,7 +18,7 @@ from insole.io.session import load_inputs
 from insole.io.sources import open_source
 from insole.sim import truth_document
 from insole.validation.score import _alignment_s, score
-from tests.support.harness import start_feet, virtual_ble, wait_finished
+from tests.support.harness import pair_feet, start_feet, virtual_ble, wait_finished
 
 pytestmark = pytest.mark.live  # starts processes, threads or ptys: make test-repeat
 
@@ -57,6 +57,7 @@ def test_gatt_table_has_the_protocol_layout(radio):
         backend = ble.backend_classes()[1]
         dev = (await ble.scan(name="Insole-L"))[0].device
         async with BleakClient(dev, backend=backend) as c:
+            await c.pair()  # INFO is read-encrypted
             layout = {s.uuid: {ch.uuid: sorted(ch.properties) for ch in s.characteristics}
                       for s in c.services}
             reads = {u: bytes(await c.read_gatt_char(u)) for u in (
@@ -82,6 +83,7 @@ def test_gatt_table_has_the_protocol_layout(radio):
 
 def test_set_rate_stop_start_from_the_host(radio):
     feet = start_feet(radio, speed=4.0, duration_s=60.0)
+    pair_feet({"left": feet["left"]})
     src = open_source("ble://Insole-L").open()
     try:
         def data_after(pred, limit=2000):
@@ -121,7 +123,8 @@ def test_set_rate_stop_start_from_the_host(radio):
 def test_two_drops_in_two_minutes_leave_gaps_that_match_and_lose_nothing_received(radio, tmp_path):
     speed = 8.0  # a 2-minute run in 15 s of wall time
     duration_s = 120.0
-    feet = start_feet(radio, speed=speed, duration_s=duration_s,
+    # paired first (each reconnect then encrypts with the stored key); the runs start after
+    feet = start_feet(radio, speed=speed, duration_s=duration_s, paired=True,
                       left={"drops_at_s": (30.0, 60.0), "scenario": "heel-striker"},
                       right={"drops_at_s": (45.0, 75.0), "scenario": "heel-striker"})
     out = tmp_path / "session"
@@ -192,7 +195,7 @@ def test_two_drops_in_two_minutes_leave_gaps_that_match_and_lose_nothing_receive
 
 def test_info_command_and_a_missing_insole(radio, capsys, monkeypatch):
     monkeypatch.setattr(ble, "SCAN_TIMEOUT_S", 1.0)  # how long to look for the missing one
-    start_feet(radio)
+    pair_feet({"right": start_feet(radio)["right"]})
     assert cli_main(["info", "ble://Insole-R", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["info"]["side"] == "right" and doc["info"]["firmware"] == "sim-0.1.0"

@@ -15,7 +15,7 @@ from helpers import ROOT
 from insole.cli import main as cli_main
 from insole.io import ble
 from tests.support import BACKEND
-from tests.support.bumble_backend import HCI_ENV
+from tests.support.bumble_backend import HCI_ENV, KEYSTORE_ENV
 from tests.support.harness import start_feet, virtual_ble
 
 pytestmark = pytest.mark.live  # starts processes, threads or ptys: make test-repeat
@@ -25,8 +25,13 @@ def test_record_ble_both_feet_then_ctrl_c_closes_the_session(tmp_path):
     out = tmp_path / "session"
     with virtual_ble() as rt:
         start_feet(rt, duration_s=60.0)
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **{ble.BACKEND_ENV: BACKEND,
-                                                        HCI_ENV: rt.radio.hci_spec})
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **{
+            ble.BACKEND_ENV: BACKEND, HCI_ENV: rt.radio.hci_spec,
+            KEYSTORE_ENV: str(tmp_path / "host-keys.json")})  # this "laptop's" bonds
+        # pair first, in its own process, as a person does; the recording uses the stored bond
+        paired = subprocess.run([sys.executable, "-m", "insole.cli", "pair", "ble://"], env=env,
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert paired.returncode == 0 and paired.stdout.count(": paired") == 2, paired
         proc = subprocess.Popen([sys.executable, "-m", "insole.cli", "record", "ble://",
                                  "--out", str(out)], env=env, cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

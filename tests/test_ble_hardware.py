@@ -40,6 +40,13 @@ def test_scan_finds_both_real_insoles():
     assert all(f.firmware for f in found)
 
 
+def test_pair_both_real_insoles():
+    # new boards accept the first computer; boards bonded elsewhere need BOOT held 3 s first
+    # (or forget-bonds over USB: insole command serial://PORT forget-bonds)
+    for url in ble.expand_urls(["ble://"]):
+        ble.pair_insole(url, timeout_s=10.0)
+
+
 def test_record_both_feet_for_ten_seconds(tmp_path):
     from insole.io.recorder import Recorder
 

@@ -21,7 +21,7 @@ def port(tmp_path_factory):
 
 
 @pytest.mark.parametrize("words", [["stop"], ["start"], ["identify"], ["rate", "500"],
-                                   ["side", "left"]])
+                                   ["side", "left"], ["forget-bonds"]])
 def test_each_command_gets_its_reply(port, words):
     r = run_cli("command", f"serial://{port}", *words, timeout=30)
     assert r.returncode == 0, r.stderr.decode()

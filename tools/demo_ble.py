@@ -6,9 +6,13 @@ Every step after the first is the `insole` command a user would type; only the r
   1. python -m tests.support.serve --truth OUT/truth.json   (two insoles advertising; --firmware:
                                                               the real firmware under MicroPython)
   2. insole scan
-  3. insole record ble:// --out OUT/session --duration-s SECONDS
-  4. insole analyse OUT/session --json OUT/analysis.json
-  5. insole score OUT/analysis.json OUT/truth.json
+  3. insole pair ble://Insole-L, insole pair ble://Insole-R  (new insoles: inside their pairing
+                                                              window; the bonds go to
+                                                              OUT/host-keys.json, the virtual
+                                                              computer's bond store)
+  4. insole record ble:// --out OUT/session --duration-s SECONDS
+  5. insole analyse OUT/session --json OUT/analysis.json
+  6. insole score OUT/analysis.json OUT/truth.json
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INSOLE = [sys.executable, "-m", "insole.cli"]
 BACKEND = ("tests.support.bumble_backend:BumbleScanner,"
            "tests.support.bumble_backend:BumbleClient")
-SETUP_MARGIN_S = 15.0  # the simulated run outlasts the recording by this much
+SETUP_MARGIN_S = 30.0  # the simulated run outlasts the recording (scan, pairing) by this much
 
 
 def say(msg: str) -> None:
@@ -64,16 +68,23 @@ def main() -> int:
             return 1
         spec = line.split()[1]
         print(f"   radio: {spec}")
-        env.update(INSOLE_BLEAK_BACKEND=BACKEND, INSOLE_BUMBLE_HCI=spec)
+        env.update(INSOLE_BLEAK_BACKEND=BACKEND, INSOLE_BUMBLE_HCI=spec,
+                   INSOLE_BUMBLE_KEYSTORE=str(out / "host-keys.json"))
 
         say("2. insole scan")
         rc = subprocess.run([*INSOLE, "scan"], env=env).returncode
         if rc != 0:
             return rc
+        for name in ("Insole-L", "Insole-R"):
+            pair_cmd = [*INSOLE, "pair", f"ble://{name}"]
+            say("3. pairing (new insoles accept the first computer): " + " ".join(pair_cmd[2:]))
+            rc = subprocess.run(pair_cmd, env=env).returncode
+            if rc != 0:
+                return rc
         session = out / "session"
         rec_cmd = [*INSOLE, "record", "ble://", "--out", str(session),
                    "--duration-s", str(args.seconds)]
-        say(f"3. recording {args.seconds:.0f} s from both feet: " + " ".join(rec_cmd[2:]))
+        say(f"4. recording {args.seconds:.0f} s from both feet: " + " ".join(rec_cmd[2:]))
         t = time.monotonic()
         rc = subprocess.run(rec_cmd, env=env).returncode
         print(f"   ({time.monotonic() - t:.1f} s)")
@@ -88,12 +99,12 @@ def main() -> int:
             radio.wait()
 
     an_cmd = [*INSOLE, "analyse", str(session), "--json", str(out / "analysis.json")]
-    say("4. analysis: " + " ".join(an_cmd[2:]))
+    say("5. analysis: " + " ".join(an_cmd[2:]))
     rc = subprocess.run(an_cmd).returncode
     if rc != 0:
         return rc
     sc_cmd = [*INSOLE, "score", str(out / "analysis.json"), str(out / "truth.json")]
-    say("5. against the simulator's ground truth: " + " ".join(sc_cmd[2:]))
+    say("6. against the simulator's ground truth: " + " ".join(sc_cmd[2:]))
     rc = subprocess.run(sc_cmd).returncode
     print(f"\nDone. The recording, analysis.json and truth.json are in {out}/", flush=True)
     return rc

@@ -80,6 +80,7 @@ class VirtualRadio:
 
     def __init__(self) -> None:
         self.link = LocalLink()
+        self.controllers: dict[str, Controller] = {}  # in-process devices by address
         self.hosts: set[_HostPort] = set()
         self.host_count = 0
         self._server: asyncio.AbstractServer | None = None
@@ -100,8 +101,15 @@ class VirtualRadio:
     def device(self, name: str, address: str) -> Device:
         """A bumble device (host + controller) on the link, for a peripheral in this loop."""
         controller = Controller(f"dev-{name}", link=self.link)
+        self.controllers[address.upper()] = controller  # for remove() ("power off")
         return Device(name=name, address=hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS),
                       host=Host(controller, AsyncPipeSink(controller)))
+
+    def remove(self, address: str) -> None:
+        """Take the in-process device at ``address`` off the link, as if switched off."""
+        c = self.controllers.pop(address.upper(), None)
+        if c is not None:
+            self.link.remove_controller(c)
 
     async def close(self) -> None:
         for h in list(self.hosts):

@@ -1,7 +1,7 @@
 """A standalone virtual radio with two virtual insoles, for demos and manual runs.
 
     python -m tests.support.serve --scenario heel-striker --seconds 30 --truth OUT/truth.json
-           [--firmware] [--seed 1] [--speed 1] [--port 0]
+           [--firmware] [--seed 1] [--speed 1] [--port 0] [--insole-keys FILE] [--window-s 60]
 
 Listens on 127.0.0.1 only and prints one line ``hci tcp-client:127.0.0.1:PORT`` once both
 insoles advertise; a host reaches them with
@@ -9,7 +9,10 @@ insoles advertise; a host reaches them with
     INSOLE_BLEAK_BACKEND=tests.support.bumble_backend:BumbleScanner,tests.support.bumble_backend:BumbleClient
     INSOLE_BUMBLE_HCI=tcp-client:127.0.0.1:PORT   PYTHONPATH=<repository root>:<repository root>/tools
 
-Exits when both feet have streamed their whole run, or on SIGINT/SIGTERM.
+Exits when both feet have streamed their whole run, or on SIGINT/SIGTERM. The simulated insoles
+pair as docs/ble.md says (new ones accept the first computer; later ones only inside the pairing
+window): SIGUSR1 holds BOOT for 3 s on each (``kill -USR1 PID``), and ``--insole-keys FILE`` keeps
+their bonds across runs (their flash). The host keeps its own bonds in INSOLE_BUMBLE_KEYSTORE.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ async def serve(args: argparse.Namespace) -> int:
         for side in ("left", "right"):
             feet.append(VirtualInsole(radio, side, scenario=args.scenario,
                                       duration_s=args.seconds, seed=args.seed, speed=args.speed,
-                                      rate_hz=args.rate_hz, wall_t0=t0))
+                                      rate_hz=args.rate_hz, wall_t0=t0,
+                                      keystore_path=args.insole_keys, window_s=args.window_s))
     for f in feet:
         await f.start()
     if args.truth:
@@ -51,6 +55,13 @@ async def serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+    def press_boot() -> None:
+        for f in feet:
+            if hasattr(f, "press_boot"):  # the firmware bridge has it once its pairing is in
+                f.press_boot()
+
+    loop.add_signal_handler(signal.SIGUSR1, press_boot)
     done = asyncio.ensure_future(asyncio.gather(*(f.finished.wait() for f in feet)))
     await asyncio.wait([done, asyncio.ensure_future(stop.wait())],
                        return_when=asyncio.FIRST_COMPLETED)
@@ -71,6 +82,10 @@ def main() -> int:
     ap.add_argument("--firmware", action="store_true",
                     help="the real firmware under MicroPython instead of the simulator's device")
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    ap.add_argument("--insole-keys", metavar="FILE",
+                    help="the simulated insoles' bonds, kept in this JSON file across runs")
+    ap.add_argument("--window-s", type=float, default=60.0,
+                    help="how long the pairing window stays open after BOOT (SIGUSR1)")
     args = ap.parse_args()
     try:
         return asyncio.run(serve(args))

@@ -14,7 +14,20 @@ times (s since the first sample) of each interval with no subscribed central.
 
 Commands on CONTROL get exactly one REPLY each: START, STOP, SET_RATE (25-1000 Hz, re-simulated
 at the new rate from the current device time), GET_INFO (INFO characteristic refreshed),
-IDENTIFY, SET_SIDE (name and INFO change); anything else: unknown command / bad length.
+IDENTIFY, SET_SIDE (name and INFO change), FORGET_BONDS (docs/ble.md); anything else: unknown
+command / bad length.
+
+Security, as docs/ble.md and the firmware do it (issue 13), with bumble's own SMP: LE Secure
+Connections, "just works" (no input, no output), bonding. A new bond is accepted only while the
+pairing window is open: while the insole has no bond at all, or for ``window_s`` (60 s, a
+parameter so tests need not wait a minute) after :meth:`press_boot` (the BOOT button held 3 s);
+the window closes as soon as one new bond is stored. At most ``bond_limit`` (4) bonds; a fifth
+replaces the oldest. CONTROL is write-encrypted, INFO and STATUS read-encrypted (bumble's
+attribute permissions answer an unencrypted access with ATT Insufficient Encryption, 0x0F);
+DATA, STATUS and REPLY are notified only to a bonded central on an encrypted link; Device
+Information, Battery and RSC stay open. The bonds live in a bumble keystore: in memory, or in
+the JSON file ``keystore_path`` (namespace: the insole's address), so a "reboot" (a new
+VirtualInsole on the same file) keeps them, as the firmware keeps them in flash.
 """
 
 from __future__ import annotations
@@ -26,7 +39,10 @@ from dataclasses import dataclass, field
 
 from bumble import hci
 from bumble.core import AdvertisingData
+from bumble.device import Connection
 from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore, PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
 
 from insole import protocol as P
 from insole import sim
@@ -52,6 +68,12 @@ _W = Characteristic.Properties.WRITE
 _WNR = Characteristic.Properties.WRITE_WITHOUT_RESPONSE
 _READABLE = Characteristic.READABLE
 _WRITEABLE = Characteristic.WRITEABLE
+_READ_ENC = Characteristic.READ_REQUIRES_ENCRYPTION
+_WRITE_ENC = Characteristic.WRITE_REQUIRES_ENCRYPTION
+
+PAIRING_WINDOW_S = 60.0  # the contract's window after a BOOT press (docs/ble.md)
+BOOT_HOLD_S = 3.0  # how long BOOT must be held to open it
+BOND_LIMIT = 4  # stored bonds; a new one beyond this replaces the oldest
 
 
 def _ad(kind: int, payload: bytes) -> bytes:
@@ -80,13 +102,30 @@ class Drop:
     done: bool = field(default=False)
 
 
+class _WindowDelegate(PairingDelegate):
+    """Just works (no input, no output); a pairing request is accepted only inside the window."""
+
+    def __init__(self, insole: VirtualInsole) -> None:
+        super().__init__(io_capability=PairingDelegate.NO_OUTPUT_NO_INPUT)
+        self.insole = insole
+
+    async def accept(self) -> bool:
+        ok = self.insole.window_open
+        if not ok:
+            self.insole.pairings_refused += 1
+        return ok
+
+
 class VirtualInsole:
     """One simulated foot as a BLE peripheral. Create and :meth:`start` on the radio's loop."""
 
     def __init__(self, radio: VirtualRadio, side: str, scenario: str = "easy-run",
                  duration_s: float = 60.0, seed: int = 1, speed: float = 1.0, rate_hz: int = 500,
                  drops_at_s: tuple[float, ...] = (), wall_t0: float | None = None,
-                 firmware: str = sim.device.FIRMWARE, stream_on_boot: bool = True) -> None:
+                 firmware: str = sim.device.FIRMWARE, stream_on_boot: bool = True,
+                 keystore_path: str | None = None, window_s: float = PAIRING_WINDOW_S,
+                 bond_limit: int = BOND_LIMIT, max_centrals: int = 1,
+                 hold: bool = False) -> None:
         self.radio = radio
         self.side = side
         self.scenario = scenario
@@ -117,17 +156,36 @@ class VirtualInsole:
         self._t_dev_s = 0.0
         self._task: asyncio.Task | None = None
         self.device = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        # hold: advertise and pair, but make no packets until release() (tests that pair first)
+        self._go = asyncio.Event()
+        if not hold:
+            self._go.set()
+        # security
+        self.keystore_path = keystore_path
+        self.window_s = window_s
+        self.bond_limit = bond_limit
+        # the firmware serves one central and advertises only while it has none; 2 lets a
+        # second central in beside a recording (tests of the GATT security on its own)
+        self.max_centrals = max_centrals
+        self.keystore: KeyStore = (JsonKeyStore(self.address, keystore_path) if keystore_path
+                                   else MemoryKeyStore())
+        self._bonds: list[str] = []  # peer identity addresses, oldest first (the keystore's order)
+        self._window_until: float | None = None  # loop time the BOOT window closes
+        self._window_timer: asyncio.TimerHandle | None = None
+        self.window_closed = asyncio.Event()  # set when a BOOT window closes (timeout or bond)
+        self.pairings_refused = 0
 
     # --- GATT -------------------------------------------------------------------------------
 
     def _services(self) -> list[Service]:
         self.data_char = Characteristic(DATA_UUID, _N, _READABLE, b"")
-        self.status_char = Characteristic(STATUS_UUID, _R | _N, _READABLE,
+        self.status_char = Characteristic(STATUS_UUID, _R | _N, _READABLE | _READ_ENC,
                                           CharacteristicValue(read=lambda c: self.status_bytes))
-        self.info_char = Characteristic(INFO_UUID, _R, _READABLE,
+        self.info_char = Characteristic(INFO_UUID, _R, _READABLE | _READ_ENC,
                                         CharacteristicValue(read=lambda c: self.info_bytes))
         self.control_char = Characteristic(
-            CONTROL_UUID, _W | _WNR | _N, _READABLE | _WRITEABLE,
+            CONTROL_UUID, _W | _WNR | _N, _READABLE | _WRITEABLE | _WRITE_ENC,
             CharacteristicValue(read=lambda c: self.control_bytes, write=self._on_control))
         self.battery_char = Characteristic("2A19", _R | _N, _READABLE, bytes((95,)))
         self.rsc_char = Characteristic("2A53", _N, _READABLE, b"")
@@ -144,9 +202,14 @@ class VirtualInsole:
         ]
 
     async def start(self) -> None:
+        self._aloop = asyncio.get_running_loop()
         self.device = dev = self.radio.device(self.name, self.address)
         dev.gatt_server.max_mtu = PREFERRED_MTU
         dev.add_services(self._services())
+        dev.keystore = self.keystore
+        dev.pairing_config_factory = lambda connection: PairingConfig(
+            sc=True, mitm=False, bonding=True, delegate=_WindowDelegate(self))
+        self._bonds = [name for name, _ in await self.keystore.get_all()]
         dev.on(dev.EVENT_CONNECTION, self._on_connection)
         await dev.power_on()
         await self._advertise()
@@ -166,20 +229,105 @@ class VirtualInsole:
         self.connections += 1
         connection.on(connection.EVENT_DISCONNECTION,
                       lambda reason: asyncio.ensure_future(self._on_disconnection()))
+        connection.on(connection.EVENT_PAIRING,
+                      lambda keys: asyncio.ensure_future(self._on_bond(connection, keys)))
+        if len(self.device.connections) < self.max_centrals:
+            asyncio.ensure_future(self._on_disconnection())
 
     async def _on_disconnection(self) -> None:
-        if not self.finished.is_set():
+        if not self.finished.is_set() and not self.device.is_advertising:
             await self._advertise()
 
+    # --- pairing, bonds, the window -----------------------------------------------------
+
+    @property
+    def bonds(self) -> list[str]:
+        """The bonded centrals' identity addresses, oldest first."""
+        return list(self._bonds)
+
+    @property
+    def window_open(self) -> bool:
+        """New bonds are accepted: no bond yet, or within ``window_s`` of a BOOT press."""
+        if not self._bonds:
+            return True
+        return self._window_until is not None and self._aloop.time() < self._window_until
+
+    def press_boot(self, held_s: float = BOOT_HOLD_S) -> None:
+        """The BOOT button held for ``held_s``: 3 s or more opens the pairing window for
+        ``window_s``. Thread-safe (runs on the radio's loop)."""
+        if held_s < BOOT_HOLD_S:
+            return
+        # open at once (window_open is true when this returns); the timer is set on the loop,
+        # and anything the caller then queues onto the loop runs after it
+        self._window_until = self._aloop.time() + self.window_s
+        self._aloop.call_soon_threadsafe(self._open_window)
+
+    def _open_window(self) -> None:
+        loop = self._aloop
+        self.window_closed.clear()
+        self._window_until = loop.time() + self.window_s
+        if self._window_timer is not None:
+            self._window_timer.cancel()
+        self._window_timer = loop.call_later(self.window_s, self._close_window)
+
+    def _close_window(self) -> None:
+        self._window_until = None
+        if self._window_timer is not None:
+            self._window_timer.cancel()
+            self._window_timer = None
+        self.window_closed.set()
+
+    async def _on_bond(self, connection: Connection, keys: PairingKeys) -> None:
+        # bumble's SMP has stored the keys under the central's identity address; keep the
+        # keystore's order oldest first (a renewed bond becomes the newest) and within the limit
+        addr = str(connection.peer_address)
+        if addr in self._bonds:
+            self._bonds.remove(addr)
+            await self.keystore.delete(addr)
+            await self.keystore.update(addr, keys)
+        self._bonds.append(addr)
+        while len(self._bonds) > self.bond_limit:
+            oldest = self._bonds.pop(0)
+            if await self.keystore.get(oldest) is not None:
+                await self.keystore.delete(oldest)
+        self._close_window()
+
+    async def forget_bonds(self) -> None:
+        """FORGET_BONDS: erase every bond; with none left the window is open."""
+        self._bonds.clear()
+        await self.keystore.delete_all()
+        self._close_window()
+
+    def _trusted(self, connection: Connection) -> bool:
+        """An encrypted link of a bonded central: the only one DATA, STATUS and REPLY go to."""
+        return connection.is_encrypted and str(connection.peer_address) in self._bonds
+
+    def _trusted_subscribers(self, char: Characteristic) -> list[Connection]:
+        out = []
+        for bearer, subs in self.device.gatt_server.subscribers.items():
+            conn = bearer if isinstance(bearer, Connection) else bearer.connection
+            if (subs.get(char.handle) or b"\x00")[0] & 1 and self._trusted(conn):
+                out.append(conn)
+        return out
+
+    async def _notify_trusted(self, char: Characteristic, value: bytes) -> None:
+        for conn in self._trusted_subscribers(char):
+            await self.device.notify_subscriber(conn, char, value)
+
     def subscribed(self) -> bool:
-        h = self.data_char.handle
-        return any((subs.get(h) or b"\x00")[0] & 1
-                   for subs in self.device.gatt_server.subscribers.values())
+        """A bonded central on an encrypted link is subscribed to DATA."""
+        return bool(self._trusted_subscribers(self.data_char))
 
     # --- the stream ------------------------------------------------------------------------
 
+    def release(self, wall_t0: float) -> None:
+        """Start a held insole's run at loop time ``wall_t0`` (call on the radio's loop)."""
+        self.wall_t0 = wall_t0
+        self._go.set()
+
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
+        await self._go.wait()
         try:
             while self._i < len(self._packets):
                 t_dev, pkt = self._packets[self._i]
@@ -216,7 +364,7 @@ class VirtualInsole:
         self._note_link(t_dev, True)
         payload = P.encode(P.Data(pkt.side, seq, pkt.t0_us, pkt.period_us, pkt.samples,
                                   pkt.overrun))
-        await self.device.notify_subscribers(self.data_char, payload)
+        await self._notify_trusted(self.data_char, payload)
         self.sent_seqs.append(seq)
 
     async def _send_status(self, st: P.Status) -> None:
@@ -224,7 +372,7 @@ class VirtualInsole:
                                               st.uptime_s, self.rate_hz, st.achieved_hz,
                                               st.overruns, st.fault_mask, int(self.streaming),
                                               st.cadence_spm))
-        await self.device.notify_subscribers(self.status_char, self.status_bytes)
+        await self._notify_trusted(self.status_char, self.status_bytes)
         if st.battery_pct != 255:
             await self.device.notify_subscribers(self.battery_char, bytes((st.battery_pct,)))
         cad = min(255, st.cadence_spm)
@@ -235,11 +383,21 @@ class VirtualInsole:
             if d.done or t_dev < d.at_s:
                 continue
             d.done = True
-            conns = list(self.device.connections.values())
-            if not conns:
-                continue
-            # let what was already handed to the link arrive, then lose the link as a
-            # supervision timeout does
+            await self.drop_link(t_dev)
+
+    async def drop_link(self, t_dev: float | None = None) -> None:
+        """Lose every link now, as a supervision timeout does (``drops_at_s`` calls it)."""
+        if t_dev is None:
+            t_dev = self._t_dev_s
+        conns = list(self.device.connections.values())
+        if conns:
+            # let what was already handed to the link arrive (the controller has completed
+            # every queued packet), then lose the link
+            for c in conns:
+                try:
+                    await asyncio.wait_for(c.drain(), 5.0)
+                except (ValueError, asyncio.TimeoutError):  # gone already, or stuck: drop now
+                    pass
             await asyncio.sleep(0.05)
             self._note_link(t_dev, False)
             for c in conns:
@@ -254,7 +412,18 @@ class VirtualInsole:
         reply = P.encode(P.Reply(t, code))
         self.replies.append(reply)
         self.control_bytes = reply
-        asyncio.ensure_future(self.device.notify_subscribers(self.control_char, reply))
+        forget = code == P.REPLY_OK and t == P.CMD_FORGET_BONDS
+
+        async def answer() -> None:
+            # FORGET_BONDS: the REPLY goes to the links trusted when the command came, after the
+            # bonds are gone (a host that has the REPLY finds them erased)
+            to = self._trusted_subscribers(self.control_char)
+            if forget:
+                await self.forget_bonds()
+            for conn in to:
+                await self.device.notify_subscriber(conn, self.control_char, reply)
+
+        asyncio.ensure_future(answer())
 
     def _command(self, value: bytes) -> int:
         if len(value) < 2 or value[0] != P.VERSION:
@@ -280,7 +449,8 @@ class VirtualInsole:
                 return P.REPLY_OUT_OF_RANGE
             self.side = P.SIDES[value[2]]
             self.info_bytes = P.encode(P.Info(self.side, *self._info_rest()))
-        # GET_INFO: the INFO characteristic already holds the current INFO
+        # GET_INFO: the INFO characteristic already holds the current INFO; FORGET_BONDS: done
+        # after its REPLY (_on_control)
         return P.REPLY_OK
 
     def _info_rest(self) -> tuple:
@@ -298,6 +468,25 @@ class VirtualInsole:
         self._i = next((k for k, (t, _) in enumerate(packets) if t > self._t_dev_s), len(packets))
         self._packets = packets
         self.info_bytes = P.encode(self.foot.info)
+
+    async def power_off(self) -> None:
+        """Switch the insole off: stop streaming, drop every link, leave the radio. A new
+        VirtualInsole on the same ``keystore_path`` is the same insole rebooted."""
+        self.finished.set()  # no re-advertising on the disconnections below
+        await self.stop()
+        dev = self.device
+        if dev is None:
+            return
+        if dev.is_advertising:
+            await dev.stop_advertising()
+        for c in list(dev.connections.values()):
+            try:
+                await c.disconnect(hci.HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR)
+            except (hci.HCI_Error, asyncio.TimeoutError) as e:
+                log.debug("%s: disconnect on power off: %s", self.name, e)
+        self.radio.remove(self.address)
+        if self._window_timer is not None:
+            self._window_timer.cancel()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -30,6 +30,8 @@ _COMMAND_MODULES = (
     "insole.cli.report",
     "insole.cli.live",
     "insole.cli.ble",
+    "insole.cli.pair",
+    "insole.cli.unpair",
     "insole.cli.compare",
 )
 

@@ -1,4 +1,5 @@
-"""``insole command SOURCE start|stop|rate HZ|identify|side left|right|info``: one command, its REPLY."""
+"""``insole command SOURCE start|stop|rate HZ|identify|side left|right|info|forget-bonds``: one
+command, its REPLY."""
 
 from __future__ import annotations
 
@@ -48,11 +49,12 @@ def register(sub) -> None:
         "command", help="send a device one command and wait for its reply",
         description="Send one command to an insole and wait for its REPLY: start, stop, "
                     "rate HZ (25-1000), identify (blink the LED), side left|right (stored on "
-                    "the device), info (its INFO and latest STATUS). Exit 2 when the device "
+                    "the device), info (its INFO and latest STATUS), forget-bonds (erase every "
+                    "BLE bond; the insole is open to pairing again). Exit 2 when the device "
                     "refuses or does not answer.")
     p.add_argument("source", metavar="SOURCE", help="serial:///dev/ttyUSB0 (or ble://... where built)")
     p.add_argument("words", nargs="+", metavar="COMMAND", help="start | stop | rate HZ | identify | "
-                                                             "side left|right | info")
+                                                             "side left|right | info | forget-bonds")
     p.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"wait this long for the reply (default {DEFAULT_TIMEOUT_S:g})")
     p.set_defaults(func=_cmd_command)

@@ -27,6 +27,12 @@ How it works (docs/ble.md has the reasons):
 - The bleak backend is bleak's default for the platform, unless ``INSOLE_BLEAK_BACKEND`` names
   another as ``module:ScannerClass,module:ClientClass`` (the tests' bumble backend); nothing else
   differs between tests and production.
+- Security (issue 13): the insole accepts commands and sends its stream only to a bonded host on
+  an encrypted link. :func:`pair_insole` bonds (bleak's ``pair()``, inside the insole's pairing
+  window) and checks that CONTROL now answers; :func:`unpair_insole` removes the bond (bleak's
+  ``unpair()``), optionally after FORGET_BONDS. The operating system keeps the bond and encrypts
+  the link when it connects; when the insole refuses a source (ATT Insufficient
+  Encryption/Authentication, or a failed pairing) the source raises :class:`NotPairedError`.
 """
 
 from __future__ import annotations
@@ -77,6 +83,43 @@ _CB_UUID = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 
 class BleError(SourceError):
     """Bluetooth cannot be used, or no insole answers (one line that says what to do)."""
+
+
+NOT_PAIRED = "not paired with this laptop: press BOOT for 3 s and run insole pair"
+WINDOW_CLOSED = ("the insole's pairing window is closed: press BOOT for 3 s, then run insole pair "
+                 "within 60 s")
+
+
+class NotPairedError(BleError):
+    """The insole refuses this host: no bond, or a bond the insole no longer has."""
+
+    def __init__(self, message: str = NOT_PAIRED) -> None:
+        super().__init__(message)
+
+
+# How each backend words a refusal for want of a bond: BlueZ (through bleak's BleakDBusError:
+# "Operation failed with ATT error: 0x0f (Insufficient Encryption)", AuthenticationFailed or
+# AuthenticationRejected from Device1.Pair), WinRT ("Protocol Error 0x05: Insufficient
+# Authentication"), CoreBluetooth (CBATTError "Encryption is insufficient.", "Authentication is
+# insufficient.").
+_REFUSALS = ("insufficient encryption", "insufficient authentication", "att error: 0x05",
+             "att error: 0x0f", "authenticationfailed", "authenticationrejected",
+             "authentication failed", "encryption is insufficient",
+             "authentication is insufficient", "pin or key missing")
+
+
+def is_refusal(e: BaseException | None) -> bool:
+    """Whether a backend error (or one it was raised from) means "not bonded with this host"."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, NotPairedError):
+            return True
+        text = f"{type(e).__name__}: {e}".lower()
+        if any(r in text for r in _REFUSALS):
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
 
 
 # --- backend -------------------------------------------------------------------------------------
@@ -423,6 +466,8 @@ class BleSource(Source):
         except BleError:
             raise
         except Exception as e:  # noqa: BLE001 - one line, with what to do
+            if is_refusal(e):
+                raise NotPairedError() from e
             raise BleError(f"{self.label}: cannot connect ({explain(e)}); is it connected to "
                            "another phone or computer?") from e
         try:
@@ -441,6 +486,8 @@ class BleSource(Source):
                 self._enqueue(status)
         except Exception as e:  # noqa: BLE001
             await client.disconnect()
+            if is_refusal(e):  # INFO is read-encrypted: the first thing a stranger is refused
+                raise NotPairedError() from e
             raise BleError(f"{self.label}: connected but could not subscribe ({explain(e)})") from e
         if not client.is_connected:
             raise BleError(f"{self.label}: the link dropped while subscribing")
@@ -468,6 +515,12 @@ class BleSource(Source):
                 device = await self._find(SCAN_TIMEOUT_S)
                 await self._connect(device)
                 log.warning("%s: reconnected", self.label)
+                return
+            except NotPairedError as e:
+                # the insole no longer knows this host (its bonds were erased or replaced): no
+                # retry can help; end the source with the reason
+                log.warning("%s: %s", self.label, e)
+                self._q.put((None, str(e)))
                 return
             except BleError as e:
                 log.info("%s: reconnect failed (%s); next try in %.1f s", self.label, e, wait_s)
@@ -566,6 +619,8 @@ class BleSource(Source):
         try:
             self._lt.run(write(), COMMAND_TIMEOUT_S * 2)
         except BleakError as e:
+            if is_refusal(e):  # CONTROL is write-encrypted
+                raise NotPairedError() from e
             raise BleError(f"{self.label}: command not sent ({explain(e)})") from e
 
     def wait_reply(self, command: int, timeout_s: float = COMMAND_TIMEOUT_S,
@@ -606,3 +661,158 @@ class BleSource(Source):
                 if info:
                     self._enqueue(info)
         return reply
+
+
+# --- pairing ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PairResult:
+    """What :func:`pair_insole` did: ``already`` when the insole already accepted this host."""
+
+    url: str
+    address: str
+    already: bool
+
+
+async def _find_device(url: str, timeout_s: float) -> Any:
+    target = _target(url)
+    if not target:
+        raise BleError(f"{url}: say which insole (ble://Insole-L, ble://ADDRESS)")
+    src = source_from_url(url)
+    return await src._find(timeout_s)
+
+
+async def _command_on(client, cmd: P.Command, timeout_s: float = COMMAND_TIMEOUT_S) -> P.Reply:
+    """Write one command to CONTROL on a connected client and wait for its REPLY."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future = loop.create_future()
+
+    def on_reply(_char, data: bytearray) -> None:
+        try:
+            r = P.decode(bytes(data))
+        except ProtocolError:
+            return
+        if isinstance(r, P.Reply) and r.command == cmd.command and not got.done():
+            got.set_result(r)
+
+    await client.start_notify(CONTROL_UUID, on_reply)
+    try:
+        await client.write_gatt_char(CONTROL_UUID, P.encode(cmd), response=True)
+        try:
+            return await asyncio.wait_for(got, timeout_s)
+        except asyncio.TimeoutError:
+            name = P.COMMANDS.get(cmd.command, hex(cmd.command))
+            raise BleError(f"no REPLY to {name} within {timeout_s:g} s") from None
+    finally:
+        if client.is_connected:
+            try:
+                await client.stop_notify(CONTROL_UUID)
+            except Exception as e:  # noqa: BLE001 - the link may be going away
+                log.debug("stop_notify: %s", e)
+
+
+async def _accepts_commands(client) -> bool:
+    """Whether CONTROL takes a GET_INFO from this host (False: refused for want of a bond)."""
+    from bleak.exc import BleakError
+
+    try:
+        reply = await _command_on(client, P.Command(P.CMD_GET_INFO))
+    except BleakError as e:
+        if is_refusal(e):
+            return False
+        raise
+    return reply.code == P.REPLY_OK
+
+
+async def _connect_client(device, label: str):
+    from bleak import BleakClient
+    from bleak_retry_connector import establish_connection
+
+    try:
+        return await establish_connection(BleakClient, device, label,
+                                          max_attempts=CONNECT_ATTEMPTS, **_backend_kw(1))
+    except Exception as e:  # noqa: BLE001 - one line, with what to do
+        raise BleError(f"{label}: cannot connect ({explain(e)}); is it connected to another "
+                       "phone or computer?") from e
+
+
+async def _pair(url: str, timeout_s: float) -> PairResult:
+    from bleak.exc import BleakError
+
+    device = await _find_device(url, timeout_s)
+    client = await _connect_client(device, url)
+    try:
+        if await _accepts_commands(client):
+            return PairResult(url, device.address, already=True)
+        try:
+            await client.pair()
+        except NotImplementedError:
+            # CoreBluetooth has no pairing call: macOS pairs on the first protected access,
+            # which the check below makes (the system may ask to confirm)
+            pass
+        except BleakError as e:
+            if is_refusal(e):
+                raise BleError(WINDOW_CLOSED) from e
+            raise BleError(f"{url}: pairing failed ({explain(e)})") from e
+        if not client.is_connected:
+            raise BleError(WINDOW_CLOSED)  # the insole dropped the link instead of bonding
+        if not await _accepts_commands(client):
+            raise BleError(f"{url}: paired, but the insole still refuses this laptop (it may have "
+                           f"forgotten an older bond): run insole unpair {url}, then press BOOT "
+                           "for 3 s and run insole pair within 60 s")
+        return PairResult(url, device.address, already=False)
+    finally:
+        if client.is_connected:
+            await client.disconnect()
+
+
+async def _unpair(url: str, forget_on_device: bool, timeout_s: float) -> str:
+    from bleak import BleakClient
+    from bleak.exc import BleakError
+
+    target = _target(url) or ""
+    try:
+        device = await _find_device(url, timeout_s)
+    except BleError:
+        if forget_on_device or not is_address(target):
+            raise
+        device = target  # an insole out of range: the host's bond can still be removed
+    if forget_on_device:
+        client = await _connect_client(device, url)
+        try:
+            try:
+                reply = await _command_on(client, P.Command(P.CMD_FORGET_BONDS))
+            except BleakError as e:
+                if is_refusal(e):
+                    raise NotPairedError() from e
+                raise BleError(f"{url}: FORGET_BONDS not sent ({explain(e)})") from e
+            if reply.code != P.REPLY_OK:
+                raise BleError(f"{url}: the insole refused FORGET_BONDS (code {reply.code}; "
+                               "update the firmware)")
+        finally:
+            if client.is_connected:
+                await client.disconnect()
+    client = BleakClient(device, **_backend_kw(1))
+    try:
+        await client.unpair()
+    except NotImplementedError as e:
+        raise BleError("macOS keeps bonds itself and bleak cannot remove them: forget the insole "
+                       "under System Settings > Bluetooth") from e
+    except BleakError as e:
+        raise BleError(f"{url}: unpair failed ({explain(e)})") from e
+    return getattr(device, "address", str(device))
+
+
+def pair_insole(url: str, timeout_s: float = SCAN_TIMEOUT_S) -> PairResult:
+    """Bond with the insole at ``url`` (it must be inside its pairing window) and check that it
+    now takes commands from this host. Raises :class:`BleError` with ``WINDOW_CLOSED`` when the
+    insole refuses to pair."""
+    return run_ble(_pair(url, timeout_s), OPEN_TIMEOUT_S)
+
+
+def unpair_insole(url: str, forget_on_device: bool = False,
+                  timeout_s: float = SCAN_TIMEOUT_S) -> str:
+    """Remove this host's bond with the insole (bleak's ``unpair()``); with
+    ``forget_on_device``, first send FORGET_BONDS over the bonded link. Returns the address."""
+    return run_ble(_unpair(url, forget_on_device, timeout_s), OPEN_TIMEOUT_S)

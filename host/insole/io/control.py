@@ -20,7 +20,7 @@ from insole.io.sources import Source
 #: what a person types → (command, number of arguments)
 COMMAND_WORDS = {
     "start": P.CMD_START, "stop": P.CMD_STOP, "rate": P.CMD_SET_RATE, "identify": P.CMD_IDENTIFY,
-    "side": P.CMD_SET_SIDE, "info": P.CMD_GET_INFO,
+    "side": P.CMD_SET_SIDE, "info": P.CMD_GET_INFO, "forget-bonds": P.CMD_FORGET_BONDS,
 }
 REPLY_MEANING = {
     P.REPLY_OK: "ok",

@@ -23,6 +23,7 @@ from insole.protocol.framing import (
     unframe,
 )
 from insole.protocol.packets import (
+    CMD_FORGET_BONDS,
     CMD_GET_INFO,
     CMD_IDENTIFY,
     CMD_SET_RATE,
@@ -63,7 +64,7 @@ from insole.protocol.packets import (
 )
 
 __all__ = [
-    "CMD_GET_INFO", "CMD_IDENTIFY", "CMD_SET_RATE", "CMD_SET_SIDE", "CMD_START", "CMD_STOP",
+    "CMD_FORGET_BONDS", "CMD_GET_INFO", "CMD_IDENTIFY", "CMD_SET_RATE", "CMD_SET_SIDE", "CMD_START", "CMD_STOP",
     "COMMAND_ARG_BYTES", "COMMANDS", "DATA", "DATA_HEADER_BYTES", "DATA_HEADER_DTYPE", "ERROR_KINDS",
     "INFO", "MAX_CHANNELS", "MAX_FRAME_BYTES", "MAX_SETS", "METATARSAL_ZONES", "RATE_MAX_HZ",
     "RATE_MIN_HZ", "REPLY", "REPLY_BAD_LENGTH", "REPLY_BUSY", "REPLY_OK", "REPLY_OUT_OF_RANGE",

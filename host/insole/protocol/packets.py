@@ -29,6 +29,9 @@ CMD_SET_RATE = 0x12
 CMD_GET_INFO = 0x13
 CMD_IDENTIFY = 0x14
 CMD_SET_SIDE = 0x15
+# our extension of PROTOCOL.md (issue 13, docs/ble.md): erase every stored bond, open the pairing
+# window; over BLE accepted only on an encrypted link (CONTROL is write-encrypted)
+CMD_FORGET_BONDS = 0x16
 COMMANDS = {
     CMD_START: "START",
     CMD_STOP: "STOP",
@@ -36,10 +39,11 @@ COMMANDS = {
     CMD_GET_INFO: "GET_INFO",
     CMD_IDENTIFY: "IDENTIFY",
     CMD_SET_SIDE: "SET_SIDE",
+    CMD_FORGET_BONDS: "FORGET_BONDS",
 }
 # Argument bytes each command carries.
 COMMAND_ARG_BYTES = {CMD_START: 0, CMD_STOP: 0, CMD_SET_RATE: 2, CMD_GET_INFO: 0,
-                     CMD_IDENTIFY: 0, CMD_SET_SIDE: 1}
+                     CMD_IDENTIFY: 0, CMD_SET_SIDE: 1, CMD_FORGET_BONDS: 0}
 
 REPLY_OK = 0
 REPLY_UNKNOWN_COMMAND = 1

@@ -151,6 +151,8 @@ class Device:
                 return t, P.REPLY_OUT_OF_RANGE, False
             if P.SIDES[pkt[2]] != self.foot.side:
                 return t, P.REPLY_BUSY, False
+        elif t == P.CMD_FORGET_BONDS:
+            pass  # the simulated device keeps no BLE bonds; over a cable it always accepts
         return t, P.REPLY_OK, False
 
     def feed(self, data: bytes, stop: threading.Event) -> None:
