@@ -1,10 +1,9 @@
 """End to end with the real firmware: the firmware under the MicroPython WebAssembly port, its
-``bluetooth`` fake bridged to a bumble peripheral, beside a simulated insole reached by the
-production ``ble://`` code through bleak (tests/support).
-
-The firmware only streams to a bonded central (docs/security.md), so its foot is read here by a
-plain bumble central that pairs first (tests/support/pairing.py; a fresh board's pairing window
-is open). The production code's own pairing (``insole pair``) is tested with the bleak backend."""
+``bluetooth`` fake bridged to a bumble peripheral, beside a simulated insole, both paired with
+``insole pair``'s code and then reached by the production ``ble://`` code through bleak
+(tests/support). The firmware streams only to a bonded host (docs/security.md); a fresh board has
+no bond, so its pairing window is open. The firmware's own pairing rules, and a stranger refused,
+are in tests/test_ble_firmware_pairing.py."""
 
 from __future__ import annotations
 
@@ -20,13 +19,11 @@ from insole.io import ble
 from insole.io.sources import open_source
 from tests.support.firmware_peripheral import FirmwarePeripheral
 from tests.support.harness import virtual_ble
-from tests.support.pairing import BumbleCentral
-from tests.support.virtual_insole import ADDRESSES, VirtualInsole
+from tests.support.virtual_insole import VirtualInsole
 
 pytestmark = pytest.mark.live  # starts processes, threads or ptys: make test-repeat
 
 RATE_HZ = 200
-LAPTOP = "C0:00:00:00:00:01"
 
 
 def _need_node():
@@ -51,24 +48,7 @@ def collect(src, until, limit_s: float = 20.0) -> list:
     return got
 
 
-async def collect_central(central: BumbleCentral, until, limit_s: float = 20.0) -> list:
-    """The packets the central receives from now on, until ``until(packets)`` holds."""
-    start = len(central.stream)
-
-    def packets():
-        return [P.decode(v) for v in central.stream[start:]]
-
-    await central.wait_until(lambda: until(packets()), limit_s)
-    return packets()
-
-
-async def command(central: BumbleCentral, cmd: P.Command) -> P.Reply:
-    await central.write_control(P.encode(cmd))
-    got = await collect_central(central, lambda g: any(isinstance(p, P.Reply) for p in g))
-    return next(p for p in got if isinstance(p, P.Reply))
-
-
-def test_firmware_and_simulator_side_by_side_over_ble(tmp_path):
+def test_firmware_and_simulator_side_by_side_over_ble():
     _need_node()
     with virtual_ble() as rt:
         wall_t0 = time.time() + 1.0
@@ -80,64 +60,56 @@ def test_firmware_and_simulator_side_by_side_over_ble(tmp_path):
             right = VirtualInsole(rt.radio, "right", duration_s=30.0, rate_hz=RATE_HZ,
                                   wall_t0=asyncio.get_running_loop().time() + 1.0)
             await right.start()
-            laptop = BumbleCentral(rt.radio, LAPTOP, tmp_path / "keys.json")
-            await laptop.start()
-            return right, laptop
+            return right
 
-        right, laptop = rt.call(start(), 60)
+        right = rt.call(start(), 60)
         try:
-            async def left_foot():
-                await laptop.connect(ADDRESSES["left"])
-                await laptop.pair()
-                await fw.wait_until(lambda: fw.bonds == [LAPTOP])
+            urls = ble.expand_urls(["ble://"])
+            assert len(urls) == 2
+            for u in urls:
+                ble.pair_insole(u)
+            assert len(fw.bonds) == 1  # the firmware stored this laptop's bond
+            srcs = [open_source(u).open() for u in urls]  # one after the other
+            try:
+                left_src, right_src = srcs
                 # the firmware's own GATT table and advertising, as a host sees them
                 keys = dict(fw.table)
                 assert {k for k, _, _ in keys[ble.SERVICE_UUID]} == {
                     ble.DATA_UUID, ble.STATUS_UUID, ble.INFO_UUID, ble.CONTROL_UUID}
                 assert {"180a", "180f", "1814"} <= set(keys)
-                assert laptop.connection.att_mtu == 247
+                assert left_src.mtu == 247
 
-                info = P.decode(await laptop.read(ble.INFO_UUID))
+                pk = collect(left_src, lambda g: sum(isinstance(p, P.Data) for p in g) >= 8)
+                info = pk[0]
                 assert isinstance(info, P.Info) and info.side == "left"
                 assert info.firmware == "1.0.0" and info.rate_hz == RATE_HZ
-                await laptop.subscribe(ble.DATA_UUID, ble.STATUS_UUID, ble.CONTROL_UUID)
-                pk = await collect_central(laptop,
-                                           lambda g: sum(isinstance(p, P.Data) for p in g) >= 8)
                 data = [p for p in pk if isinstance(p, P.Data)]
                 assert all(p.side == "left" and p.period_us == 1_000_000 // RATE_HZ for p in data)
                 assert [p.seq for p in data] == list(range(data[0].seq, data[0].seq + len(data)))
                 assert all(13 + 2 * p.channels * p.n_sets <= 247 - 3 for p in data)
+                # the simulated right foot streams at the same time
+                rp = collect(right_src, lambda g: sum(isinstance(p, P.Data) for p in g) >= 8)
+                assert all(p.side == "right" for p in rp if isinstance(p, P.Data))
 
                 # STOP and START from the host, answered by the firmware itself
-                assert (await command(laptop, P.Command(P.CMD_STOP))).code == P.REPLY_OK
-                st = await collect_central(laptop, lambda g: any(
-                    isinstance(p, P.Status) and not p.streaming for p in g))
-                last_seq = max((p.seq for p in st if isinstance(p, P.Data)), default=data[-1].seq)
-                quiet = await collect_central(
-                    laptop, lambda g: sum(isinstance(p, P.Status) for p in g) >= 1)
+                assert left_src.command(P.Command(P.CMD_STOP)).code == P.REPLY_OK
+                st = collect(left_src, lambda g: any(isinstance(p, P.Status) and not p.streaming
+                                                     for p in g))
+                last_seq = max((p.seq for p in st if isinstance(p, P.Data)),
+                               default=data[-1].seq)
+                quiet = collect(left_src, lambda g: sum(isinstance(p, P.Status) for p in g) >= 1)
                 assert not any(isinstance(p, P.Data) for p in quiet)
-                assert (await command(laptop, P.Command(P.CMD_START))).code == P.REPLY_OK
-                resumed = await collect_central(laptop,
-                                                lambda g: any(isinstance(p, P.Data) for p in g))
+                assert left_src.command(P.Command(P.CMD_START)).code == P.REPLY_OK
+                resumed = collect(left_src, lambda g: any(isinstance(p, P.Data) for p in g))
                 first = next(p for p in resumed if isinstance(p, P.Data))
                 assert first.seq == (last_seq + 1) & 0xFFFF
-                assert (await command(laptop, P.Command(P.CMD_SET_RATE, (5,)))).code == \
+                assert left_src.command(P.Command(P.CMD_SET_RATE, (5,))).code == \
                     P.REPLY_OUT_OF_RANGE
-                assert fw.writes == 3  # STOP, START, SET_RATE reached the firmware
-
-            rt.call(left_foot(), 90)
-
-            # the simulated right foot streams to the production ble:// code at the same time
-            right_src = open_source(f"ble://{ADDRESSES['right']}").open()
-            try:
-                rp = collect(right_src, lambda g: sum(isinstance(p, P.Data) for p in g) >= 8)
-                # meanwhile the firmware keeps streaming to its bonded laptop
-                rt.call(collect_central(laptop, lambda g: sum(isinstance(p, P.Data)
-                                                              for p in g) >= 8), 30)
+                # pairing's GET_INFO check, STOP, START, SET_RATE reached the firmware
+                assert fw.writes == 4
             finally:
-                right_src.close()
-            assert all(p.side == "right" for p in rp if isinstance(p, P.Data))
+                for s in srcs:
+                    s.close()
         finally:
-            rt.call(laptop.disconnect(), 20)
             rt.call(fw.stop(), 20)
             rt.call(right.stop(), 20)
