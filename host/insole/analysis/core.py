@@ -183,13 +183,18 @@ class FootCore:
         return self._process(final=False) if len(self._total) else 0
 
     def _append(self, pieces: list[tuple]) -> None:
-        for f0, total, total_all in pieces:
-            if len(self._total):
-                self._total = np.concatenate((self._total, total))
-                self._f0 = np.concatenate((self._f0, f0))
-                self._total_all = np.concatenate((self._total_all, total_all))
-            else:
-                self._total, self._f0, self._total_all = total, f0, total_all
+        """The buffer, then ``pieces`` (f0, total, total_all), joined once."""
+        if len(self._total):
+            pieces = [(self._f0, self._total, self._total_all), *pieces]
+        if not pieces:
+            return
+        if len(pieces) == 1:
+            self._f0, self._total, self._total_all = pieces[0]
+            return
+        f0s, totals, alls = zip(*pieces)
+        self._f0 = np.concatenate(f0s)
+        self._total = np.concatenate(totals)
+        self._total_all = np.concatenate(alls)
 
     def finish(self) -> FootCore:
         """The end of the recording: steps cut by it are partial. Returns self."""

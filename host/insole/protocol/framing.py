@@ -16,6 +16,12 @@ import numpy as np
 from insole.errors import ProtocolError
 from insole.protocol.packets import MAX_FRAME_BYTES, Packet, decode, encode
 
+try:  # cobs-python's C decoder: its install builds it where a C compiler is (pure Python if not)
+    from cobs.cobs._cobs_ext import DecodeError as _CobsError
+    from cobs.cobs._cobs_ext import decode as _cobs_c_decode
+except ImportError:  # without the extension numpy undoes COBS for a chunk's frames at once
+    _cobs_c_decode = None
+
 
 def cobs_encode(data: bytes) -> bytes:
     """Consistent-overhead byte stuffing: the result contains no zero byte."""
@@ -113,6 +119,33 @@ def _cobs_decode_many(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
     return (out.tobytes(), starts - dropped_before[starts], ends - dropped_before[ends], bad)
 
 
+def _cobs_decode_frames(data: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """:func:`_cobs_decode_many`'s answer for zero-delimited ``data`` (``arr`` its bytes):
+    frame by frame with cobs-python's C decoder when it is built (the same rules as
+    :func:`cobs_decode`: a code past the frame's end is bad; about 20 times faster than the
+    numpy walk, whose time grows with the code bytes, three in four bytes of a swing's
+    near-zero samples), else with :func:`_cobs_decode_many`."""
+    if _cobs_c_decode is None:
+        return _cobs_decode_many(arr, starts, ends)
+    bodies = data[:-1].split(b"\x00")
+    try:
+        dec = [_cobs_c_decode(b) for b in bodies]
+        bad = np.zeros(len(bodies), bool)
+    except _CobsError:  # a damaged frame in the chunk: frame by frame, each one marked
+        dec, bad_l = [], []
+        for b in bodies:
+            try:
+                dec.append(_cobs_c_decode(b))
+                bad_l.append(False)
+            except _CobsError:
+                dec.append(b"")
+                bad_l.append(True)
+        bad = np.array(bad_l, bool)
+    lens = np.fromiter(map(len, dec), np.int64, len(dec))
+    rends = np.cumsum(lens)
+    return b"".join(dec), rends - lens, rends, bad
+
+
 # Feeds with more complete-frame bytes than this undo COBS for all frames at once.
 _BULK_MIN_BYTES = 2048
 
@@ -171,7 +204,7 @@ class StreamDecoder:
         delim = np.flatnonzero(arr == 0)
         starts = np.concatenate(([0], delim[:-1] + 1))
         ends = delim
-        raw, rstarts, rends, cobs_bad = _cobs_decode_many(arr, starts, ends)
+        raw, rstarts, rends, cobs_bad = _cobs_decode_frames(data, arr, starts, ends)
         lens = ends - starts
         rs, re_ = rstarts.tolist(), rends.tolist()
         # frames that are plainly good (shape, COBS and CRC) are taken in one sweep; every
