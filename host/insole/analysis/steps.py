@@ -99,7 +99,13 @@ class StepDetector:
         to_hi = np.full(len(starts), np.nan)
         ic_obs = np.zeros(len(starts), bool)
         to_obs = np.zeros(len(starts), bool)
-        for i in np.flatnonzero(ok & peak_ok & whole):
+        cand = np.flatnonzero(ok & peak_ok & whole)
+        seen_before = valid[starts[cand] - 1]  # whole: 0 < start and end < n
+        seen_after = valid[ends[cand]]
+        ic_obs[cand[seen_before]] = True
+        to_obs[cand[seen_after]] = True
+        # a crossing that fell into a gap (rare): bounded by the gap, one step at a time
+        for i in cand[~(seen_before & seen_after)].tolist():
             s, e = starts[i], ends[i]
             if valid[s - 1]:
                 ic_obs[i] = True
@@ -130,10 +136,13 @@ class StepDetector:
         to[to_obs] = (ei - 1 + row0).astype(float) + (g0 - thr) / (g0 - g1)
         both = ic_obs & to_obs
         hist = history if history is not None else ContactHistory()
-        for i in range(len(starts)):
-            if both[i]:
-                hist.values.append(to[i] - ic[i])
-                continue
+        # contact times go into the history in step order; a step with an event in a gap
+        # (rare) is estimated from the steps before it
+        contact = (to - ic).tolist()
+        done = 0
+        for i in np.flatnonzero(~both).tolist():
+            hist.values.extend(contact[done:i])
+            done = i + 1
             med = hist.median()
             if not ic_obs[i]:
                 lo, hi = ic_lo[i] + row0, starts[i] + row0
@@ -143,6 +152,7 @@ class StepDetector:
                 lo, hi = ends[i] - 1 + row0, to_hi[i] + row0
                 est = ic[i] + med if med else 0.5 * (lo + hi)
                 to[i] = min(max(est, lo), hi)
+        hist.values.extend(contact[done:])
         nan_cum = np.concatenate(([0], np.cumsum(~valid)))
         self.complete_ = both & ((nan_cum[ends] - nan_cum[starts]) == 0)
         self.ic_estimated_ = ~ic_obs
