@@ -386,8 +386,10 @@ class SwingTracker:
             else:
                 now.append(0.0)
         bisect.insort(self._los, lo)
-        applied = self._applied()
-        self.current = np.where(applied, np.array(now), 0.0)
+        # as _applied(), in plain Python (five numbers, once a window)
+        swing_ok = self._median(self._los) >= self.p.min_swing_total_n
+        self.current = np.array([v if swing_ok and self._median(s) > self.p.min_baseline_n else 0.0
+                                 for v, s in zip(now, self._sorted)])
 
     @staticmethod
     def _median(v: list[float]) -> float:
