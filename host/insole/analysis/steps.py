@@ -64,9 +64,12 @@ class StepDetector:
         thr = self.threshold_n
         n = len(f)
         valid = ~np.isnan(f)
-        above = valid & (np.where(valid, f, -np.inf) > thr)
+        all_valid = bool(valid.all())
+        above = (f > thr) if all_valid else valid & (np.where(valid, f, -np.inf) > thr)
+        # runs of missing samples (none, the usual case)
+        nan_runs = np.zeros((0, 2), np.int64) if all_valid else runs(~valid)
         # a gap with contact on both sides is inside one contact
-        for g0, g1 in runs(~valid):
+        for g0, g1 in nan_runs.tolist():
             if g0 > 0 and g1 < n and above[g0 - 1] and above[g1]:
                 above[g0:g1] = True
         starts, ends = runs(above).T if above.any() else (np.zeros(0, int), np.zeros(0, int))
@@ -88,7 +91,6 @@ class StepDetector:
             peak_ok = np.zeros(0, bool)
         # the edges: the sample before a start and the sample at an end must be seen below the
         # threshold, or be the far edge of a gap that began below it
-        nan_runs = runs(~valid)
 
         def gap_around(k: int) -> tuple[int, int]:
             j = int(np.searchsorted(nan_runs[:, 0], k, side="right")) - 1

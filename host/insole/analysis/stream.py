@@ -16,6 +16,7 @@ clocks are never mixed.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -441,6 +442,19 @@ class FootAssembler:
         """Keep, per SYNC_BIN_S bin of device time, the packet with the smallest host - device."""
         if not len(dev_s):
             return
+        if len(dev_s) == 1:  # one packet (live): the same in plain Python
+            dev, diff1 = float(dev_s[0]), float(host_s[0]) - float(dev_s[0])
+            b1 = math.floor(dev / SYNC_BIN_S)
+            if b1 < 0:
+                return
+            if b1 >= len(self._sync_dev):
+                grow = max(b1 + 1, 2 * len(self._sync_dev))
+                self._sync_dev = np.concatenate((self._sync_dev, np.full(grow - len(self._sync_dev), np.nan)))
+                self._sync_diff = np.concatenate((self._sync_diff, np.full(grow - len(self._sync_diff), np.inf)))
+            if diff1 < self._sync_diff[b1]:
+                self._sync_diff[b1] = diff1
+                self._sync_dev[b1] = dev
+            return
         diff = host_s - dev_s
         b = np.floor(dev_s / SYNC_BIN_S).astype(np.int64)
         if b.min() < 0:  # before the first sample (cannot happen on the grid): left out
@@ -670,9 +684,15 @@ class FootDecoder:
             except ProtocolError as e:  # every bad packet is counted, never raised
                 self.errors[e.kind] += 1
         else:
-            packed = self.decoder.feed_packed(data)
-            if packed is not None:
-                self.errors.update(self.assembler.add_packed(packed, host_time_s))
+            if len(data) < 4096:  # a live read of a packet or a few: one by one is cheaper
+                raws: list[bytes] = []
+                self.decoder.feed_raw(data, raws, as_bytes=True)
+                if raws:
+                    self.errors.update(self.assembler.add_raw(raws, [host_time_s] * len(raws)))
+            else:
+                packed = self.decoder.feed_packed(data)
+                if packed is not None:
+                    self.errors.update(self.assembler.add_packed(packed, host_time_s))
         return self.assembler.take()
 
     def finish(self, read_errors: dict[str, int] | None = None) -> tuple[Block | None, dict]:

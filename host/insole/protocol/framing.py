@@ -119,6 +119,16 @@ def _cobs_decode_many(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
     return (out.tobytes(), starts - dropped_before[starts], ends - dropped_before[ends], bad)
 
 
+def _cobs_decode_body(body: bytes) -> bytes:
+    """:func:`cobs_decode` of a frame body (no zero byte in it), in C where it is built."""
+    if _cobs_c_decode is None:
+        return cobs_decode(body)
+    try:
+        return _cobs_c_decode(body)
+    except _CobsError:
+        raise ProtocolError("cobs", "COBS block runs past the end of the frame") from None
+
+
 def _cobs_decode_frames(data: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarray):
     """:func:`_cobs_decode_many`'s answer for zero-delimited ``data`` (``arr`` its bytes):
     frame by frame with cobs-python's C decoder when it is built (the same rules as
@@ -317,7 +327,7 @@ class StreamDecoder:
         self.packets = n_before + int(good.sum())
 
     def _one(self, body: bytes, out: list, as_bytes: bool) -> None:
-        self._take(len(body), lambda: cobs_decode(body), out, as_bytes)
+        self._take(len(body), lambda: _cobs_decode_body(body), out, as_bytes)
 
 
     def _take(self, body_len: int, unstuff, out: list, as_bytes: bool) -> None:
