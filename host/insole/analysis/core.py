@@ -383,13 +383,16 @@ class FootSteps:
         sm = self.step_ms[sl].tolist() if self.step_ms is not None else None
         fm = self.flight_ms[sl].tolist() if self.flight_ms is not None else None
         zones = self.zones
+        has_met, has_ml, has_cop = self.has_met, self.has_ml, self.has_cop
+        first_zones: dict[int, list[str]] = {}  # a code's zone list, made once per code
+        last = self.k - start - 1  # the foot's last step has no stride after it
         out = []
         for j in range(stop - start):
-            st: dict = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j]}
-            if start + j + 1 < self.k:
-                st["stride_ms"] = stride[j]
-                st["swing_ms"] = swing[j]
-            st["complete"] = comp[j]
+            if j < last:
+                st: dict = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j],
+                            "stride_ms": stride[j], "swing_ms": swing[j], "complete": comp[j]}
+            else:
+                st = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j], "complete": comp[j]}
             lost: dict[str, str] = {}
             # whole stance: peak force, zone shares and impulses, balance, CoP path
             if not l_ev[j]:
@@ -397,11 +400,12 @@ class FootSteps:
                 st["zone_impulse_share"] = dict(zip(zones, shares[j]))
                 st["impulse_bw_s"] = tot_imp[j]
                 st["zone_impulse_bw_s"] = dict(zip(zones, zimp[j]))
-                if self.has_met:
+                if has_met:
                     st["metatarsal_share"] = met[j]
-                if self.has_ml:
-                    st["forefoot_ml_balance"] = None if ml[j] != ml[j] else ml[j]
-                if self.has_cop:
+                if has_ml:
+                    v = ml[j]
+                    st["forefoot_ml_balance"] = None if v != v else v
+                if has_cop:
                     st["cop_length_frac"] = cl[j]
                     st["cop_width_frac"] = cw[j]
             else:
@@ -422,8 +426,12 @@ class FootSteps:
             # strike pattern and strike index: the first 80 ms of contact
             if not l_st[j]:
                 st["strike"] = strike[j]
-                st["first_zones"] = decode_zones(fz[j], zones)
-                if self.has_cop:
+                code = fz[j]
+                zl = first_zones.get(code)
+                if zl is None:
+                    zl = first_zones[code] = decode_zones(code, zones)
+                st["first_zones"] = list(zl)
+                if has_cop:
                     st["strike_index"] = None if si[j] != si[j] else si[j]
             else:
                 why = self._why_strike[l_st[j]]
