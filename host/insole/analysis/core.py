@@ -461,24 +461,31 @@ def _med(values: np.ndarray) -> float | None:
     return round(float(np.median(v)), 3) if len(v) else None
 
 
-def foot_summary(fs: FootSteps, duration_s: float) -> dict:
-    """Per-foot summary: timing over every step, each force metric's median over the steps
-    that have it (a damaged step keeps what is intact); the rearfoot loading rate by one
-    method, the flag's (:func:`insole.analysis.flags.rearfoot_valr_method`)."""
+def foot_activity(fs: FootSteps) -> tuple[float | None, float | None, float | None, str]:
+    """(median stride ms, median contact ms, duty factor, activity) of one foot's steps: what
+    the flags need of the summary (the live feed makes only this after each step)."""
     strides = fs.stride_ms
     # a stride that spans a gap or a missed step is not one stride
     if len(strides):
         med = float(np.median(strides))
         strides = strides[strides < 1.5 * med]
     stride_med = float(np.median(strides)) if len(strides) else None
-    cadence = 2 * 60000.0 / stride_med if stride_med else None
-    strike = np.where(fs.lost_strike > 0, "lost", fs.strike.astype(str)) if fs.k else np.zeros(0, str)
-    strikes = {s: int((strike == s).sum()) for s in ("rearfoot", "midfoot", "forefoot")}
     # duty factor: the share of a stride the foot is on the ground; running has a flight phase
     # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
     contact = _med(fs.contact_ms)
     duty = round(contact / stride_med, 3) if stride_med and contact else None
     activity = "unknown" if duty is None else ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
+    return stride_med, contact, duty, activity
+
+
+def foot_summary(fs: FootSteps, duration_s: float) -> dict:
+    """Per-foot summary: timing over every step, each force metric's median over the steps
+    that have it (a damaged step keeps what is intact); the rearfoot loading rate by one
+    method, the flag's (:func:`insole.analysis.flags.rearfoot_valr_method`)."""
+    stride_med, contact, duty, activity = foot_activity(fs)
+    cadence = 2 * 60000.0 / stride_med if stride_med else None
+    strike = np.where(fs.lost_strike > 0, "lost", fs.strike.astype(str)) if fs.k else np.zeros(0, str)
+    strikes = {s: int((strike == s).sum()) for s in ("rearfoot", "midfoot", "forefoot")}
     fi = fs.flag_input()
     valr_method = rearfoot_valr_method(fi)
     rear = (strike == "rearfoot") & (fi.valr_method == valr_method) if fs.k else np.zeros(0, bool)

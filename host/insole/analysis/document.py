@@ -26,6 +26,7 @@ from insole.analysis.core import (
     FootCore,
     FootSteps,
     _med,
+    foot_activity,
     foot_flags,
     foot_summary,
 )
@@ -378,9 +379,10 @@ class LiveFeed:
         for st in fs.dicts(first, stop):
             self.on_event("step", side, st)
         duration_s = core.rows * core.period_s
-        summary = foot_summary(fs, duration_s)
-        flags, _, _ = foot_flags(fs, summary, side, duration_s, self.config.flags,
-                                 self._rolling.setdefault(side, {}))
+        # of the summary, the flags need the activity (running or not) only
+        _, _, duty, activity = foot_activity(fs)
+        flags, _, _ = foot_flags(fs, {"activity": activity, "duty_factor": duty}, side,
+                                 duration_s, self.config.flags, self._rolling.setdefault(side, {}))
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key
