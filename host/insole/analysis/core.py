@@ -150,6 +150,7 @@ class FootCore:
         self._seen = 0
         self._bw_first: tuple[int, int] | None = None
         self._bw_last: tuple[int, int] | None = None
+        self._cums: tuple | None = None  # (row0, cumulative mN, cumulative samples) of _decide
         self._regions = 0
         self._quiet = max(1, int(np.ceil(self.detector.merge_gap_ms / (self.period_s * 1e3) - 1e-9)))
         self._max_rows = int(round(MAX_BUFFER_S / self.period_s))
@@ -247,8 +248,11 @@ class FootCore:
         valid = ~np.isnan(f)
         mn = np.where(valid, np.rint(np.where(valid, f, 0.0) * 1000.0), 0.0).astype(np.int64)
         a = det.regions_[:, 0]
-        s_at = self._sum_mn + np.concatenate(([0], np.cumsum(mn)))[a]
-        n_at = self._seen + np.concatenate(([0], np.cumsum(valid)))[a]
+        cum_mn = np.concatenate(([0], np.cumsum(mn)))
+        cum_n = np.concatenate(([0], np.cumsum(valid)))
+        self._cums = (self._row0, cum_mn, cum_n)  # _trim takes its sums from these
+        s_at = self._sum_mn + cum_mn[a]
+        n_at = self._seen + cum_n[a]
         if self._bw_first is None:
             self._bw_first = (int(s_at[0]), int(n_at[0]))
         self._bw_last = (int(s_at[-1]), int(n_at[-1]))
@@ -280,10 +284,16 @@ class FootCore:
         return np.where(np.isfinite(est) & (est > 0), est, DEFAULT_BODY_WEIGHT_N)
 
     def _trim(self, keep_from: int) -> None:
-        f = self._total[:keep_from]
-        valid = ~np.isnan(f)
-        self._sum_mn += int(np.rint(np.where(valid, f, 0.0) * 1000.0).astype(np.int64).sum())
-        self._seen += int(valid.sum())
+        cums, self._cums = self._cums, None
+        if cums is not None and cums[0] == self._row0 and keep_from < len(cums[1]):
+            # the running sums of the rows _decide has just summed
+            self._sum_mn += int(cums[1][keep_from])
+            self._seen += int(cums[2][keep_from])
+        else:
+            f = self._total[:keep_from]
+            valid = ~np.isnan(f)
+            self._sum_mn += int(np.rint(np.where(valid, f, 0.0) * 1000.0).astype(np.int64).sum())
+            self._seen += int(valid.sum())
         self._total = self._total[keep_from:]
         self._f0 = self._f0[keep_from:]
         self._total_all = self._total_all[keep_from:]
