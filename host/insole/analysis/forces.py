@@ -421,8 +421,10 @@ class SwingTracker:
         """One converted piece (f0 with 0 for missing; ``missing`` per channel); returns the
         pieces ready for the detector (corrected), in order."""
         m = len(f0)
-        fw = f0.copy()
-        fw[missing] = np.nan
+        fw = f0  # NaN where missing (f0 is never written to: a copy only when needed)
+        if missing.any():
+            fw = f0.copy()
+            fw[missing] = np.nan
         # the windows this piece completes, measured together
         rows0 = self._win_rows
         full = (rows0 + m) // self.w
@@ -441,25 +443,39 @@ class SwingTracker:
         a = 0
         done = 0
         rows = rows0
+        plain = -1  # rows [plain, a) pass on uncorrected (nothing to remove): one piece for all
         while a < m:
             take = min(m - a, self.w - rows)
-            piece = (f0[a:a + take], total[a:a + take], total_all[a:a + take])
-            if self._holding:
-                self._held.append(piece)
+            if not self._holding and not self.current.any():
+                plain = a if plain < 0 else plain
             else:
-                out.append(self._correct(*piece, kept))
+                if plain >= 0:  # the plain rows before these go first
+                    out.append((f0[plain:a], total[plain:a], total_all[plain:a]))
+                    plain = -1
+                piece = (f0[a:a + take], total[a:a + take], total_all[a:a + take])
+                if self._holding:
+                    self._held.append(piece)
+                else:
+                    out.append(self._correct(*piece, kept))
             rows += take
             if rows == self.w:
                 self._window_done(measures[done])
                 done += 1
                 rows = 0
                 self._first_done = True
-                out.extend(self._correct(*h, kept) for h in self._held)
+                if self._held:
+                    if plain >= 0:
+                        out.append((f0[plain:a + take], total[plain:a + take],
+                                    total_all[plain:a + take]))
+                        plain = -1
+                    out.extend(self._correct(*h, kept) for h in self._held)
                 self._held = []
                 # a foot with a pre-load waits for each window's own swing (2 s late); the
                 # usual foot (nothing to remove) passes its rows on as they come
                 self._holding = bool(self.current.any())
             a += take
+        if plain >= 0:
+            out.append((f0[plain:m], total[plain:m], total_all[plain:m]))
         self._win_rows = rows
         return out
 
