@@ -289,9 +289,7 @@ class StepMetrics:
             "lost_event": np.zeros(k, np.int8), "lost_strike": np.zeros(k, np.int8),
             "lost_valr": np.zeros(k, np.int8)}
         self.columns_ = cols
-        pos = hardware.zone_positions()
-        lp = np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones])
-        wp = np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones])
+        lp, wp = self._positions(tuple(zones))
         known = ~np.isnan(lp)
         self.has_cop_ = bool(known.any())
         if not k:
@@ -305,7 +303,9 @@ class StepMetrics:
             total[np.all(np.isnan(force_n), axis=1)] = np.nan
         # the intact parts of each step, by prefix counts of the missing samples
         missing = np.isnan(total)
-        miss_cum = np.concatenate(([0], np.cumsum(missing)))
+        any_missing = bool(missing.any())
+        miss_cum = np.concatenate(([0], np.cumsum(missing))) if any_missing \
+            else np.zeros(n + 1, np.int64)
 
         def intact(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
             lo, hi = np.maximum(lo, 0), np.minimum(hi, n)
@@ -331,7 +331,7 @@ class StepMetrics:
             cols["shares"][sel] = shares
             cols["impulse_n_s"][sel] = imp * period_s
             # max over each [a, b): reduceat over the interleaved edges, every other segment
-            t0 = np.append(np.nan_to_num(total), 0.0)
+            t0 = np.append(np.nan_to_num(total) if any_missing else total, 0.0)
             cols["peak_n"][sel] = np.maximum.reduceat(t0, edges)[::2]
             if known.any():
                 for key, posv in (("cop_length_frac", lp), ("cop_width_frac", wp)):
@@ -369,6 +369,15 @@ class StepMetrics:
         self._loading_rate(cols, total, a, b, row0, ic_idx, to_idx, ic_seen, to_seen,
                            1.0 / period_s, bwn)
         return self
+
+    def _positions(self, zones: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Each zone's centre along and across the foot (NaN where unknown), made once."""
+        cache = self.__dict__.setdefault("_positions_cache", {})
+        if zones not in cache:
+            pos = hardware.zone_positions()
+            cache[zones] = (np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones]),
+                            np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones]))
+        return cache[zones]
 
     def _loading_rate(self, cols, total, a, b, row0, ic_idx, to_idx, ic_seen, to_seen,
                       rate_hz, bwn) -> None:
