@@ -150,6 +150,7 @@ class FootCore:
         self._seen = 0
         self._bw_first: tuple[int, int] | None = None
         self._bw_last: tuple[int, int] | None = None
+        self._cums: tuple | None = None  # (row0, cumulative mN, cumulative samples) of _decide
         self._regions = 0
         self._quiet = max(1, int(np.ceil(self.detector.merge_gap_ms / (self.period_s * 1e3) - 1e-9)))
         self._max_rows = int(round(MAX_BUFFER_S / self.period_s))
@@ -183,13 +184,18 @@ class FootCore:
         return self._process(final=False) if len(self._total) else 0
 
     def _append(self, pieces: list[tuple]) -> None:
-        for f0, total, total_all in pieces:
-            if len(self._total):
-                self._total = np.concatenate((self._total, total))
-                self._f0 = np.concatenate((self._f0, f0))
-                self._total_all = np.concatenate((self._total_all, total_all))
-            else:
-                self._total, self._f0, self._total_all = total, f0, total_all
+        """The buffer, then ``pieces`` (f0, total, total_all), joined once."""
+        if len(self._total):
+            pieces = [(self._f0, self._total, self._total_all), *pieces]
+        if not pieces:
+            return
+        if len(pieces) == 1:
+            self._f0, self._total, self._total_all = pieces[0]
+            return
+        f0s, totals, alls = zip(*pieces)
+        self._f0 = np.concatenate(f0s)
+        self._total = np.concatenate(totals)
+        self._total_all = np.concatenate(alls)
 
     def finish(self) -> FootCore:
         """The end of the recording: steps cut by it are partial. Returns self."""
@@ -242,8 +248,11 @@ class FootCore:
         valid = ~np.isnan(f)
         mn = np.where(valid, np.rint(np.where(valid, f, 0.0) * 1000.0), 0.0).astype(np.int64)
         a = det.regions_[:, 0]
-        s_at = self._sum_mn + np.concatenate(([0], np.cumsum(mn)))[a]
-        n_at = self._seen + np.concatenate(([0], np.cumsum(valid)))[a]
+        cum_mn = np.concatenate(([0], np.cumsum(mn)))
+        cum_n = np.concatenate(([0], np.cumsum(valid)))
+        self._cums = (self._row0, cum_mn, cum_n)  # _trim takes its sums from these
+        s_at = self._sum_mn + cum_mn[a]
+        n_at = self._seen + cum_n[a]
         if self._bw_first is None:
             self._bw_first = (int(s_at[0]), int(n_at[0]))
         self._bw_last = (int(s_at[-1]), int(n_at[-1]))
@@ -275,10 +284,16 @@ class FootCore:
         return np.where(np.isfinite(est) & (est > 0), est, DEFAULT_BODY_WEIGHT_N)
 
     def _trim(self, keep_from: int) -> None:
-        f = self._total[:keep_from]
-        valid = ~np.isnan(f)
-        self._sum_mn += int(np.rint(np.where(valid, f, 0.0) * 1000.0).astype(np.int64).sum())
-        self._seen += int(valid.sum())
+        cums, self._cums = self._cums, None
+        if cums is not None and cums[0] == self._row0 and keep_from < len(cums[1]):
+            # the running sums of the rows _decide has just summed
+            self._sum_mn += int(cums[1][keep_from])
+            self._seen += int(cums[2][keep_from])
+        else:
+            f = self._total[:keep_from]
+            valid = ~np.isnan(f)
+            self._sum_mn += int(np.rint(np.where(valid, f, 0.0) * 1000.0).astype(np.int64).sum())
+            self._seen += int(valid.sum())
         self._total = self._total[keep_from:]
         self._f0 = self._f0[keep_from:]
         self._total_all = self._total_all[keep_from:]
@@ -378,13 +393,16 @@ class FootSteps:
         sm = self.step_ms[sl].tolist() if self.step_ms is not None else None
         fm = self.flight_ms[sl].tolist() if self.flight_ms is not None else None
         zones = self.zones
+        has_met, has_ml, has_cop = self.has_met, self.has_ml, self.has_cop
+        first_zones: dict[int, list[str]] = {}  # a code's zone list, made once per code
+        last = self.k - start - 1  # the foot's last step has no stride after it
         out = []
         for j in range(stop - start):
-            st: dict = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j]}
-            if start + j + 1 < self.k:
-                st["stride_ms"] = stride[j]
-                st["swing_ms"] = swing[j]
-            st["complete"] = comp[j]
+            if j < last:
+                st: dict = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j],
+                            "stride_ms": stride[j], "swing_ms": swing[j], "complete": comp[j]}
+            else:
+                st = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j], "complete": comp[j]}
             lost: dict[str, str] = {}
             # whole stance: peak force, zone shares and impulses, balance, CoP path
             if not l_ev[j]:
@@ -392,11 +410,12 @@ class FootSteps:
                 st["zone_impulse_share"] = dict(zip(zones, shares[j]))
                 st["impulse_bw_s"] = tot_imp[j]
                 st["zone_impulse_bw_s"] = dict(zip(zones, zimp[j]))
-                if self.has_met:
+                if has_met:
                     st["metatarsal_share"] = met[j]
-                if self.has_ml:
-                    st["forefoot_ml_balance"] = None if ml[j] != ml[j] else ml[j]
-                if self.has_cop:
+                if has_ml:
+                    v = ml[j]
+                    st["forefoot_ml_balance"] = None if v != v else v
+                if has_cop:
                     st["cop_length_frac"] = cl[j]
                     st["cop_width_frac"] = cw[j]
             else:
@@ -417,8 +436,12 @@ class FootSteps:
             # strike pattern and strike index: the first 80 ms of contact
             if not l_st[j]:
                 st["strike"] = strike[j]
-                st["first_zones"] = decode_zones(fz[j], zones)
-                if self.has_cop:
+                code = fz[j]
+                zl = first_zones.get(code)
+                if zl is None:
+                    zl = first_zones[code] = decode_zones(code, zones)
+                st["first_zones"] = list(zl)
+                if has_cop:
                     st["strike_index"] = None if si[j] != si[j] else si[j]
             else:
                 why = self._why_strike[l_st[j]]
@@ -448,24 +471,31 @@ def _med(values: np.ndarray) -> float | None:
     return round(float(np.median(v)), 3) if len(v) else None
 
 
-def foot_summary(fs: FootSteps, duration_s: float) -> dict:
-    """Per-foot summary: timing over every step, each force metric's median over the steps
-    that have it (a damaged step keeps what is intact); the rearfoot loading rate by one
-    method, the flag's (:func:`insole.analysis.flags.rearfoot_valr_method`)."""
+def foot_activity(fs: FootSteps) -> tuple[float | None, float | None, float | None, str]:
+    """(median stride ms, median contact ms, duty factor, activity) of one foot's steps: what
+    the flags need of the summary (the live feed makes only this after each step)."""
     strides = fs.stride_ms
     # a stride that spans a gap or a missed step is not one stride
     if len(strides):
         med = float(np.median(strides))
         strides = strides[strides < 1.5 * med]
     stride_med = float(np.median(strides)) if len(strides) else None
-    cadence = 2 * 60000.0 / stride_med if stride_med else None
-    strike = np.where(fs.lost_strike > 0, "lost", fs.strike.astype(str)) if fs.k else np.zeros(0, str)
-    strikes = {s: int((strike == s).sum()) for s in ("rearfoot", "midfoot", "forefoot")}
     # duty factor: the share of a stride the foot is on the ground; running has a flight phase
     # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
     contact = _med(fs.contact_ms)
     duty = round(contact / stride_med, 3) if stride_med and contact else None
     activity = "unknown" if duty is None else ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
+    return stride_med, contact, duty, activity
+
+
+def foot_summary(fs: FootSteps, duration_s: float) -> dict:
+    """Per-foot summary: timing over every step, each force metric's median over the steps
+    that have it (a damaged step keeps what is intact); the rearfoot loading rate by one
+    method, the flag's (:func:`insole.analysis.flags.rearfoot_valr_method`)."""
+    stride_med, contact, duty, activity = foot_activity(fs)
+    cadence = 2 * 60000.0 / stride_med if stride_med else None
+    strike = np.where(fs.lost_strike > 0, "lost", fs.strike.astype(str)) if fs.k else np.zeros(0, str)
+    strikes = {s: int((strike == s).sum()) for s in ("rearfoot", "midfoot", "forefoot")}
     fi = fs.flag_input()
     valr_method = rearfoot_valr_method(fi)
     rear = (strike == "rearfoot") & (fi.valr_method == valr_method) if fs.k else np.zeros(0, bool)

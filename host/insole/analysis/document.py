@@ -12,6 +12,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import sys
+import tempfile
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import IO
@@ -26,6 +30,7 @@ from insole.analysis.core import (
     FootCore,
     FootSteps,
     _med,
+    foot_activity,
     foot_flags,
     foot_summary,
 )
@@ -191,22 +196,86 @@ class Analysis:
         return doc
 
     def write_json(self, fp: IO[bytes]) -> None:
-        """Write the document to a binary file, the steps a piece at a time (orjson)."""
+        """Write the document to a binary file, the steps a piece at a time (orjson). With two
+        feet of many steps, the second foot's steps are written by a forked process into a
+        temporary file while this one writes the first's, then copied in (the same bytes)."""
         dumps = orjson.dumps
         head = self.head
         fp.write(b'{"schema":' + dumps(head["schema"]) + b',"feet":{')
-        for n, (side, foot) in enumerate(head["feet"].items()):
-            fp.write((b"," if n else b"") + dumps(side) + b':{"steps":[')
-            fs = self.steps[side]
-            for start in range(0, fs.k, _STEPS_PER_PIECE):
-                piece = dumps(fs.dicts(start, start + _STEPS_PER_PIECE))
-                fp.write((b",\n" if start else b"\n") + piece[1:-1].replace(b"},{", b"},\n{"))
-            rest = dumps({k: v for k, v in foot.items() if k != "steps"})
-            fp.write(b"\n]," + rest[1:] + b"")
+        sides = list(head["feet"])
+        helper = self._fork_steps(sides[1], fp) if len(sides) == 2 else None
+        try:
+            for n, side in enumerate(sides):
+                foot = head["feet"][side]
+                fp.write((b"," if n else b"") + dumps(side) + b':{"steps":[')
+                joined = n and helper is not None and _join_steps(helper, fp)
+                helper = None if n else helper
+                if not joined:
+                    _write_steps(self.steps[side], fp)
+                rest = dumps({k: v for k, v in foot.items() if k != "steps"})
+                fp.write(b"\n]," + rest[1:] + b"")
+        finally:
+            if helper is not None:  # the first foot's writing failed: stop the helper
+                helper[0].terminate()
+                helper[0].join()
+                helper[1].close()
         fp.write(b"}")
         for key in ("flags", "notes", "body", "summary", "config"):
             fp.write(b",\n" + dumps(key) + b":" + dumps(head[key]))
         fp.write(b"}\n")
+
+    def _fork_steps(self, side: str, fp: IO[bytes]):
+        """A forked process writing ``side``'s steps into a temporary file, or None (few steps,
+        one core, no fork on this platform, or it could not start)."""
+        if self.steps[side].k < PARALLEL_MIN_STEPS or (os.cpu_count() or 1) < 2 \
+                or "fork" not in multiprocessing.get_all_start_methods() \
+                or threading.active_count() > 1:  # never fork a process with other threads
+            return None
+        # nothing buffered may be written twice: the child flushes the standard streams at exit
+        fp.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            tmp = tempfile.TemporaryFile()
+            proc = multiprocessing.get_context("fork").Process(
+                target=_write_steps_and_exit, args=(self.steps[side], tmp), daemon=True)
+            proc.start()
+        except OSError:
+            return None
+        return proc, tmp
+
+
+# two feet with more steps than this (together about 10 minutes of running) write their steps in
+# two processes; fewer are not worth the fork
+PARALLEL_MIN_STEPS = 2000
+
+
+def _write_steps(fs: FootSteps, fp: IO[bytes]) -> None:
+    """One foot's step objects, 2000 at a time, one a line, without the enclosing brackets."""
+    dumps = orjson.dumps
+    for start in range(0, fs.k, _STEPS_PER_PIECE):
+        piece = dumps(fs.dicts(start, start + _STEPS_PER_PIECE))
+        fp.write((b",\n" if start else b"\n") + piece[1:-1].replace(b"},{", b"},\n{"))
+
+
+def _write_steps_and_exit(fs: FootSteps, tmp) -> None:
+    """The forked helper: the steps into ``tmp``, flushed (the exit status says whether)."""
+    _write_steps(fs, tmp)
+    tmp.flush()
+
+
+def _join_steps(helper, fp: IO[bytes]) -> bool:
+    """Wait for the helper and copy what it wrote into ``fp``; False (nothing copied) if it
+    failed, and the caller writes those steps itself."""
+    proc, tmp = helper
+    with tmp:
+        proc.join()
+        if proc.exitcode != 0:
+            log.warning("the step writer exited with %s; writing those steps here", proc.exitcode)
+            return False
+        tmp.seek(0)
+        shutil.copyfileobj(tmp, fp, 1 << 20)
+    return True
 
 
 def _between_feet(feet: dict, steps: dict[str, FootSteps], notes: list[str]) -> dict:
@@ -378,9 +447,10 @@ class LiveFeed:
         for st in fs.dicts(first, stop):
             self.on_event("step", side, st)
         duration_s = core.rows * core.period_s
-        summary = foot_summary(fs, duration_s)
-        flags, _, _ = foot_flags(fs, summary, side, duration_s, self.config.flags,
-                                 self._rolling.setdefault(side, {}))
+        # of the summary, the flags need the activity (running or not) only
+        _, _, duty, activity = foot_activity(fs)
+        flags, _, _ = foot_flags(fs, {"activity": activity, "duty_factor": duty}, side,
+                                 duration_s, self.config.flags, self._rolling.setdefault(side, {}))
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key

@@ -73,6 +73,18 @@ class ChannelForces:
         return self
 
 
+def _column_max(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=0)`` of an (m, C) array by halving: each pass runs along contiguous rows
+    (thirty times faster than a reduction across the rows for C = 5)."""
+    while len(a) > 32:
+        h = len(a) // 2
+        b = np.maximum(a[:h], a[h:2 * h])
+        if len(a) % 2:
+            b[0] = np.maximum(b[0], a[-1])
+        a = b
+    return a.max(axis=0)
+
+
 class ForceConverter:
     """One foot's volts → newtons, block by block, with the channel-fault state (online).
 
@@ -105,8 +117,8 @@ class ForceConverter:
                                          saturated_v=self.sat_v)
                         for k, b in zip(self.k, self.beta)])
         self._sat_units = int(np.argmax(np.isnan(lut[0]))) if np.isnan(lut[0]).any() else 1 << 16
-        self._lut = np.nan_to_num(lut, nan=0.0)
-        self._chan = np.arange(c)[None, :]
+        self._lut_flat = np.nan_to_num(lut, nan=0.0).ravel()
+        self._lut_offset = np.arange(c, dtype=np.int64) << 16  # channel j's table starts here
 
     def _short(self, ch: int, row: int, reason: str) -> None:
         if self.shorted_from[ch] < 0:
@@ -121,13 +133,15 @@ class ForceConverter:
         in wire units, ``valid`` where they arrived). Sets ``f0`` (newtons, 0 where NaN) and
         ``total_all`` (every channel) for the metrics."""
         m, c = units.shape
-        # newtons by table: one entry per possible sample value and channel
-        f0 = self._lut[self._chan, units]
-        saturated = units >= self._sat_units
+        # newtons by table: one entry per possible sample value and channel (a flat take)
+        f0 = self._lut_flat.take(units + self._lut_offset)
         missing = ~valid
-        any_sat = saturated.any(axis=0)
+        # rows where nothing arrived hold 0 (Block): the highest reading is the arrived ones'
+        top = _column_max(units) if m else None
+        any_sat = top >= self._sat_units if m else np.zeros(c, bool)
+        saturated = None
         if any_sat.any():
-            saturated &= valid[:, None]
+            saturated = (units >= self._sat_units) & valid[:, None]
             any_sat = saturated.any(axis=0)
         bad = saturated | missing[:, None] if any_sat.any() else None
         if missing.any():
@@ -139,7 +153,6 @@ class ForceConverter:
             n_bad = np.count_nonzero(bad, axis=1)
         self.f0, self._bad, self._n_bad = f0, bad, n_bad
         if m and valid.any():
-            top = (units[valid].max(axis=0) if not valid.all() else units.max(axis=0))
             self.top_v = np.fmax(self.top_v, top * P.SAMPLE_UNIT_V)
         for ch in np.flatnonzero(any_sat):
             col = saturated[:, ch]
@@ -336,18 +349,22 @@ class SwingTracker:
         in its swing, or None without a swing; its least total)."""
         p = self.p
         k, rows, _ = f.shape
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing windows
-            lo, hi = np.nanmin(tot, axis=1), np.nanmax(tot, axis=1)
+        # least and most total, missing samples left out (NaN for an all-missing window)
+        lo, hi = np.fmin.reduce(tot, axis=1), np.fmax.reduce(tot, axis=1)
         swing = np.isfinite(lo) & (lo < p.swing_max_frac * hi)
-        near = tot <= (lo + p.swing_band_frac * (hi - lo))[:, None]
+        with np.errstate(invalid="ignore"):
+            near = tot <= (lo + p.swing_band_frac * (hi - lo))[:, None]
         # away from the stance's edges: eroded by edge_ms on either side, inside the window
         cs = np.concatenate((np.zeros((k, 1), np.int64), np.cumsum(~near, axis=1)), axis=1)
         idx = np.arange(rows)
         bad = cs[:, np.minimum(idx + self.edge + 1, rows)] - cs[:, np.maximum(idx - self.edge, 0)]
         near = bad == 0
-        # the most over the swing's samples, missing ones left out (fmax skips NaN; NaN if none)
-        base = np.fmax.reduce(np.where(near[:, :, None], f, np.nan), axis=1).tolist()
+        # the most over the swing's samples, missing ones left out (fmax skips NaN; NaN if none),
+        # zone by zone along contiguous rows (a reduction across the rows of (k, rows, C) is
+        # eight times slower)
+        g = np.ascontiguousarray(f.transpose(0, 2, 1))
+        np.copyto(g, np.nan, where=~near[:, None, :])
+        base = np.fmax.reduce(g, axis=2).tolist()
         return [(base[i] if swing[i] else None, float(lo[i])) for i in range(k)]
 
     def _window_done(self, measure: tuple[list[float] | None, float]) -> None:
@@ -369,8 +386,10 @@ class SwingTracker:
             else:
                 now.append(0.0)
         bisect.insort(self._los, lo)
-        applied = self._applied()
-        self.current = np.where(applied, np.array(now), 0.0)
+        # as _applied(), in plain Python (five numbers, once a window)
+        swing_ok = self._median(self._los) >= self.p.min_swing_total_n
+        self.current = np.array([v if swing_ok and self._median(s) > self.p.min_baseline_n else 0.0
+                                 for v, s in zip(now, self._sorted)])
 
     @staticmethod
     def _median(v: list[float]) -> float:
@@ -402,8 +421,10 @@ class SwingTracker:
         """One converted piece (f0 with 0 for missing; ``missing`` per channel); returns the
         pieces ready for the detector (corrected), in order."""
         m = len(f0)
-        fw = f0.copy()
-        fw[missing] = np.nan
+        fw = f0  # NaN where missing (f0 is never written to: a copy only when needed)
+        if missing.any():
+            fw = f0.copy()
+            fw[missing] = np.nan
         # the windows this piece completes, measured together
         rows0 = self._win_rows
         full = (rows0 + m) // self.w
@@ -422,25 +443,39 @@ class SwingTracker:
         a = 0
         done = 0
         rows = rows0
+        plain = -1  # rows [plain, a) pass on uncorrected (nothing to remove): one piece for all
         while a < m:
             take = min(m - a, self.w - rows)
-            piece = (f0[a:a + take], total[a:a + take], total_all[a:a + take])
-            if self._holding:
-                self._held.append(piece)
+            if not self._holding and not self.current.any():
+                plain = a if plain < 0 else plain
             else:
-                out.append(self._correct(*piece, kept))
+                if plain >= 0:  # the plain rows before these go first
+                    out.append((f0[plain:a], total[plain:a], total_all[plain:a]))
+                    plain = -1
+                piece = (f0[a:a + take], total[a:a + take], total_all[a:a + take])
+                if self._holding:
+                    self._held.append(piece)
+                else:
+                    out.append(self._correct(*piece, kept))
             rows += take
             if rows == self.w:
                 self._window_done(measures[done])
                 done += 1
                 rows = 0
                 self._first_done = True
-                out.extend(self._correct(*h, kept) for h in self._held)
+                if self._held:
+                    if plain >= 0:
+                        out.append((f0[plain:a + take], total[plain:a + take],
+                                    total_all[plain:a + take]))
+                        plain = -1
+                    out.extend(self._correct(*h, kept) for h in self._held)
                 self._held = []
                 # a foot with a pre-load waits for each window's own swing (2 s late); the
                 # usual foot (nothing to remove) passes its rows on as they come
                 self._holding = bool(self.current.any())
             a += take
+        if plain >= 0:
+            out.append((f0[plain:m], total[plain:m], total_all[plain:m]))
         self._win_rows = rows
         return out
 

@@ -289,9 +289,7 @@ class StepMetrics:
             "lost_event": np.zeros(k, np.int8), "lost_strike": np.zeros(k, np.int8),
             "lost_valr": np.zeros(k, np.int8)}
         self.columns_ = cols
-        pos = hardware.zone_positions()
-        lp = np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones])
-        wp = np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones])
+        lp, wp = self._positions(tuple(zones))
         known = ~np.isnan(lp)
         self.has_cop_ = bool(known.any())
         if not k:
@@ -305,7 +303,9 @@ class StepMetrics:
             total[np.all(np.isnan(force_n), axis=1)] = np.nan
         # the intact parts of each step, by prefix counts of the missing samples
         missing = np.isnan(total)
-        miss_cum = np.concatenate(([0], np.cumsum(missing)))
+        any_missing = bool(missing.any())
+        miss_cum = np.concatenate(([0], np.cumsum(missing))) if any_missing \
+            else np.zeros(n + 1, np.int64)
 
         def intact(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
             lo, hi = np.maximum(lo, 0), np.minimum(hi, n)
@@ -331,7 +331,7 @@ class StepMetrics:
             cols["shares"][sel] = shares
             cols["impulse_n_s"][sel] = imp * period_s
             # max over each [a, b): reduceat over the interleaved edges, every other segment
-            t0 = np.append(np.nan_to_num(total), 0.0)
+            t0 = np.append(np.nan_to_num(total) if any_missing else total, 0.0)
             cols["peak_n"][sel] = np.maximum.reduceat(t0, edges)[::2]
             if known.any():
                 for key, posv in (("cop_length_frac", lp), ("cop_width_frac", wp)):
@@ -370,6 +370,15 @@ class StepMetrics:
                            1.0 / period_s, bwn)
         return self
 
+    def _positions(self, zones: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Each zone's centre along and across the foot (NaN where unknown), made once."""
+        cache = self.__dict__.setdefault("_positions_cache", {})
+        if zones not in cache:
+            pos = hardware.zone_positions()
+            cache[zones] = (np.array([pos.get(z, (np.nan, np.nan))[0] for z in zones]),
+                            np.array([pos.get(z, (np.nan, np.nan))[1] for z in zones]))
+        return cache[zones]
+
     def _loading_rate(self, cols, total, a, b, row0, ic_idx, to_idx, ic_seen, to_seen,
                       rate_hz, bwn) -> None:
         """Impact transient (N, its kind), loading rate (N/s) and its method of every step.
@@ -396,8 +405,8 @@ class StepMetrics:
             cm = np.concatenate(([0], np.cumsum(missing)))
             has_gap = cm[np.maximum(hi, 0)] > cm[np.maximum(lo, 0)]
             gap_rows = np.flatnonzero(missing)
-            for i in np.flatnonzero(has_gap & ic_seen).tolist():
-                usable[i] = int(gap_rows[np.searchsorted(gap_rows, lo[i])]) - lo[i]
+            i = np.flatnonzero(has_gap & ic_seen)
+            usable[i] = gap_rows[np.searchsorted(gap_rows, lo[i])] - lo[i]
         todo = np.flatnonzero(ic_seen & (usable >= 3))
         found = transients_batch(total, lo[todo], usable[todo], np.minimum(window_n[todo], usable[todo]),
                                  rate_hz, cfg.impact_min_bw * bwn[todo], cfg)
@@ -406,25 +415,23 @@ class StepMetrics:
         it_value = np.full(k, np.nan)
         it_valr = np.full(k, np.nan)
         it_index[todo], it_kind[todo], it_value[todo], it_valr[todo] = found
-        for i in range(k):
-            if not ic_seen[i]:
-                cols["lost_valr"][i] = 1
-                continue
-            if it_index[i] >= 0 and (usable[i] == seg_len[i] or it_index[i] + confirm < usable[i]) \
-                    and it_valr[i] == it_valr[i]:
-                cols["impact_n"][i] = it_value[i]
-                cols["transient"][i] = it_kind[i]
-                cols["valr_n_per_s"][i] = it_valr[i]
-                cols["valr_method"][i] = 1
-                continue
-            if usable[i] < seg_len[i]:
-                cols["lost_valr"][i] = 2
-                continue
-            # no impact transient (forefoot and midfoot strikes): 3-12 % of stance, which
-            # needs the stance's length (toe-off seen)
-            if not to_seen[i]:
-                cols["lost_valr"][i] = 3
-                continue
+        # per step, in this order: contact in a gap; a transient whose samples all arrived;
+        # a gap in the rise before one; no toe-off for the fallback; the 3-12 % fallback
+        accept = ic_seen & (it_index >= 0) & ((usable == seg_len) | (it_index + confirm < usable)) \
+            & (it_valr == it_valr)
+        rest = ic_seen & ~accept
+        gap = rest & (usable < seg_len)
+        rest &= ~gap
+        cols["lost_valr"][~ic_seen] = 1
+        cols["lost_valr"][gap] = 2
+        cols["lost_valr"][rest & ~to_seen] = 3
+        cols["impact_n"][accept] = it_value[accept]
+        cols["transient"][accept] = it_kind[accept]
+        cols["valr_n_per_s"][accept] = it_valr[accept]
+        cols["valr_method"][accept] = 1
+        # no impact transient (forefoot and midfoot strikes): 3-12 % of stance, which needs
+        # the stance's length (toe-off seen)
+        for i in np.flatnonzero(rest & to_seen).tolist():
             cols["valr_n_per_s"][i] = self._valr_stance(total, int(a[i]), int(b[i]), row0,
                                                         ic_idx[i], to_idx[i], period_s)
             cols["valr_method"][i] = 2

@@ -64,9 +64,12 @@ class StepDetector:
         thr = self.threshold_n
         n = len(f)
         valid = ~np.isnan(f)
-        above = valid & (np.where(valid, f, -np.inf) > thr)
+        all_valid = bool(valid.all())
+        above = (f > thr) if all_valid else valid & (np.where(valid, f, -np.inf) > thr)
+        # runs of missing samples (none, the usual case)
+        nan_runs = np.zeros((0, 2), np.int64) if all_valid else runs(~valid)
         # a gap with contact on both sides is inside one contact
-        for g0, g1 in runs(~valid):
+        for g0, g1 in nan_runs.tolist():
             if g0 > 0 and g1 < n and above[g0 - 1] and above[g1]:
                 above[g0:g1] = True
         starts, ends = runs(above).T if above.any() else (np.zeros(0, int), np.zeros(0, int))
@@ -88,7 +91,6 @@ class StepDetector:
             peak_ok = np.zeros(0, bool)
         # the edges: the sample before a start and the sample at an end must be seen below the
         # threshold, or be the far edge of a gap that began below it
-        nan_runs = runs(~valid)
 
         def gap_around(k: int) -> tuple[int, int]:
             j = int(np.searchsorted(nan_runs[:, 0], k, side="right")) - 1
@@ -99,7 +101,13 @@ class StepDetector:
         to_hi = np.full(len(starts), np.nan)
         ic_obs = np.zeros(len(starts), bool)
         to_obs = np.zeros(len(starts), bool)
-        for i in np.flatnonzero(ok & peak_ok & whole):
+        cand = np.flatnonzero(ok & peak_ok & whole)
+        seen_before = valid[starts[cand] - 1]  # whole: 0 < start and end < n
+        seen_after = valid[ends[cand]]
+        ic_obs[cand[seen_before]] = True
+        to_obs[cand[seen_after]] = True
+        # a crossing that fell into a gap (rare): bounded by the gap, one step at a time
+        for i in cand[~(seen_before & seen_after)].tolist():
             s, e = starts[i], ends[i]
             if valid[s - 1]:
                 ic_obs[i] = True
@@ -130,10 +138,13 @@ class StepDetector:
         to[to_obs] = (ei - 1 + row0).astype(float) + (g0 - thr) / (g0 - g1)
         both = ic_obs & to_obs
         hist = history if history is not None else ContactHistory()
-        for i in range(len(starts)):
-            if both[i]:
-                hist.values.append(to[i] - ic[i])
-                continue
+        # contact times go into the history in step order; a step with an event in a gap
+        # (rare) is estimated from the steps before it
+        contact = (to - ic).tolist()
+        done = 0
+        for i in np.flatnonzero(~both).tolist():
+            hist.values.extend(contact[done:i])
+            done = i + 1
             med = hist.median()
             if not ic_obs[i]:
                 lo, hi = ic_lo[i] + row0, starts[i] + row0
@@ -143,6 +154,7 @@ class StepDetector:
                 lo, hi = ends[i] - 1 + row0, to_hi[i] + row0
                 est = ic[i] + med if med else 0.5 * (lo + hi)
                 to[i] = min(max(est, lo), hi)
+        hist.values.extend(contact[done:])
         nan_cum = np.concatenate(([0], np.cumsum(~valid)))
         self.complete_ = both & ((nan_cum[ends] - nan_cum[starts]) == 0)
         self.ic_estimated_ = ~ic_obs

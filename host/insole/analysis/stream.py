@@ -16,6 +16,7 @@ clocks are never mixed.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from insole import protocol as P
 from insole.errors import InputFileError, ProtocolError
 from insole.io.session import FRAMING_PACKETS, FRAMING_SERIAL, SourceData
 from insole.model import hardware
+from insole.protocol.framing import Packed
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,25 @@ INFO_WAIT_US = 5_000_000
 SYNC_BIN_S = 0.5
 
 
+def _sample_bytes(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, hb: int) -> bytes:
+    """The bytes ``arr[starts[i] + hb:ends[i]]`` of every packet i, joined. Packets of one
+    length that follow each other at one stride (the usual case) are read as a strided view,
+    a run at a time; else through a mask."""
+    lens = ends - starts
+    size = int(lens[0])
+    if (lens == size).all():
+        gaps = np.diff(starts)
+        stride = int(gaps.min()) if len(gaps) else size  # >= size: the packets do not overlap
+        cut = [0, *(np.flatnonzero(gaps != stride) + 1).tolist(), len(starts)]
+        out = [np.ndarray((b - a, size - hb), np.uint8, arr, int(starts[a]) + hb, (stride, 1))
+               for a, b in zip(cut[:-1], cut[1:])]
+        return np.concatenate(out).tobytes()
+    mark = np.zeros(len(arr) + 1, np.int8)
+    mark[starts + hb] = 1
+    mark[ends] -= 1
+    return arr[np.cumsum(mark[:-1], dtype=np.int8).view(bool)].tobytes()
+
+
 class FootAssembler:
     """One device's packets (in arrival order) → its grid, block by block, and the ledger.
 
@@ -227,9 +248,11 @@ class FootAssembler:
         lens = np.fromiter((len(r) for r, d in zip(raws, is_data) if d), np.int64, len(heads))
         ok = (heads["version"] == P.VERSION) & (c >= 1) & (c <= P.MAX_CHANNELS) & (n >= 1) \
             & (lens == hb + 2 * c * n)
-        if len(heads) and ok.all():
+        if len(heads) and ok.all() and self._period is not None:
             others = [(k, r, t) for k, (r, d, t) in enumerate(zip(raws, is_data, times)) if not d]
-            if self._fast(heads, raws, is_data, times, others, errors):
+            samples = b"".join([r[hb:] for r, d in zip(raws, is_data) if d])
+            dtimes = [t for t, d in zip(times, is_data) if d]
+            if self._fast(heads, samples, is_data, dtimes, others, errors):
                 return errors
         h = 0
         seq, t0, per = heads["seq"].tolist(), heads["t0_us"].tolist(), heads["period_us"].tolist()
@@ -246,6 +269,35 @@ class FootAssembler:
             self._decode_add(r, t, errors)
         return errors
 
+    def add_packed(self, packed: Packed, host_time_s: float | None = None) -> Counter:
+        """:meth:`add_raw` of packets that arrived together (one host time), as spans of one
+        buffer (:meth:`StreamDecoder.feed_packed`): DATA headers and samples are gathered with
+        numpy, no object per packet. Anything unusual goes to :meth:`add_raw`."""
+        errors: Counter[str] = Counter()
+        buf, starts, ends = packed.buf, packed.starts, packed.ends
+        k = len(starts)
+        hb = P.DATA_HEADER_BYTES
+        arr = np.frombuffer(buf, np.uint8)
+        lens = ends - starts
+        is_data = lens >= hb
+        is_data[is_data] = arr[starts[is_data] + 1] == P.DATA
+        if self._period is None:
+            # the first DATA packet sets the format: that feed the slow way (as add_raw does;
+            # it also fixes the order of the ledger's keys)
+            return self.add_raw(packed.packets(), [host_time_s] * k)
+        ds = starts[is_data]
+        heads = arr[ds[:, None] + np.arange(hb)].view(P.DATA_HEADER_DTYPE).ravel()
+        c, n = heads["channels"].astype(np.int64), heads["sets"].astype(np.int64)
+        ok = (heads["version"] == P.VERSION) & (c >= 1) & (c <= P.MAX_CHANNELS) & (n >= 1) \
+            & (lens[is_data] == hb + 2 * c * n)
+        if k > 2 and len(heads) and ok.all():
+            others = [(int(j), buf[starts[j]:ends[j]], host_time_s) for j in np.flatnonzero(~is_data)]
+            samples = _sample_bytes(arr, ds, ends[is_data], hb)
+            if self._fast(heads, samples, is_data, [host_time_s] * len(heads), others, errors):
+                return errors
+        errors.update(self.add_raw(packed.packets(), [host_time_s] * k))
+        return errors
+
     def _decode_add(self, raw: bytes, host_time_s: float | None, errors: Counter) -> None:
         """Decode one packet the slow way and add it; a bad one is counted by kind."""
         try:
@@ -255,8 +307,11 @@ class FootAssembler:
             return
         self.add(pkt, host_time_s)
 
-    def _fast(self, heads, raws, is_data, times, others, errors) -> bool:
-        """Place a run of ordinary DATA packets at once; False (nothing done) if it is not one."""
+    def _fast(self, heads, samples: bytes, is_data, dtimes: list, others, errors) -> bool:
+        """Place a run of ordinary DATA packets at once; False (nothing done) if it is not one.
+        ``samples``: the DATA packets' sample bytes, joined; ``is_data`` per packet in arrival
+        order; ``dtimes`` the DATA packets' host times; ``others`` (position, bytes, time) of
+        the rest."""
         k = len(heads)
         if self._period is None:
             return False  # the first packet sets the format: the slow path does it
@@ -288,8 +343,6 @@ class FootAssembler:
                   "packets": k, "sample_sets": int(n.sum())}
         self.q.update({key: v for key, v in counts.items() if v})  # as the packet path counts
         rows = np.rint((t - self._t_origin) / period).astype(np.int64)
-        hb = P.DATA_HEADER_BYTES
-        samples = b"".join([r[hb:] for r, dd in zip(raws, is_data) if dd])
         # packets other than DATA, in their place: STATUS marks the grid's end when it came
         data_before = 0
         if others:
@@ -311,7 +364,6 @@ class FootAssembler:
         self._t_unwrapped = int(t[-1])
         self._next_t = int(ends[-1])
         self._last_n_sets = int(n[-1])
-        dtimes = [tt for tt, dd in zip(times, is_data) if dd]
         if dtimes[-1] is not None:
             host = np.array([np.nan if x is None else x for x in dtimes], dtype=float)
             good = ~np.isnan(host)
@@ -389,6 +441,19 @@ class FootAssembler:
     def _sync_add(self, dev_s: np.ndarray, host_s: np.ndarray) -> None:
         """Keep, per SYNC_BIN_S bin of device time, the packet with the smallest host - device."""
         if not len(dev_s):
+            return
+        if len(dev_s) == 1:  # one packet (live): the same in plain Python
+            dev, diff1 = float(dev_s[0]), float(host_s[0]) - float(dev_s[0])
+            b1 = math.floor(dev / SYNC_BIN_S)
+            if b1 < 0:
+                return
+            if b1 >= len(self._sync_dev):
+                grow = max(b1 + 1, 2 * len(self._sync_dev))
+                self._sync_dev = np.concatenate((self._sync_dev, np.full(grow - len(self._sync_dev), np.nan)))
+                self._sync_diff = np.concatenate((self._sync_diff, np.full(grow - len(self._sync_diff), np.inf)))
+            if diff1 < self._sync_diff[b1]:
+                self._sync_diff[b1] = diff1
+                self._sync_dev[b1] = dev
             return
         diff = host_s - dev_s
         b = np.floor(dev_s / SYNC_BIN_S).astype(np.int64)
@@ -619,10 +684,15 @@ class FootDecoder:
             except ProtocolError as e:  # every bad packet is counted, never raised
                 self.errors[e.kind] += 1
         else:
-            raws: list[bytes] = []
-            self.decoder.feed_raw(data, raws, as_bytes=True)
-            if raws:
-                self.errors.update(self.assembler.add_raw(raws, [host_time_s] * len(raws)))
+            if len(data) < 4096:  # a live read of a packet or a few: one by one is cheaper
+                raws: list[bytes] = []
+                self.decoder.feed_raw(data, raws, as_bytes=True)
+                if raws:
+                    self.errors.update(self.assembler.add_raw(raws, [host_time_s] * len(raws)))
+            else:
+                packed = self.decoder.feed_packed(data)
+                if packed is not None:
+                    self.errors.update(self.assembler.add_packed(packed, host_time_s))
         return self.assembler.take()
 
     def finish(self, read_errors: dict[str, int] | None = None) -> tuple[Block | None, dict]:

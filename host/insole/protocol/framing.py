@@ -16,6 +16,12 @@ import numpy as np
 from insole.errors import ProtocolError
 from insole.protocol.packets import MAX_FRAME_BYTES, Packet, decode, encode
 
+try:  # cobs-python's C decoder: its install builds it where a C compiler is (pure Python if not)
+    from cobs.cobs._cobs_ext import DecodeError as _CobsError
+    from cobs.cobs._cobs_ext import decode as _cobs_c_decode
+except ImportError:  # without the extension numpy undoes COBS for a chunk's frames at once
+    _cobs_c_decode = None
+
 
 def cobs_encode(data: bytes) -> bytes:
     """Consistent-overhead byte stuffing: the result contains no zero byte."""
@@ -113,6 +119,70 @@ def _cobs_decode_many(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
     return (out.tobytes(), starts - dropped_before[starts], ends - dropped_before[ends], bad)
 
 
+def _cobs_decode_body(body: bytes) -> bytes:
+    """:func:`cobs_decode` of a frame body (no zero byte in it), in C where it is built."""
+    if _cobs_c_decode is None:
+        return cobs_decode(body)
+    try:
+        return _cobs_c_decode(body)
+    except _CobsError:
+        raise ProtocolError("cobs", "COBS block runs past the end of the frame") from None
+
+
+def _cobs_decode_frames(data: bytes, arr: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """:func:`_cobs_decode_many`'s answer for zero-delimited ``data`` (``arr`` its bytes):
+    frame by frame with cobs-python's C decoder when it is built (the same rules as
+    :func:`cobs_decode`: a code past the frame's end is bad; about 20 times faster than the
+    numpy walk, whose time grows with the code bytes, three in four bytes of a swing's
+    near-zero samples), else with :func:`_cobs_decode_many`."""
+    if _cobs_c_decode is None:
+        return _cobs_decode_many(arr, starts, ends)
+    bodies = data[:-1].split(b"\x00")
+    try:
+        dec = [_cobs_c_decode(b) for b in bodies]
+        bad = np.zeros(len(bodies), bool)
+    except _CobsError:  # a damaged frame in the chunk: frame by frame, each one marked
+        dec, bad_l = [], []
+        for b in bodies:
+            try:
+                dec.append(_cobs_c_decode(b))
+                bad_l.append(False)
+            except _CobsError:
+                dec.append(b"")
+                bad_l.append(True)
+        bad = np.array(bad_l, bool)
+    lens = np.fromiter(map(len, dec), np.int64, len(dec))
+    rends = np.cumsum(lens)
+    return b"".join(dec), rends - lens, rends, bad
+
+
+# zlib.crc32 of any packet followed by its own CRC-32 (little-endian): a frame is good exactly
+# when the CRC over all its decoded bytes is this (the CRC is a bijection of its last 4 bytes)
+_CRC_RESIDUE = 0x2144DF1C
+
+
+class Packed:
+    """Packets of one feed as spans of one buffer: packet i is ``buf[starts[i]:ends[i]]``."""
+
+    __slots__ = ("buf", "starts", "ends")
+
+    def __init__(self, buf: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.buf, self.starts, self.ends = buf, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def packets(self) -> list[bytes]:
+        buf = self.buf
+        return [buf[a:b] for a, b in zip(self.starts.tolist(), self.ends.tolist())]
+
+    @classmethod
+    def of(cls, pkts: list[bytes]) -> Packed:
+        lens = np.fromiter(map(len, pkts), np.int64, len(pkts))
+        ends = np.cumsum(lens)
+        return cls(b"".join(pkts), ends - lens, ends)
+
+
 # Feeds with more complete-frame bytes than this undo COBS for all frames at once.
 _BULK_MIN_BYTES = 2048
 
@@ -140,8 +210,21 @@ class StreamDecoder:
         self.feed_raw(data, out)
         return out
 
-    def feed_raw(self, data: bytes, out: list, as_bytes: bool = False) -> None:
-        """Like :meth:`feed`, appending to ``out``; with ``as_bytes`` the packets stay raw bytes."""
+    def feed_packed(self, data: bytes) -> Packed | None:
+        """Like :meth:`feed` with the packets left undecoded, as spans of one buffer (None if
+        ``data`` completed none). A chunk of good frames (the usual case) is never cut into
+        one object per packet."""
+        out: list = []
+        self.feed_raw(data, out, as_bytes=True, packed=True)
+        if not out:
+            return None
+        if len(out) == 1 and isinstance(out[0], Packed):
+            return out[0]
+        return Packed.of(out)
+
+    def feed_raw(self, data: bytes, out: list, as_bytes: bool = False, packed: bool = False) -> None:
+        """Like :meth:`feed`, appending to ``out``; with ``as_bytes`` the packets stay raw bytes
+        (and with ``packed`` a chunk of good frames is appended as one :class:`Packed`)."""
         self.bytes_in += len(data)
         buf = self._buf
         buf += data
@@ -155,13 +238,41 @@ class StreamDecoder:
         buf[:] = whole[last + 1:]
         complete = whole[:last + 1]
         if len(complete) >= _BULK_MIN_BYTES:
-            self._bulk(complete, out, as_bytes)
+            if not (as_bytes and self._all_good(complete, out, packed)):
+                self._bulk(complete, out, as_bytes)
         else:
             for body in complete[:-1].split(b"\x00"):
                 self._one(body, out, as_bytes)
         if len(buf) > MAX_FRAME_BYTES:
             self.errors["oversize"] += 1
             buf.clear()
+
+    def _all_good(self, data: bytes, out: list, packed: bool) -> bool:
+        """Every frame of ``data`` good (its length, COBS and CRC), the usual case: its packets
+        appended (as one :class:`Packed` if ``packed``) and True; else False, nothing done.
+        The C COBS decoder only; a CRC over each whole decoded frame (:data:`_CRC_RESIDUE`)."""
+        if _cobs_c_decode is None:
+            return False
+        bodies = data[:-1].split(b"\x00")
+        k = len(bodies)
+        blen = np.fromiter(map(len, bodies), np.int64, k)
+        if not ((blen > 0).all() and (blen <= MAX_FRAME_BYTES).all()):
+            return False
+        try:
+            dec = [_cobs_c_decode(b) for b in bodies]
+        except _CobsError:
+            return False
+        dlen = np.fromiter(map(len, dec), np.int64, k)
+        crc = np.fromiter(map(zlib.crc32, dec), np.uint32, k)
+        if not ((dlen >= 6).all() and (crc == _CRC_RESIDUE).all()):
+            return False
+        if packed:
+            ends = np.cumsum(dlen)
+            out.append(Packed(b"".join(dec), ends - dlen, ends - 4))
+        else:
+            out.extend([d[:-4] for d in dec])
+        self.packets += k
+        return True
 
     def _bulk(self, data: bytes, out: list, as_bytes: bool) -> None:
         """The same as calling :meth:`_one` on each frame, with COBS undone for all at once."""
@@ -171,7 +282,7 @@ class StreamDecoder:
         delim = np.flatnonzero(arr == 0)
         starts = np.concatenate(([0], delim[:-1] + 1))
         ends = delim
-        raw, rstarts, rends, cobs_bad = _cobs_decode_many(arr, starts, ends)
+        raw, rstarts, rends, cobs_bad = _cobs_decode_frames(data, arr, starts, ends)
         lens = ends - starts
         rs, re_ = rstarts.tolist(), rends.tolist()
         # frames that are plainly good (shape, COBS and CRC) are taken in one sweep; every
@@ -216,7 +327,7 @@ class StreamDecoder:
         self.packets = n_before + int(good.sum())
 
     def _one(self, body: bytes, out: list, as_bytes: bool) -> None:
-        self._take(len(body), lambda: cobs_decode(body), out, as_bytes)
+        self._take(len(body), lambda: _cobs_decode_body(body), out, as_bytes)
 
 
     def _take(self, body_len: int, unstuff, out: list, as_bytes: bool) -> None:
