@@ -140,3 +140,22 @@ def test_sim_url_fault_parameters_of_every_type(tmp_path):
     assert "unknown parameter 'foo'" in one_line_error(
         run_cli("record", "sim://easy-run?foo=1", "--out", tmp_path / "t"))
     assert "record the source first" in one_line_error(run_cli("analyse", "sim://easy-run"))
+
+
+def test_every_help_page_renders():
+    """`insole --help` and every subcommand's --help (argparse %-formats help strings: a bare
+    "95 %" in one of them crashed the whole `insole --help`)."""
+    import argparse
+
+    from insole.cli import build_parser
+
+    pages = 0
+    todo = [build_parser()]
+    while todo:
+        p = todo.pop()
+        assert p.format_help().startswith("usage: ")
+        pages += 1
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                todo.extend(a.choices.values())
+    assert pages > 15  # the main page, every command, and the history subcommands

@@ -109,7 +109,7 @@ def _g(x) -> str:
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "compare", help="compare two runs metric by metric, with 95 % intervals",
+        "compare", help="compare two runs metric by metric, with 95 %% intervals",
         description="Did the change help? Per foot, for loading rate on heel strikes, peak force, "
                     "the forefoot, arch and every zone's share, contact time, cadence, the strike "
                     "mix and left/right symmetry: the median of A and of B, the difference and its "
