@@ -8,8 +8,10 @@ chunk; then ``insole analyse``'s path (``run_paths``) analyses the session. Meas
 simulator's own record of what it sent:
 
 - ``f1``: steps found against the truth, over the time with data (true steps that overlap a
-  stretch of at least ``GAP_S`` with no sample set delivered are left out: a port unplugged for
-  a second holds no step to find);
+  stretch of at least ``GAP_S`` with no sample set received are left out: a port unplugged for
+  a second holds no step to find; what the device sent between the port's return and the
+  recorder opening it again is discarded by the open, as on a real port, so the stretches come
+  from the sample sets received, each checked against what was sent);
 - ``fabricated``: analysed sample sets (rows of the grid the core is fed) that are not exactly a
   sample set the device sent in a frame the pty delivered (undamaged, or after a garbage burst,
   which may or may not have cost the frame). Must be 0;
@@ -63,20 +65,21 @@ def _delivered_rows(foot, delivered: list[tuple[int, int, str]]) -> np.ndarray:
 
 
 def _gaps_s(foot, rows: np.ndarray) -> list[tuple[float, float]]:
-    """Device-time stretches (s since the first sample) of at least GAP_S with nothing delivered."""
+    """Device-time stretches (s since the first sample) of at least GAP_S without these rows."""
     t = (foot.t_us[rows] - foot.t_us[0]) * 1e-6
     edges = np.r_[-math.inf, t, foot.duration_s + 1.0]
     d = np.diff(edges)
     return [(float(edges[i]), float(edges[i + 1])) for i in np.flatnonzero(d >= GAP_S)]
 
 
-def _fabricated(foot, fs, rows: np.ndarray) -> tuple[int, int]:
-    """(analysed sample sets, of them not a delivered sample set with the same values)."""
+def _fabricated(foot, fs, rows: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """(analysed sample sets, of them not a delivered sample set with the same values, the sim
+    indices of those that are)."""
     got = ~np.isnan(fs.volts).any(axis=1)
     n = int(got.sum())
     first = [k for k, t in enumerate(foot.t_us.tolist()) if t % WRAP == fs.t0_us % WRAP]
     if len(first) != 1:
-        return n, n
+        return n, n, np.zeros(0, np.int64)
     t_rows = foot.t_us[first[0]] + np.flatnonzero(got) * fs.period_us
     k = np.searchsorted(foot.t_us, t_rows)
     k_ok = np.minimum(k, len(foot.t_us) - 1)
@@ -85,7 +88,7 @@ def _fabricated(foot, fs, rows: np.ndarray) -> tuple[int, int]:
     same = np.zeros(n, bool)
     volts = fs.volts[got]
     same[sent] = np.all(np.abs(volts[sent] - foot.units[k_ok[sent]] * 1e-4) < 1e-9, axis=1)
-    return n, int((~same).sum())
+    return n, int((~same).sum()), k_ok[same]
 
 
 def run_faulty(tmp_path: Path, sides=("left",), duration_s: float = 40.0, speed: float = 10.0,
@@ -127,12 +130,12 @@ def run_faulty(tmp_path: Path, sides=("left",), duration_s: float = 40.0, speed:
     for s in sides:
         rows = _delivered_rows(feet[s], devices[s].delivered)
         run.delivered_sets[s] = int(rows.size)
-        gaps = _gaps_s(feet[s], rows)
+        run.analysed_sets[s], run.fabricated[s], received = _fabricated(feet[s], feet_streams[s], rows)
+        gaps = _gaps_s(feet[s], received)
         tf = truth["feet"][s]
         tf["steps"] = [st for st in tf["steps"]
                        if not any(st["ic_s"] < b and st["to_s"] > a for a, b in gaps)]
         run.scored_true_steps[s] = len(tf["steps"])
-        run.analysed_sets[s], run.fabricated[s] = _fabricated(feet[s], feet_streams[s], rows)
         run.fates[s] = dict(devices[s].fates)
         run.meta[s] = {"gaps_s": gaps, "replugs": ports[s].replugs,
                        "frames_unplugged": ports[s].frames_unplugged,
