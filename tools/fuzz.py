@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import math
@@ -73,9 +74,10 @@ def make_seeds() -> Seeds:
     from insole.model.calibration import Calibration
     from insole.sim import simulate, truth_document
 
-    # short captures (1-1.5 s: INFO, DATA, STATUS), so that an input takes milliseconds
-    caps = [_capture(1.2), _capture(1.0, 3, "right", loss_pct=5, corrupt_pct=2),
-            _capture(1.5, 4, overrun_at=(0.5,), disconnect_sensor="heel", disconnect_at_s=0.3)]
+    # short captures (0.4-1.2 s: INFO, DATA, STATUS), so that an input takes milliseconds
+    caps = [_capture(1.2), _capture(0.4, 3, "right", loss_pct=5, corrupt_pct=2),
+            _capture(1.1, 4, overrun_at=(0.5,), disconnect_sensor="heel", disconnect_at_s=0.3),
+            _capture(0.5, 5)]
     raws: list = []
     P.StreamDecoder().feed_raw(caps[2], raws, as_bytes=True)
     packets = raws[:3] + [P.encode(P.Reply(0x10, 0))]
@@ -152,33 +154,36 @@ def mutate_bytes(r: random.Random, data: bytes, others: list[bytes]) -> bytes:
 
 
 def mutate_packets(r: random.Random, data: bytes) -> bytes:
-    """Change bytes inside some packets of a capture and frame them again with a valid CRC."""
-    dec = P.StreamDecoder()
-    raws: list = []
-    dec.feed_raw(data, raws, as_bytes=True)
-    if not raws:
+    """Change bytes inside some packets of a capture and frame them again with a valid CRC
+    (so the packet decoder and the assembler see them); repeat, drop or rotate frames."""
+    frames = [f + b"\x00" for f in data.split(b"\x00")[:-1]]
+    if not frames:
         return data
     out = []
-    for raw in raws:
-        raw = bytearray(raw)
-        if raw and r.random() < 0.2:
+    for fr in frames:
+        if r.random() < 0.15:
+            try:
+                raw = bytearray(P.unframe(fr[:-1]))
+            except InsoleError:  # a damaged frame of the seed: change its bytes as they are
+                raw = bytearray(fr[:-1])
             for _ in range(r.randint(1, 3)):
                 op = r.randrange(4)
-                if op == 0:
+                if op == 0 and raw:
                     raw[r.randrange(len(raw))] = r.randrange(256)
-                elif op == 1:
+                elif op == 1 and raw:
                     i = r.randrange(len(raw))
                     raw[i] ^= 1 << r.randrange(8)
                 elif op == 2:
                     raw = raw[:r.randint(0, len(raw))]
                 else:
                     raw += r.randbytes(r.randint(1, 16))
-                if not raw:
-                    break
-        out.append(P.frame(bytes(raw)) if raw else b"")
+            fr = P.frame(bytes(raw)) if raw else b""
+        elif r.random() < 0.02:
+            continue  # a frame dropped
+        out.append(fr)
         if r.random() < 0.02:
-            out.append(out[-1])  # a packet repeated
-    if r.random() < 0.3:
+            out.append(fr)  # a frame repeated
+    if out and r.random() < 0.3:
         a = r.randrange(len(out))
         out = out[a:] + out[:a]  # time runs back: a reboot, or a splice
     return b"".join(out)
@@ -202,18 +207,18 @@ def mutate_json(r: random.Random, data: bytes) -> bytes:
             path.append((node, key))
             node = node[key]
         if not path:
-            doc = r.choice(_WEIRD)
+            doc = copy.deepcopy(r.choice(_WEIRD))
             continue
         parent, key = path[-1]
         op = r.randrange(4)
         if op == 0 and isinstance(parent, dict):
             del parent[key]
         elif op == 1 and isinstance(parent, list):
-            parent.insert(key, r.choice(parent))
+            parent.insert(key, copy.deepcopy(r.choice(parent)))  # a copy: no cycles
         elif op == 2 and isinstance(node, (int, float)) and not isinstance(node, bool):
             parent[key] = r.choice((node * -1, node * 1e6, 0, node + 1, math.nan))
         else:
-            parent[key] = r.choice(_WEIRD)
+            parent[key] = copy.deepcopy(r.choice(_WEIRD))
     return json.dumps(doc).encode()
 
 
@@ -502,12 +507,47 @@ def run(n: int, seed: int, out: Path, only: list[str] | None = None, echo=print,
             "target_inputs_per_s": {k: sum(counts[k].values()) / max(secs[k], 1e-9) for k in counts}}
 
 
+def _job(args) -> dict:
+    n, seed, out, only, keep_going = args
+    seeds()
+    return run(n, seed, out, only, keep_going=keep_going)
+
+
+def run_jobs(n: int, seed: int, out: Path, only, keep_going: bool, jobs: int) -> dict:
+    """:func:`run` in ``jobs`` processes (seeds ``seed + j``), the counts added up."""
+    if jobs == 1:
+        return run(n, seed, out, only, keep_going=keep_going)
+    import multiprocessing
+
+    seeds()  # made once, inherited by the forked workers
+    parts = [(n // jobs + (j < n % jobs), seed + j, out, only, keep_going) for j in range(jobs)]
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        results = pool.map(_job, parts)
+    total_s = time.perf_counter() - t0
+    counts = {}
+    for r in results:
+        for name, c in r["counts"].items():
+            counts.setdefault(name, Counter()).update(c)
+    crashes = [c for r in results for c in r.get("crashes", [])]
+    if crashes:
+        return {"crash": crashes[0], "crashes": crashes, "counts": counts}
+    # per target: inputs per second of one process's time in it, as in run()
+    rates = {k: sum(r["counts"][k].total() for r in results)
+             / sum(r["counts"][k].total() / max(r["target_inputs_per_s"][k], 1e-9) for r in results)
+             for k in counts}
+    return {"inputs": n, "seconds": total_s, "inputs_per_s": n / total_s, "counts": counts,
+            "target_inputs_per_s": rates, "jobs": jobs}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=int(os.environ.get("FUZZ_N", 1_000_000)))
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     ap.add_argument("--out", default="build/fuzz", help="where a crashing input is saved")
     ap.add_argument("--only", default=None, help="comma-separated targets: " + ", ".join(BY_NAME))
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("FUZZ_JOBS", os.cpu_count() or 1)),
+                    help="processes, each with its own seed (seed, seed+1, ...)")
     ap.add_argument("--keep-going", action="store_true",
                     help="save the first input of each distinct crash and go on")
     a = ap.parse_args(argv)
@@ -516,13 +556,13 @@ def main(argv=None) -> int:
         if x not in BY_NAME:
             ap.error(f"unknown target {x!r}")
     print(f"fuzz: {a.n} inputs, seed {a.seed}, targets: {', '.join(only or BY_NAME)}", flush=True)
-    res = run(a.n, a.seed, Path(a.out), only, keep_going=a.keep_going)
+    res = run_jobs(a.n, a.seed, Path(a.out), only, a.keep_going, max(1, a.jobs))
     if "crash" in res:
         for c in res["crashes"]:
             print(f"crash: {c['target']} at {c['where']}: {c['error']} ({c['input']})")
         return 1
-    print(f"{res['inputs']} inputs in {res['seconds']:.1f} s: {res['inputs_per_s']:.0f} inputs/s; "
-          "no crash")
+    print(f"{res['inputs']} inputs in {res['seconds']:.1f} s with {res.get('jobs', 1)} process(es): "
+          f"{res['inputs_per_s']:.0f} inputs/s; no crash")
     for name, c in res["counts"].items():
         outcomes = ", ".join(f"{k} {v}" for k, v in c.most_common())
         print(f"  {name:18s} {sum(c.values()):8d} inputs, {res['target_inputs_per_s'][name]:9.0f}/s: "

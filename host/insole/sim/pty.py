@@ -84,6 +84,9 @@ class Pty:
     frames_unplugged: int = 0  # frames the device sent while the port was unplugged
     bytes_sent: int = 0
     replugs: int = 0
+    #: wait for the reader instead of dropping a frame when the buffer is full (a run fed as
+    #: fast as the reader takes it, bench/live_memory.py); default: drop, as a UART would
+    wait_for_reader: bool = False
     _closed: bool = field(default=False, repr=False)
     _unplugged: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -149,9 +152,14 @@ class Pty:
                 if e.errno in (errno.EIO, errno.EBADF):
                     return False
                 raise
-            if written == 0:
+            if written == 0 and not self.wait_for_reader:
                 self.frames_dropped += 1  # nobody reads and the buffer is full
                 return False
+            if written == 0:
+                if stop.is_set():
+                    return False
+                select.select([], [self.master], [], 0.05)
+                continue
             # Finish a frame already started, so the stream stays framed.
             deadline = deadline or time.monotonic() + _PARTIAL_WAIT_S
             if stop.is_set() or time.monotonic() > deadline:
