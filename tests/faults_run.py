@@ -51,6 +51,7 @@ class FaultRun:
     scored_true_steps: dict = field(default_factory=dict)
     recorder: dict = field(default_factory=dict)  # side -> the worker's counters and ledger
     fates: dict = field(default_factory=dict)  # side -> frames written by fate (sim.pty.Device)
+    truth: dict = field(default_factory=dict)  # the truth scored (steps in gaps left out)
     meta: dict = field(default_factory=dict)
 
     def f1(self, side: str) -> float:
@@ -91,7 +92,7 @@ def _fabricated(foot, fs, rows: np.ndarray) -> tuple[int, int, np.ndarray]:
     return n, int((~same).sum()), k_ok[same]
 
 
-def run_faulty(tmp_path: Path, sides=("left",), duration_s: float = 40.0, speed: float = 10.0,
+def run_faulty(tmp_path: Path, sides=("left",), duration_s: float = 32.0, speed: float = 12.0,
                seed: int = 5, scenario: str = "easy-run", replugs: dict | None = None,
                timeout_s: float = 120.0, **faults) -> FaultRun:
     """Simulate ``sides`` with ``faults`` on ptys, record and analyse them; see the module."""
@@ -141,4 +142,5 @@ def run_faulty(tmp_path: Path, sides=("left",), duration_s: float = 40.0, speed:
                        "frames_unplugged": ports[s].frames_unplugged,
                        "frames_dropped": ports[s].frames_dropped}
     run.score = score(doc, truth)
+    run.truth = truth
     return run

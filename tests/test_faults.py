@@ -1,6 +1,6 @@
 """Faults through the real serial path (a pty, pyserial, the recorder, the streaming core).
 
-Each test runs 40 s of simulated running at 10x real time with one fault, then checks the three
+Each test runs 32 s of simulated running at 12x real time with one fault, then checks the three
 things issue 8 asks of every fault: steps found against the truth over the time with data
 (F1 >= 0.98), no sample set analysed that the device did not send in a frame that arrived
 (fabricated == 0, counted row by row against the simulator's record), and the fault counted
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.live  # ptys and threads: make test-repeat
 def _common(run, sides=("left",)):
     for s in sides:
         assert run.f1(s) >= 0.98, run.score["feet"][s]
-        assert run.scored_true_steps[s] >= 50
+        assert run.scored_true_steps[s] >= 40
         assert run.fabricated[s] == 0, f"{run.fabricated[s]} of {run.analysed_sets[s]} sample sets"
         assert run.analysed_sets[s] > 0.9 * run.delivered_sets[s]
         assert run.recorder[s]["fault"] is None and run.recorder[s]["analysis_fault"] is None
@@ -78,6 +78,20 @@ def test_sensor_disconnected_mid_run(tmp_path):
     assert "faulty sensors: met5" in text
 
 
+def test_heel_sensor_disconnected_mid_run_is_reported_and_its_steps_still_found(tmp_path):
+    # A known limit (docs/validation.md): without the heel, a heel striker's initial contact is
+    # seen when the midfoot loads, ~60 ms late, so at the 20 ms tolerance those steps do not
+    # match; they are all found at 100 ms, and the fault is reported.
+    from insole.validation.score import score
+
+    run = run_faulty(tmp_path, disconnect_sensor="heel", disconnect_at_s=20.0)
+    assert run.fabricated["left"] == 0
+    wide = score(run.doc, run.truth, tolerance_s=0.100)["feet"]["left"]
+    assert wide["f1"] >= 0.98, wide
+    assert run.quality["left"]["sensor_faults"] == ["heel"]
+    assert "faulty sensors: heel" in format_summary(run.doc)
+
+
 def test_port_closed_and_reopened_mid_run(tmp_path):
     # the left port is unplugged at 15 s for 1.5 s of device time; the right one goes on
     run = run_faulty(tmp_path, sides=("left", "right"), replugs={"left": [(15.0, 1.5)]})
@@ -91,5 +105,35 @@ def test_port_closed_and_reopened_mid_run(tmp_path):
     assert qr["packets_lost"] == 0 and qr.get("link_reconnects", 0) == 0
     # the data after the reconnect was recorded and analysed: steps to the end of the run
     last_ic = max(s["ic_s"] for s in run.doc["feet"]["left"]["steps"])
-    assert last_ic > 35.0
+    assert last_ic > 27.0
     assert "link lost and back 1 time(s)" in text
+
+
+def test_serial_url_reconnect_option():
+    from insole.errors import SourceError
+    from insole.io.sources import RECONNECT_S, open_source
+
+    assert open_source("serial:///dev/ttyUSB0").reconnect_s == RECONNECT_S
+    assert open_source("serial:///dev/ttyUSB0?reconnect_s=0").reconnect_s == 0.0
+    for bad in ("serial:///dev/ttyUSB0?reconnect_s=x", "serial:///dev/ttyUSB0?reconnect_s=-1",
+                "serial:///dev/ttyUSB0?baud=9600"):
+        with pytest.raises(SourceError):
+            open_source(bad)
+
+
+def test_a_port_that_does_not_come_back_ends_the_source_as_a_fault(tmp_path):
+    from insole.io.sources import SourceClosed, open_source
+    from insole.sim.pty import Pty
+
+    port = Pty.open(link=str(tmp_path / "tty"))
+    src = open_source(f"serial://{port.path}?reconnect_s=0.3").open()
+    try:
+        port.unplug()
+        assert src.read(0.1) == b"" and not src.connected  # away: tried again
+        with pytest.raises(SourceClosed, match="not back within 0.3 s"):
+            for _ in range(50):  # 5 s at most
+                src.read(0.1)
+        assert src.ledger()["disconnects"] == 1 and src.ledger()["reconnects"] == 0
+    finally:
+        src.close()
+        port.close(drain_s=0.0)
