@@ -180,3 +180,8 @@ def test_truth_documents_of_the_wrong_shape_are_one_line_errors():
     truth["expected_flags"] = 4
     with pytest.raises(InputFileError):
         score(doc, truth)
+    # found by make fuzz: OverflowError from int(inf) in the clock alignment
+    truth = json.loads(fuzz.seeds().truths[0])
+    truth["feet"]["left"]["device"]["first_t0_us"] = float("inf")
+    with pytest.raises(InputFileError):
+        score(doc, truth)

@@ -306,14 +306,14 @@ def _t_session(data: bytes, d: Path) -> None:
     from insole.analysis.stream import streams_from_sources
     from insole.io.session import load_inputs
 
-    streams_from_sources(load_inputs([_session(d, data, _SEEDS.recs[0])]))
+    streams_from_sources(load_inputs([_session(d, data, seeds().recs[0])]))
 
 
 def _t_session_rec(data: bytes, d: Path) -> None:
     from insole.analysis.stream import streams_from_sources
     from insole.io.session import load_inputs
 
-    streams_from_sources(load_inputs([_session(d, _SEEDS.sessions[0], data)]))
+    streams_from_sources(load_inputs([_session(d, seeds().sessions[0], data)]))
 
 
 def _t_calibration(data: bytes, d: Path) -> None:
@@ -351,13 +351,13 @@ def _t_analysis_score(data: bytes, d: Path) -> None:
     from insole.validation.score import score
 
     doc = _json_file(data)
-    score(doc, json.loads(_SEEDS.truths[0]))
+    score(doc, json.loads(seeds().truths[0]))
 
 
 def _t_truth_score(data: bytes, d: Path) -> None:
     from insole.validation.score import score
 
-    score(json.loads(_SEEDS.analyses[0]), _json_file(data))
+    score(json.loads(seeds().analyses[0]), _json_file(data))
 
 
 def _t_analysis_history(data: bytes, d: Path) -> None:

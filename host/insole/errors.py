@@ -32,13 +32,13 @@ class InputFileError(InsoleError):
 class malformed:  # noqa: N801 - used as a context manager, named for what it says
     """``with malformed("run.json: the analysis"):`` around code that reads a parsed document:
     a document of the wrong shape (a list where an object belongs, a string for a number, a
-    missing key) raises :class:`InputFileError` with one line, not a TypeError from deep inside.
+    missing key, an infinite number where an integer belongs) raises :class:`InputFileError` with one line, not a TypeError from deep inside.
 
     Used by the readers of JSON documents (sessions, analyses, truths) after their own checks of
     the schema, so that any shape the checks did not foresee still ends as a user error.
     """
 
-    SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+    SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError)
 
     def __init__(self, what: str) -> None:
         self.what = what
