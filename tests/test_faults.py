@@ -137,3 +137,23 @@ def test_a_port_that_does_not_come_back_ends_the_source_as_a_fault(tmp_path):
     finally:
         src.close()
         port.close(drain_s=0.0)
+
+
+@pytest.mark.parametrize("garbage_pct", [0.0, 5.0])
+def test_garbage_bursts_leave_the_other_fault_decisions_as_they_were(garbage_pct):
+    from insole import protocol as P
+    from insole.sim import simulate
+
+    base = simulate("easy-run", "left", 6.0, seed=2, loss_pct=5, corrupt_pct=2)
+    junk = simulate("easy-run", "left", 6.0, seed=2, loss_pct=5, corrupt_pct=2,
+                    garbage_pct=garbage_pct)
+    a = [(t, fate) for t, _, _, fate in base.frames_with_fate()]
+    b = [(t, fate if fate != "garbage" else "sent") for t, _, _, fate in junk.frames_with_fate()]
+    assert a == b
+    # a burst goes before its frame, whose own bytes follow it unchanged
+    for (_, fr0, _, _), (_, fr1, _, fate) in zip(base.frames_with_fate(), junk.frames_with_fate()):
+        assert fr1.endswith(fr0) and (fate != "garbage" or len(fr1) > len(fr0))
+    out: list = []
+    dec = P.StreamDecoder()
+    dec.feed_raw(b"".join(fr for _, fr in junk.frames()), out, as_bytes=True)
+    assert dec.error_count >= sum(f == "corrupt" for _, f in a)
