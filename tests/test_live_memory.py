@@ -63,7 +63,7 @@ def test_twelve_minutes_keep_bounded_state(tmp_path):
     growth_b = (last["other_mb"] - first["other_mb"]) * 1e6
     assert growth_b / minutes < 20_000, (first, last)
     # Python objects: the swing baseline's window medians (4 per 2 s window: 120 a minute)
-    # and the recorder's latency ring (one per step, at most 100 000); a step's own results
+    # and the recorder's latency ring (one per step, at most 10 000); a step's own results
     # live in the table's arrays, so a per-step dict or list kept anywhere (~20 objects a step)
     # would show here
     steps_per_min = (last["steps"] - first["steps"]) / minutes

@@ -75,7 +75,8 @@ class SourceWorker(threading.Thread):
         self.analysis_cpu_s = 0.0  # thread CPU time spent in the analysis
         # latency of each decided step (s): from the arrival of the chunk that carried its
         # toe-off sample, and from the arrival of the chunk that decided it, to its events
-        self.latency_s: deque[tuple[float, float]] = deque(maxlen=100_000)
+        # (the last 10 000 steps: about 1 MB, so that a long recording does not grow by it)
+        self.latency_s: deque[tuple[float, float]] = deque(maxlen=10_000)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=512)  # (grid rows, arrival)
         self._t_chunk = 0.0
         self._side_cache: str | None = None
