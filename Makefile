@@ -81,8 +81,9 @@ demo-ble: setup ## two virtual insoles on a virtual BLE radio, recorded over ble
 	$(PY) tools/demo_ble.py --out $(DEMO_OUT)-ble --seconds $(DEMO_SECONDS) $(if $(FIRMWARE),--firmware)
 
 FUZZ_N ?= 1000000
-fuzz: setup ## FUZZ_N (1000000) random and mutated inputs through the decoder and every file reader; exits 1 on a crash (input saved in build/fuzz/)
-	$(PY) tools/fuzz.py --n $(FUZZ_N) --out build/fuzz
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+fuzz: setup ## FUZZ_N (1000000) random and mutated inputs through the decoder and every file reader over FUZZ_JOBS processes; exits 1 on a crash (input saved in build/fuzz/)
+	$(PY) tools/fuzz.py --n $(FUZZ_N) --jobs $(FUZZ_JOBS) --out build/fuzz
 
 bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py
