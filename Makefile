@@ -8,7 +8,7 @@ PORT ?= /dev/ttyUSB0
 DEMO_OUT ?= demo-out
 DEMO_SECONDS ?= 60
 
-.PHONY: help setup test test-fast test-repeat test-deps demo demo-live demo-ble bench lint clean
+.PHONY: help setup test test-fast test-repeat test-deps demo demo-live demo-ble bench fuzz lint clean
 .PHONY: firmware firmware-pins deploy flash typecheck-firmware demo-firmware
 # Firmware: compiled into FW_BUILD; stubs for the type check live in STUBS, never in the venv.
 FW_BUILD := build/firmware
@@ -79,6 +79,11 @@ demo-live: setup ## open the live window on a simulated two-foot run (needs a di
 
 demo-ble: setup ## two virtual insoles on a virtual BLE radio, recorded over ble://, analysed, scored (FIRMWARE=1: the real firmware)
 	$(PY) tools/demo_ble.py --out $(DEMO_OUT)-ble --seconds $(DEMO_SECONDS) $(if $(FIRMWARE),--firmware)
+
+FUZZ_N ?= 1000000
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+fuzz: setup ## FUZZ_N (1000000) random and mutated inputs through the decoder and every file reader over FUZZ_JOBS processes; exits 1 on a crash (input saved in build/fuzz/)
+	$(PY) tools/fuzz.py --n $(FUZZ_N) --jobs $(FUZZ_JOBS) --out build/fuzz
 
 bench: setup ## print host speed and memory, accuracy against truth, firmware cost per sample set
 	$(PY) bench/run.py

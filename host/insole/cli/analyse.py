@@ -33,6 +33,9 @@ def format_summary(doc: dict) -> str:
                      f"dropped on the device, {q['samples_missing']} samples missing, "
                      f"{q['decode_errors']} damaged frames"
                      + (f", faulty sensors: {', '.join(q['sensor_faults'])}" if q["sensor_faults"] else "")
+                     + (f", link lost and back {q['link_reconnects']} time(s) "
+                        f"({q.get('link_disconnected_s', 0.0):.1f} s away)"
+                        if q.get("link_reconnects") else "")
                      + f"; calibration: {q['calibration']}")
         sb = q.get("swing_baseline_n") or {}
         if sb.get("subtracted"):

@@ -84,6 +84,10 @@ def _cmd_record(args: argparse.Namespace) -> int:
         d = w.decoder
         line = (f"{w.source.url}: {w.bytes} bytes, {d.packets} packets, {d.error_count} bad frames"
                 + (f", side {w.side}" if w.side else ""))
+        lg = w.source.ledger() if hasattr(w.source, "ledger") else {}
+        if lg.get("reconnects"):
+            line += (f"; the link was lost and came back {lg['reconnects']} time(s), "
+                     f"{lg['disconnected_s']:.1f} s away (a gap in the data, counted)")
         if w.fault:
             faults += 1
             line += f"; FAULT: {w.fault} (everything received before it is kept)"

@@ -54,6 +54,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("faults")
     f.add_argument("--loss-pct", default=None, metavar="P", help="drop P %% of frames")
     f.add_argument("--corrupt-pct", default=None, metavar="P", help="damage one byte in P %% of frames")
+    f.add_argument("--garbage-pct", default=None, metavar="P",
+                   help="a burst of random bytes before P %% of frames (it can cost the frame after it)")
+    f.add_argument("--garbage-bytes", default=None, metavar="N", help="longest burst (default 64)")
+    f.add_argument("--replug-at", action="append", default=None, metavar="S",
+                   help="with --pty: unplug the port at S s of device time and plug it back after "
+                        "--replug-gap-s (repeatable); the port is then a link, printed instead of "
+                        "/dev/pts/N, to whichever pty is current")
+    f.add_argument("--replug-gap-s", default="1.5", metavar="S",
+                   help="how long the port stays unplugged (default 1.5 s)")
     f.add_argument("--overrun-at", action="append", default=None, metavar="S",
                    help="the device drops sample sets at S s (repeatable)")
     f.add_argument("--overrun-ms", default=None, metavar="MS", help="length of each overrun (default 100)")
@@ -102,6 +111,8 @@ def feet_from_args(args: argparse.Namespace) -> tuple[dict, float]:
     faults = {
         "loss_pct": _num(args.loss_pct, "loss-pct"),
         "corrupt_pct": _num(args.corrupt_pct, "corrupt-pct"),
+        "garbage_pct": _num(args.garbage_pct, "garbage-pct"),
+        "garbage_bytes": _num(args.garbage_bytes, "garbage-bytes"),
         "overrun_at": [_num(x, "overrun-at") for x in args.overrun_at] if args.overrun_at else None,
         "overrun_ms": _num(args.overrun_ms, "overrun-ms"),
         "disconnect_sensor": args.disconnect_sensor,
@@ -126,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     feet, speed = feet_from_args(args)
     sides = tuple(feet)
     if args.pty:
-        return _run_pty(feet, speed)
+        return _run_pty(feet, speed, _replugs(args, feet))
     out = Path(args.out)
     if len(sides) == 1:
         if out.is_dir():
@@ -149,8 +160,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_pty(feet: dict, speed: float) -> int:
-    from insole.sim.pty import Pty, stream
+def _replugs(args, feet: dict) -> list[tuple[float, float]]:
+    at = [_num(x, "replug-at") for x in (args.replug_at or [])]
+    if not at:
+        return []
+    if not args.pty:
+        raise SimulatorError("--replug-at needs --pty (a port to unplug)")
+    gap = _num(args.replug_gap_s, "replug-gap-s")
+    duration = next(iter(feet.values())).duration_s
+    if not 0 < gap <= 600:
+        raise SimulatorError(f"--replug-gap-s must be in (0, 600] s, got {gap:g}")
+    for t in at:
+        if not 0 < t < duration:
+            raise SimulatorError(f"--replug-at {t:g} s is outside the run (0-{duration:g} s)")
+    return [(t, gap) for t in sorted(at)]
+
+
+def _run_pty(feet: dict, speed: float, replugs: list | None = None) -> int:
+    import shutil
+    import tempfile
+
+    from insole.sim.pty import Device, Pty, stream
 
     stop = threading.Event()
     interrupted = threading.Event()
@@ -161,16 +191,18 @@ def _run_pty(feet: dict, speed: float) -> int:
         stop.set()
 
     prev_term = None
+    link_dir = tempfile.mkdtemp(prefix="insole-sim-") if replugs else None
     try:
         for s in feet:
-            ports[s] = Pty.open()
+            ports[s] = Pty.open(link=f"{link_dir}/{s}" if link_dir else None)
         if threading.current_thread() is threading.main_thread():
             prev_term = signal.signal(signal.SIGTERM, on_term)
         for s in feet:
             print(f"{s} {ports[s].path}")
         sys.stdout.flush()
         try:
-            stream(feet, ports, stop, speed=speed)
+            devices = {s: Device(feet[s], ports[s], replugs) for s in feet}
+            stream(feet, ports, stop, speed=speed, devices=devices)
         except KeyboardInterrupt:
             interrupted.set()
             stop.set()
@@ -180,6 +212,8 @@ def _run_pty(feet: dict, speed: float) -> int:
     finally:
         for p in ports.values():
             p.close(drain_s=0.0 if interrupted.is_set() else 2.0)
+        if link_dir:
+            shutil.rmtree(link_dir, ignore_errors=True)
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)
     return 0

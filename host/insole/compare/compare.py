@@ -39,7 +39,7 @@ from insole.compare.metrics import (
     symmetry_index_pct,
     symmetry_metric,
 )
-from insole.errors import InputFileError
+from insole.errors import InputFileError, malformed
 
 SCHEMA = "insole.compare/1"
 ANALYSIS_SCHEMA = "insole.analysis/1"
@@ -358,6 +358,15 @@ def _entry(r: MetricResult) -> dict:
 
 
 def compare_runs(doc_a: dict, doc_b: dict, label_a: str = "A", label_b: str = "B",
+                 config: CompareConfig | None = None, source_a: str | None = None,
+                 source_b: str | None = None) -> dict:
+    """See :func:`_compare_runs_unchecked`; a document of an unforeseen shape raises
+    :class:`InputFileError` (one line), never a TypeError from inside."""
+    with malformed(f"the analysis of {label_a} or {label_b}"):
+        return _compare_runs_unchecked(doc_a, doc_b, label_a, label_b, config, source_a, source_b)
+
+
+def _compare_runs_unchecked(doc_a: dict, doc_b: dict, label_a: str = "A", label_b: str = "B",
                  config: CompareConfig | None = None, source_a: str | None = None,
                  source_b: str | None = None) -> dict:
     """The ``insole.compare/1`` document of run B against run A (see :class:`RunComparison`)."""

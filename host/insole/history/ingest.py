@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from insole.errors import InputFileError, InsoleError
+from insole.errors import InputFileError, InsoleError, malformed
 from insole.history.store import FootTotals, RunRecord
 from insole.history.weeks import iso_week
 
@@ -324,6 +324,13 @@ def content_hash(doc: dict) -> str:
 
 
 def run_record(doc: dict, start_time: str, source: str) -> RunRecord:
+    """See :func:`_run_record_unchecked`; a document of an unforeseen shape raises
+    :class:`InputFileError` (one line), never a TypeError from inside."""
+    with malformed(f"{source}: the analysis"):
+        return _run_record_unchecked(doc, start_time, source)
+
+
+def _run_record_unchecked(doc: dict, start_time: str, source: str) -> RunRecord:
     """The history's record of one analysed run.
 
     Raises:

@@ -3,8 +3,10 @@
 Every chunk a source delivers is appended, as received and with the host receive time, to that
 source's ``.rec`` file (format in :mod:`insole.session`); the file is flushed at least once a
 second, so SIGKILL loses at most the last second and leaves a readable session. Ctrl-C (SIGINT)
-or SIGTERM close it cleanly. A port that goes away mid-run ends that source as a counted fault;
-the other source goes on, and nothing already received is lost.
+or SIGTERM close it cleanly. A serial port that goes away mid-run is opened again by the source
+(:class:`insole.io.sources.SerialSource`, counted in the session's ``link`` ledger) and asked for
+INFO again; one that does not come back ends that source as a counted fault; the other source
+goes on, and nothing already received is lost.
 
 After writing it, each worker feeds the chunk to the streaming analysis
 (:class:`insole.analysis.FootPipeline`), so steps and flags come out as they happen (a
@@ -73,7 +75,8 @@ class SourceWorker(threading.Thread):
         self.analysis_cpu_s = 0.0  # thread CPU time spent in the analysis
         # latency of each decided step (s): from the arrival of the chunk that carried its
         # toe-off sample, and from the arrival of the chunk that decided it, to its events
-        self.latency_s: deque[tuple[float, float]] = deque(maxlen=100_000)
+        # (the last 10 000 steps: about 1 MB, so that a long recording does not grow by it)
+        self.latency_s: deque[tuple[float, float]] = deque(maxlen=10_000)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=512)  # (grid rows, arrival)
         self._t_chunk = 0.0
         self._side_cache: str | None = None
@@ -126,8 +129,7 @@ class SourceWorker(threading.Thread):
         if self.on_chunk is not None:
             self.on_chunk(host_time_s, data, packets)
 
-    def run(self) -> None:
-        last_flush = time.monotonic()
+    def _ask_info(self) -> None:
         if self.source.live and self.source.framing == FRAMING_SERIAL:
             # opening a port discards what was waiting, INFO included: ask for it again (a BLE
             # source reads INFO itself when it connects)
@@ -135,6 +137,11 @@ class SourceWorker(threading.Thread):
                 self.source.send(P.encode(P.Command(P.CMD_GET_INFO)))
             except (SourceClosed, SourceError) as e:
                 log.warning("%s: could not ask for INFO (%s)", self.source.url, e)
+
+    def run(self) -> None:
+        last_flush = time.monotonic()
+        self._ask_info()
+        reconnects = getattr(self.source, "reconnects", 0)
         with (self.path.open("ab", buffering=1 << 16) if self.path else _NoFile()) as f:
             if f.tell() == 0:
                 f.write(REC_MAGIC)
@@ -159,6 +166,9 @@ class SourceWorker(threading.Thread):
                     self.chunks += 1
                     self._analyse(data, now, t_arrival)
                     self._progress(now, data)
+                if getattr(self.source, "reconnects", 0) != reconnects:  # the port is back
+                    reconnects = self.source.reconnects
+                    self._ask_info()
                 mono = time.monotonic()
                 if mono - last_flush >= FLUSH_INTERVAL_S:
                     f.flush()

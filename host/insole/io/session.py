@@ -20,6 +20,7 @@ bytes of a serial stream as they came off the port.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -132,14 +133,31 @@ def load_session(path: Path) -> list[SourceData]:
         raise InputFileError(f"{d}: not a recorded session (no readable session.json)") from e
     except ValueError as e:
         raise InputFileError(f"{meta_path}: damaged ({e})") from e
-    if meta.get("schema") != SESSION_SCHEMA:
-        raise InputFileError(f"{meta_path}: schema {meta.get('schema')!r}, expected {SESSION_SCHEMA}")
+    if not isinstance(meta, dict) or meta.get("schema") != SESSION_SCHEMA:
+        got = meta.get("schema") if isinstance(meta, dict) else type(meta).__name__
+        raise InputFileError(f"{meta_path}: schema {got!r}, expected {SESSION_SCHEMA}")
+    sources = meta.get("sources", [])
+    if not isinstance(sources, list):
+        raise InputFileError(f"{meta_path}: 'sources' must be a list")
     out = []
-    for src in meta.get("sources", []):
+    for i, src in enumerate(sources):
+        name = src.get("file") if isinstance(src, dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise InputFileError(f"{meta_path}: source {i} has no file name in this folder")
+        framing = src.get("framing", FRAMING_SERIAL)
+        if framing not in (FRAMING_SERIAL, FRAMING_PACKETS):
+            raise InputFileError(f"{meta_path}: source {i} has framing {framing!r}, expected "
+                                 f"{FRAMING_SERIAL} or {FRAMING_PACKETS}")
+        link = src.get("link")
+        if link is not None and not (isinstance(link, dict) and all(
+                isinstance(link.get(k, 0), (int, float)) and not isinstance(link.get(k, 0), bool)
+                and math.isfinite(link.get(k, 0)) for k in ("reconnects", "disconnected_s"))):
+            raise InputFileError(f"{meta_path}: source {i} has a damaged 'link' ledger")
+        url = src.get("url")
         errors: dict[str, int] = {}
-        chunks = RecChunks(d / src["file"], errors)
-        out.append(SourceData(src["file"], src.get("framing", FRAMING_SERIAL), chunks, errors,
-                              src.get("url"), src.get("link")))
+        chunks = RecChunks(d / name, errors)
+        out.append(SourceData(name, framing, chunks, errors, url if isinstance(url, str) else None,
+                              link))
     if not out:
         raise InputFileError(f"{d}: session lists no sources")
     return out

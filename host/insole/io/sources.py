@@ -2,6 +2,8 @@
 
 ==================================  ===========================================================
 ``serial:///dev/ttyUSB0``           a serial port, opened with ``serial.serial_for_url``
+                                    (``?reconnect_s=S``: how long a port that went away is
+                                    tried again before it counts as unplugged; default 5, 0 off)
 ``/dev/ttyUSB0``, ``COM3``          the same, without the scheme
 ``socket://host:port``, ``loop://``, pyserial's own URL handlers, passed through as they are
 ``spy://...``, ``rfc2217://...``
@@ -29,6 +31,10 @@ log = logging.getLogger(__name__)
 
 BAUD = 921600
 WRITE_TIMEOUT_S = 1.0
+# A USB serial adapter pulled and plugged back re-enumerates in 1-3 s; a port that went away is
+# opened again for this long before the source ends (``?reconnect_s=`` on a serial:// URL).
+RECONNECT_S = 5.0
+RECONNECT_POLL_S = 0.1
 #: URL beginnings of sources that are a live device (they take commands; an end is an unplug)
 LIVE_SCHEMES = ("serial://", "ble://", "socket://", "rfc2217://", "/dev/")
 _PYSERIAL_SCHEMES = {"socket", "loop", "spy", "rfc2217", "hwgrep", "alt", "cp2110"}
@@ -82,27 +88,99 @@ class Source:
 
 
 class SerialSource(Source):
-    """A serial port (or any pyserial URL)."""
+    """A serial port (or any pyserial URL).
 
-    def __init__(self, url: str, port: str) -> None:
+    A port that fails under a read (the cable pulled, the pty closed) is opened again by the
+    same name for up to ``reconnect_s`` seconds; while it is away :meth:`read` returns ``b""``
+    and :attr:`connected` is False. :meth:`ledger` counts disconnects, reconnects and the
+    seconds disconnected (the recorder writes it into the session, the analysis reports it);
+    what the device sent while the port was away is a gap, never filled. A port not back in
+    time ends the source (:class:`SourceClosed`).
+    """
+
+    def __init__(self, url: str, port: str, reconnect_s: float = RECONNECT_S) -> None:
         super().__init__(url)
         self.port = port
+        self.reconnect_s = reconnect_s
         self._ser = None
+        self.disconnects = 0
+        self.reconnects = 0
+        self._down_since: float | None = None
+        self._down_reason = ""
+        self._down_total_s = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self._down_since is None
+
+    def ledger(self) -> dict:
+        down_s = self._down_total_s
+        if self._down_since is not None:
+            down_s += time.monotonic() - self._down_since
+        return {"disconnects": self.disconnects, "reconnects": self.reconnects,
+                "disconnected_s": round(down_s, 3)}
+
+    def _open_port(self):
+        import serial
+
+        # write_timeout: a port nobody drains (or a dead USB link) must not block a command
+        return serial.serial_for_url(self.port, baudrate=BAUD, timeout=0.1,
+                                     write_timeout=WRITE_TIMEOUT_S)
 
     def open(self) -> SerialSource:
         import serial
 
         try:
-            # write_timeout: a port nobody drains (or a dead USB link) must not block a command
-            self._ser = serial.serial_for_url(self.port, baudrate=BAUD, timeout=0.1,
-                                              write_timeout=WRITE_TIMEOUT_S)
+            self._ser = self._open_port()
         except (serial.SerialException, ValueError, OSError) as e:
             raise SourceError(f"cannot open {self.port}: {_short(e)}") from e
         return self
 
+    def _lost(self, e: Exception) -> bytes:
+        """The port failed under us: close it and try it again (or end, without reconnect_s)."""
+        reason = f"{self.port} closed ({_short(e)})"
+        ser, self._ser = self._ser, None
+        try:
+            ser.close()
+        except Exception:  # noqa: BLE001 - a port that just failed may fail closing too
+            pass
+        if self.reconnect_s <= 0 or not self.live:
+            raise SourceClosed(reason) from e
+        self.disconnects += 1
+        self._down_since = time.monotonic()
+        self._down_reason = reason
+        log.warning("%s; opening it again for up to %g s", reason, self.reconnect_s)
+        return b""
+
+    def _reopen(self, timeout_s: float) -> bytes:
+        import serial
+
+        end = time.monotonic() + max(timeout_s, 0.0)
+        while True:
+            try:
+                self._ser = self._open_port()
+            except (serial.SerialException, ValueError, OSError):
+                now = time.monotonic()
+                if now - self._down_since >= self.reconnect_s:
+                    self._down_total_s += now - self._down_since
+                    self._down_since = None
+                    raise SourceClosed(f"{self._down_reason}; not back within "
+                                       f"{self.reconnect_s:g} s") from None
+                if now >= end:
+                    return b""
+                time.sleep(min(RECONNECT_POLL_S, end - now))
+                continue
+            self._down_total_s += time.monotonic() - self._down_since
+            self._down_since = None
+            self.reconnects += 1
+            log.warning("%s: open again after %d disconnect(s)", self.port, self.disconnects)
+            return b""
+
     def read(self, timeout_s: float = 0.1) -> bytes:
         import serial
 
+        if self._down_since is not None:
+            return self._reopen(timeout_s)
         ser = self._ser
         if ser is None:
             raise SourceError(f"{self.url}: not open")
@@ -117,11 +195,13 @@ class SerialSource(Source):
             first = ser.read(1)
             return first + ser.read(ser.in_waiting) if first else first
         except (serial.SerialException, OSError) as e:
-            raise SourceClosed(f"{self.port} closed ({_short(e)})") from e
+            return self._lost(e)
 
     def write(self, data: bytes) -> None:
         import serial
 
+        if self._down_since is not None:
+            raise SourceError(f"{self.port}: the port is away (reconnecting)")
         if self._ser is None:
             raise SourceError(f"{self.url}: not open")
         try:
@@ -258,7 +338,16 @@ def open_source(url: str) -> Source:
         port = (parts.netloc + parts.path) or ""
         if not port:
             raise SourceError(f"{url}: no port given (serial:///dev/ttyUSB0)")
-        return SerialSource(url, port)
+        unknown = sorted(set(query) - {"reconnect_s"})
+        if unknown:
+            raise SourceError(f"{url}: unknown parameter(s) {', '.join(unknown)}; known: reconnect_s")
+        try:
+            reconnect_s = float(query.get("reconnect_s", RECONNECT_S))
+        except ValueError:
+            raise SourceError(f"{url}: reconnect_s must be a number of seconds") from None
+        if not 0.0 <= reconnect_s <= 86400.0:
+            raise SourceError(f"{url}: reconnect_s must be 0-86400 s, got {reconnect_s:g}")
+        return SerialSource(url, port, reconnect_s)
     if scheme in _PYSERIAL_SCHEMES:
         return SerialSource(url, url)
     if scheme == "file":

@@ -163,7 +163,7 @@ def load(path: str | Path) -> Calibration:
         d = json.loads(path.read_text())
     except OSError as e:
         raise InputFileError(f"{path}: cannot read calibration ({e.strerror})") from e
-    except ValueError as e:
+    except ValueError as e:  # UnicodeDecodeError included
         raise InputFileError(f"{path}: not a calibration file (not JSON: {e})") from e
     if not isinstance(d, dict) or d.get("schema") != SCHEMA:
         got = d.get("schema") if isinstance(d, dict) else type(d).__name__
@@ -178,6 +178,8 @@ def load(path: str | Path) -> Calibration:
     for zone, c in chans.items():
         if zone not in P.ZONES:
             raise InputFileError(f"{path}: unknown zone {zone!r} (known: {', '.join(P.ZONES)})")
+        if not isinstance(c, dict):
+            raise InputFileError(f"{path}: channel {zone!r} must be an object with k_n_ohm and beta")
         try:
             k = float(c["k_n_ohm"])
             beta = float(c.get("beta", DEFAULT_BETA))
@@ -188,15 +190,25 @@ def load(path: str | Path) -> Calibration:
                                  "(need k > 0 and 0.2 <= beta <= 5)")
         channels[zone] = (k, beta)
         if "zero_mv" in c:
-            zero[zone] = float(c["zero_mv"])
+            zero[zone] = _number(path, f"channel {zone!r} zero_mv", c["zero_mv"])
     method = d.get("method", "standing")
     if method not in METHODS:
         raise InputFileError(f"{path}: method {method!r}, expected one of {', '.join(METHODS)}")
     bm = d.get("body_mass_kg")
     res = d.get("residual_pct")
+    checks = d.get("checks") or {}
+    if not isinstance(checks, dict):
+        raise InputFileError(f"{path}: 'checks' must be an object")
     return Calibration(side, channels, method, str(d.get("device_id") or ""), str(d.get("created") or ""),
-                       None if bm is None else float(bm), None if res is None else float(res),
-                       zero, d.get("checks") or {}, str(d.get("notes") or ""), str(path))
+                       None if bm is None else _number(path, "body_mass_kg", bm),
+                       None if res is None else _number(path, "residual_pct", res),
+                       zero, checks, str(d.get("notes") or ""), str(path))
+
+
+def _number(path: Path, what: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise InputFileError(f"{path}: {what} must be a number, not {json.dumps(v)[:40]}")
+    return float(v)
 
 
 def default(side: str, zones) -> Calibration:

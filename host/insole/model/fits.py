@@ -79,6 +79,8 @@ def read_bench_table(path: str | Path, supply_mv: float, r_fixed_ohm: float) -> 
         text = path.read_text()
     except OSError as e:
         raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise InputFileError(f"{path}: not a text table ({e.reason} at byte {e.start})") from e
     rows = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     reader = csv.DictReader(rows)
     cols = set(reader.fieldnames or ())
@@ -97,8 +99,8 @@ def read_bench_table(path: str | Path, supply_mv: float, r_fixed_ohm: float) -> 
             else:
                 v = float(r["volts"])
                 g = float(conductance(v, supply_mv / 1000.0, r_fixed_ohm))
-        except (TypeError, ValueError, ZeroDivisionError):
-            raise InputFileError(f"{path}: line {i}: not a number in {dict(r)}") from None
+        except (TypeError, ValueError, ZeroDivisionError, KeyError):
+            raise InputFileError(f"{path}: line {i}: not a number in {dict(r)}"[:300]) from None
         fs, gs = out.setdefault(zone, ([], []))
         fs.append(force)
         gs.append(g)

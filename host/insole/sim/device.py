@@ -53,7 +53,11 @@ HYSTERESIS_RATE_N_PER_S = 2000.0  # |dF/dt| at which the hysteresis is 76 % deve
 DEFAULT_CREEP_PCT = 2.0
 CREEP_TIME_S = 60.0
 
-FAULT_OPTIONS = ("loss_pct", "corrupt_pct", "overrun_at", "overrun_ms", "disconnect_sensor",
+# A burst of garbage is up to this many random bytes between two frames (an ESP32's ROM boot
+# log read at the wrong baud rate, a noisy cable): it can cost the frame that follows it.
+DEFAULT_GARBAGE_BYTES = 64
+
+FAULT_OPTIONS = ("loss_pct", "corrupt_pct", "garbage_pct", "garbage_bytes", "overrun_at", "overrun_ms", "disconnect_sensor",
                  "disconnect_at_s", "noise_mv", "drift_ppm", "clock_start_us", "adc_floor_mv",
                  "hysteresis_pct", "creep_pct", "preload_n")
 
@@ -108,6 +112,10 @@ class Faults:
     Attributes:
         loss_pct: percentage of frames dropped in transport (never the first INFO).
         corrupt_pct: percentage of frames with one byte changed (never the first INFO).
+        garbage_pct: percentage of frames preceded by a burst of random bytes (1 to
+            ``garbage_bytes`` of them; zero bytes included, so the burst can swallow the
+            start of the frame after it).
+        garbage_bytes: the longest burst, in bytes (default 64).
         overrun_at: device times (s since the first sample) where the device drops sample sets.
         overrun_ms: how long each overrun lasts (sets dropped = overrun_ms · rate).
         disconnect_sensor: a zone whose channel reads 0 V from ``disconnect_at_s`` on.
@@ -125,6 +133,8 @@ class Faults:
 
     loss_pct: float = 0.0
     corrupt_pct: float = 0.0
+    garbage_pct: float = 0.0
+    garbage_bytes: int = DEFAULT_GARBAGE_BYTES
     overrun_at: tuple[float, ...] = ()
     overrun_ms: float = DEFAULT_OVERRUN_MS
     disconnect_sensor: str | None = None
@@ -139,6 +149,7 @@ class Faults:
 
     def describe(self) -> dict:
         return {"loss_pct": self.loss_pct, "corrupt_pct": self.corrupt_pct,
+                "garbage_pct": self.garbage_pct, "garbage_bytes": self.garbage_bytes,
                 "overrun_at_s": list(self.overrun_at), "overrun_ms": self.overrun_ms,
                 "disconnect_sensor": self.disconnect_sensor,
                 "disconnect_at_s": self.disconnect_at_s, "noise_mv": self.noise_mv,
@@ -156,7 +167,7 @@ def _faults(kw: dict, duration_s: float, zones: tuple[str, ...]) -> Faults:
     if isinstance(ov, (int, float)):
         ov = (float(ov),)
     kw["overrun_at"] = tuple(float(x) for x in ov)
-    for name in ("loss_pct", "corrupt_pct"):
+    for name in ("loss_pct", "corrupt_pct", "garbage_pct"):
         v = float(kw.get(name, 0.0))
         if not 0.0 <= v <= 100.0:
             raise SimulatorError(f"{name.replace('_', '-')} must be 0-100, got {v:g}")
@@ -164,6 +175,10 @@ def _faults(kw: dict, duration_s: float, zones: tuple[str, ...]) -> Faults:
     for t in kw["overrun_at"]:
         if not 0.0 <= t < duration_s:
             raise SimulatorError(f"overrun-at {t:g} s is outside the run (0-{duration_s:g} s)")
+    gb = float(kw.get("garbage_bytes", DEFAULT_GARBAGE_BYTES))
+    if gb != int(gb) or not 1 <= gb <= 65536:
+        raise SimulatorError(f"garbage-bytes must be a whole number 1-65536, got {gb:g}")
+    kw["garbage_bytes"] = int(gb)
     if float(kw.get("noise_mv", 0.0)) < 0 or float(kw.get("overrun_ms", 1.0)) <= 0:
         raise SimulatorError("noise-mv must be ≥ 0 and overrun-ms > 0")
     for name, top in (("adc_floor_mv", 1000.0), ("hysteresis_pct", 50.0), ("creep_pct", 50.0),
@@ -288,10 +303,24 @@ class SimFoot:
 
     def frames_with_packets(self) -> Iterator[tuple[float, bytes, protocol.Packet]]:
         """Like :meth:`frames`, with the packet each frame carries (before any damage)."""
+        for t, fr, pkt, _ in self.frames_with_fate():
+            yield t, fr, pkt
+
+    def frames_with_fate(self) -> Iterator[tuple[float, bytes, protocol.Packet, str]]:
+        """Like :meth:`frames_with_packets`, with what the transport did to each packet.
+
+        The fate is ``"sent"`` (the frame as framed), ``"corrupt"`` (one byte changed) or
+        ``"garbage"`` (a burst of random bytes went before it: the bytes yielded are the burst and
+        the frame; the frame may or may not survive it). Lost frames are not yielded. The fates
+        let a test count which sample sets a host can have received, and so that it invented none.
+        """
         side_i = protocol.SIDES.index(self.side)
         rng = np.random.default_rng([self.seed, side_i, 0xFA17])
+        # a stream of its own, so that turning garbage on leaves every other fault decision as it was
+        junk_rng = np.random.default_rng([self.seed, side_i, 0x6A4BA6E])
         p_loss = self.faults.loss_pct / 100.0
         p_bad = self.faults.corrupt_pct / 100.0
+        p_junk = self.faults.garbage_pct / 100.0
         first = True
         it = self.packets()
         while True:
@@ -299,14 +328,16 @@ class SimFoot:
             if not chunk:
                 return
             framed = frame_many([protocol.encode(p) for _, p in chunk])
-            for (t, pkt), fr in zip(chunk, framed):
+            junk = junk_rng.random(len(chunk)) < p_junk if p_junk else None
+            for k, ((t, pkt), fr) in enumerate(zip(chunk, framed)):
                 lost, bad, pos, val = rng.random(), rng.random(), rng.random(), rng.integers(1, 256)
                 if first:
                     first = False
-                    yield t, fr, pkt
+                    yield t, fr, pkt, "sent"
                     continue
                 if lost < p_loss:
                     continue
+                fate = "sent"
                 if bad < p_bad:
                     # Change one byte before the delimiter, never into 0x00, so the damage stays
                     # inside this one frame (exactly one decoder error per corrupted frame).
@@ -315,7 +346,12 @@ class SimFoot:
                     if b == 0:
                         b = fr[i] ^ 0xFF if fr[i] != 0xFF else 0x01
                     fr = fr[:i] + bytes([b]) + fr[i + 1:]
-                yield t, fr, pkt
+                    fate = "corrupt"
+                if junk is not None and junk[k]:
+                    n = int(junk_rng.integers(1, self.faults.garbage_bytes + 1))
+                    fr = junk_rng.integers(0, 256, n, dtype=np.uint8).tobytes() + fr
+                    fate = "garbage" if fate == "sent" else fate
+                yield t, fr, pkt, fate
 
 
 def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: int = 500, seed: int = 1,
@@ -331,7 +367,8 @@ def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: in
         seed: every random choice (steps, variability, clocks, noise, faults) follows from it;
             the two feet of one seed belong to the same run.
         body_mass_kg: overrides the scenario's runner.
-        **faults: see :class:`Faults` (``loss_pct``, ``corrupt_pct``, ``overrun_at``,
+        **faults: see :class:`Faults` (``loss_pct``, ``corrupt_pct``, ``garbage_pct``,
+            ``garbage_bytes``, ``overrun_at``,
             ``overrun_ms``, ``disconnect_sensor``, ``disconnect_at_s``, ``noise_mv``,
             ``drift_ppm``, ``clock_start_us``).
 

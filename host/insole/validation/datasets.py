@@ -33,6 +33,7 @@ import csv
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,13 +264,29 @@ def gaitpdb_feet(table: np.ndarray, t0_us: tuple[int, int] = (1_000_000, 7_654_3
     return feet
 
 
+def _loadtxt(path: Path, skiprows: int = 0) -> np.ndarray:
+    """``np.loadtxt`` of a numeric table; an empty one is a ValueError, not a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": checked below
+        table = np.loadtxt(path, skiprows=skiprows, ndmin=2)
+    if table.size == 0:
+        raise ValueError("no rows of numbers")
+    if not np.isfinite(table).all():
+        raise ValueError("a value that is not a finite number")
+    return table
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:200]
+
+
 def load_gaitpdb(path: str | Path) -> tuple[np.ndarray, float | None]:
     """Read a gaitpdb record and its subject's weight (kg, None if unknown) from demographics.txt."""
     path = Path(path)
     try:
-        table = np.loadtxt(path, ndmin=2)
+        table = _loadtxt(path)
     except (OSError, ValueError) as e:
-        raise InputFileError(f"{path}: not a gaitpdb record ({e})") from e
+        raise InputFileError(f"{path}: not a gaitpdb record ({_one_line(e)})") from e
     if table.shape[1] != 19:
         raise InputFileError(f"{path}: a gaitpdb record has 19 tab-separated columns, not {table.shape[1]}")
     mass = None
@@ -496,9 +513,9 @@ def load_fukuchi(path: str | Path) -> tuple[np.ndarray, dict]:
     try:
         with path.open() as fh:
             header = fh.readline().split()
-        table = np.loadtxt(path, skiprows=1, ndmin=2)
+        table = _loadtxt(path, skiprows=1)
     except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{path}: not a fukuchi2017 forces file ({e})") from e
+        raise InputFileError(f"{path}: not a fukuchi2017 forces file ({_one_line(e)})") from e
     if header[:7] != ["Time", "Fx", "Fy", "Fz", "COPx", "COPy", "COPz"]:
         raise InputFileError(f"{path}: expected the header 'Time Fx Fy Fz COPx COPy COPz Ty'")
     info: dict = {}

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from insole.errors import InputFileError
+from insole.errors import InputFileError, malformed
 
 SCHEMA = "insole.score/1"
 DEFAULT_TOLERANCE_S = 0.020
@@ -193,6 +193,14 @@ def _check(doc: dict, what: str, schema: str) -> None:
 
 
 def score(analysis: dict, truth: dict, tolerance_s: float = DEFAULT_TOLERANCE_S,
+          criteria: dict | None = None) -> dict:
+    """See :func:`_score_unchecked`; a document of an unforeseen shape raises
+    :class:`InputFileError` (one line), never a TypeError from inside."""
+    with malformed("the analysis or truth document"):
+        return _score_unchecked(analysis, truth, tolerance_s, criteria)
+
+
+def _score_unchecked(analysis: dict, truth: dict, tolerance_s: float = DEFAULT_TOLERANCE_S,
           criteria: dict | None = None) -> dict:
     """Score an analysis document against a truth document.
 
