@@ -133,6 +133,19 @@ def read_bytes_s(capture: Path) -> float:
     return time.perf_counter() - t
 
 
+def _whole_frames(capture: Path):
+    """Both feet's bytes 2 MB at a time, each piece cut after its last frame delimiter (the
+    rest carried into the next piece)."""
+    for side in ("left", "right"):
+        rest = b""
+        with (capture / f"{side}.bin").open("rb") as f:
+            while data := f.read(2 << 20):
+                data = rest + data
+                last = data.rfind(b"\x00")
+                rest = data[last + 1:]
+                yield data[:last + 1]
+
+
 def bare_c_decode_s(capture: Path) -> float:
     """Frames split at their delimiters and COBS undone frame by frame by cobs-python's C
     decoder, as ``insole analyse`` does (2 MB at a time); None without the C extension."""
@@ -141,14 +154,8 @@ def bare_c_decode_s(capture: Path) -> float:
     if _cobs_c_decode is None:
         return float("nan")
     t = time.perf_counter()
-    for side in ("left", "right"):
-        rest = b""
-        with (capture / f"{side}.bin").open("rb") as f:
-            while data := f.read(2 << 20):
-                data = rest + data
-                last = data.rfind(b"\x00")
-                rest = data[last + 1:]
-                [_cobs_c_decode(b) for b in data[:last].split(b"\x00")]
+    for frames in _whole_frames(capture):
+        [_cobs_c_decode(b) for b in frames[:-1].split(b"\x00")]
     return time.perf_counter() - t
 
 
@@ -157,16 +164,10 @@ def bare_decode_s(capture: Path) -> float:
     from insole.protocol.framing import _cobs_decode_many
 
     t = time.perf_counter()
-    for side in ("left", "right"):
-        rest = b""
-        with (capture / f"{side}.bin").open("rb") as f:
-            while data := f.read(2 << 20):
-                data = rest + data
-                last = data.rfind(b"\x00")
-                rest = data[last + 1:]
-                arr = np.frombuffer(data[:last + 1], np.uint8)
-                delim = np.flatnonzero(arr == 0)
-                _cobs_decode_many(arr, np.concatenate(([0], delim[:-1] + 1)), delim)
+    for frames in _whole_frames(capture):
+        arr = np.frombuffer(frames, np.uint8)
+        delim = np.flatnonzero(arr == 0)
+        _cobs_decode_many(arr, np.concatenate(([0], delim[:-1] + 1)), delim)
     return time.perf_counter() - t
 
 
