@@ -29,12 +29,14 @@ def cases(duration_s: float) -> dict:
         "device overruns (3 x 100 ms)": dict(overrun_at=(d * 0.2, d * 0.45, d * 0.7), overrun_ms=100),
         "met5 sensor disconnected mid-run": dict(disconnect_sensor="met5", disconnect_at_s=d / 2),
         "heel sensor disconnected mid-run": dict(disconnect_sensor="heel", disconnect_at_s=d / 2),
+        "arch sensor disconnected mid-run": dict(disconnect_sensor="arch", disconnect_at_s=d / 2),
+        "met1 sensor disconnected mid-run": dict(disconnect_sensor="met1", disconnect_at_s=d / 2),
         "port closed and reopened (1.5 s)": dict(sides=("left", "right"),
                                                  replugs={"left": [(d * 0.4, 1.5)]}),
     }
 
 
-def reported(q: dict, rec: dict) -> str:
+def reported(q: dict, rec: dict, score_foot: dict | None = None, doc_foot: dict | None = None) -> str:
     parts = []
     for key, label in (("packets_lost", "packets lost"), ("decode_errors", "damaged frames"),
                        ("device_overruns", "device overruns"), ("samples_dropped", "sets dropped on the device"),
@@ -43,7 +45,19 @@ def reported(q: dict, rec: dict) -> str:
             parts.append(f"{q[key]} {label}")
     if q.get("sensor_faults"):
         parts.append("faulty sensor " + ", ".join(q["sensor_faults"]))
+    lost = ((doc_foot or {}).get("summary", {}).get("steps_lost") or {}).get("ic_s")
+    if lost:
+        parts.append(f"{sum(lost.values())} steps without a contact (matched on the toe-off: "
+                     f"{(score_foot or {}).get('matched_on_toe_off', 0)})")
+    flags = (doc_foot or {}).get("flags")
+    if flags is not None:
+        parts.append("flags: " + (", ".join(f"{f['code']} ({f['rule']})" for f in flags) or "none"))
     return "; ".join(parts) or "-"
+
+
+def foot_doc(doc: dict, side: str) -> dict:
+    return {"summary": doc["feet"][side]["summary"],
+            "flags": [f for f in doc["flags"] if f["side"] == side]}
 
 
 def main(argv=None) -> int:
@@ -63,7 +77,8 @@ def main(argv=None) -> int:
         for s in r.quality:
             print(f"| {name} | {s} | {r.f1(s):.3f} | {wide['feet'][s]['f1']:.3f} | "
                   f"{r.scored_true_steps[s]} | {r.analysed_sets[s]} of {r.delivered_sets[s]} sent | "
-                  f"{r.fabricated[s]} | {reported(r.quality[s], r.recorder[s])} |", flush=True)
+                  f"{r.fabricated[s]} | {reported(r.quality[s], r.recorder[s], r.score['feet'][s], foot_doc(r.doc, s))} |",
+                  flush=True)
     return 0
 
 

@@ -78,18 +78,21 @@ def test_sensor_disconnected_mid_run(tmp_path):
     assert "faulty sensors: met5" in text
 
 
-def test_heel_sensor_disconnected_mid_run_is_reported_and_its_steps_still_found(tmp_path):
-    # A known limit (docs/validation.md): without the heel, a heel striker's initial contact is
-    # seen when the midfoot loads, ~60 ms late, so at the 20 ms tolerance those steps do not
-    # match; they are all found at 100 ms, and the fault is reported.
-    from insole.validation.score import score
+def test_heel_sensor_disconnected_mid_run(tmp_path):
+    # Without the heel, a heel striker's contact is seen ~60 ms late, from the other zones: the
+    # steps from the heel's last good reading on have no initial contact, strike or loading rate
+    # (lost, docs/analysis.md) and are scored on their toe-off (F1 0.50 at 20 ms before).
+    from insole.analysis.metrics import HEEL_DEAD
 
-    run = run_faulty(tmp_path, disconnect_sensor="heel", disconnect_at_s=20.0)
-    assert run.fabricated["left"] == 0
-    wide = score(run.doc, run.truth, tolerance_s=0.100)["feet"]["left"]
-    assert wide["f1"] >= 0.98, wide
+    run = run_faulty(tmp_path, disconnect_sensor="heel", disconnect_at_s=16.0)
+    text = _common(run)
+    assert run.score["feet"]["left"]["matched_on_toe_off"] >= 8
+    steps = run.doc["feet"]["left"]["steps"]
+    assert not any(s["strike"] == "forefoot" for s in steps)
+    assert all(s["lost"]["strike"] == HEEL_DEAD for s in steps if s["ic_s"] is None)
     assert run.quality["left"]["sensor_faults"] == ["heel"]
-    assert "faulty sensors: heel" in format_summary(run.doc)
+    assert "faulty sensors: heel" in text
+    assert "without their initial contact" in text
 
 
 def test_port_closed_and_reopened_mid_run(tmp_path):

@@ -30,8 +30,11 @@ import numpy as np
 from insole import protocol as P
 from insole.analysis.flags import FlagConfig, FlagInput, FlagRules, rearfoot_valr_method
 from insole.analysis.forces import ForceConverter, SwingTracker
+from insole.analysis.heel import DEAD, PENDING, HeelWatch
 from insole.analysis.metrics import (
     LOST_EVENT,
+    LOST_EVENT_HEEL,
+    LOST_HEEL,
     LOST_STRIKE,
     LOST_VALR,
     STRIKES,
@@ -155,6 +158,15 @@ class FootCore:
         self._quiet = max(1, int(np.ceil(self.detector.merge_gap_ms / (self.period_s * 1e3) - 1e-9)))
         self._max_rows = int(round(MAX_BUFFER_S / self.period_s))
         self.has_cop = False
+        # a heel sensor lost mid-run (heel.py): steps are held until their contact is judged
+        zi = {z: i for i, z in enumerate(self.zones)}
+        self.heel = HeelWatch(zi["heel"], self.detector.threshold_n, self.rate_hz) \
+            if "heel" in zi else None
+        self._pending: list[tuple] = []  # (columns, row judged, sums at the starts) per batch
+        self._bw_frozen = False
+        mc = self.config.metrics
+        self._strike_rows = max(3, int(round(mc.strike_window_ms * 1e-3 / self.period_s)) + 1)
+        self._confirm_rows = max(2, int(round(mc.impact_confirm_ms * 1e-3 * self.rate_hz)))
 
     # --- in ---------------------------------------------------------------------------------
 
@@ -179,9 +191,16 @@ class FootCore:
         _, total = conv.feed(block.row0, block.units, block.valid, block.device_faults,
                              want_force=False)
         self.rows += block.rows
-        self._append(self.swing.feed(conv.f0, conv._bad, total, conv.total_all,
-                                     conv.shorted_from < 0))
+        self._append(self._watch(self.swing.feed(conv.f0, conv._bad, total, conv.total_all,
+                                                 conv.shorted_from < 0)))
         return self._process(final=False) if len(self._total) else 0
+
+    def _watch(self, pieces: list[tuple]) -> list[tuple]:
+        """The rows going into the buffer, shown to the heel watch first."""
+        if self.heel is not None:
+            for f0, total, _ in pieces:
+                self.heel.feed(self.heel.rows, f0, total)
+        return pieces
 
     def _append(self, pieces: list[tuple]) -> None:
         """The buffer, then ``pieces`` (f0, total, total_all), joined once."""
@@ -199,8 +218,9 @@ class FootCore:
 
     def finish(self) -> FootCore:
         """The end of the recording: steps cut by it are partial. Returns self."""
-        self._append(self.swing.finish(self.converter.shorted_from < 0))
+        self._append(self._watch(self.swing.finish(self.converter.shorted_from < 0)))
         self._process(final=True)
+        self._emit(final=True)
         return self
 
     def _process(self, final: bool) -> int:
@@ -255,7 +275,6 @@ class FootCore:
         n_at = self._seen + cum_n[a]
         if self._bw_first is None:
             self._bw_first = (int(s_at[0]), int(n_at[0]))
-        self._bw_last = (int(s_at[-1]), int(n_at[-1]))
         self._regions += k
         met = self.metrics.compute(self._f0[:c], self.zones, det.regions_, det.ic_idx_,
                                    det.to_idx_, self.period_s, self._row0, det.complete_,
@@ -264,11 +283,82 @@ class FootCore:
         self.has_cop = self.has_cop or getattr(met, "has_cop_", False)
         cols = dict(met.columns_)
         cols.update(ic_idx=det.ic_idx_, to_idx=det.to_idx_, complete=det.complete_)
-        first = len(self.table)
-        self.table.append(cols)
-        if self.on_steps is not None:
-            self.on_steps(self, first, len(self.table))
-        return k
+        # the row whose heel reading decides the step's contact: the end of the first 80 ms
+        # from the sample before contact, or of the loading rate's rise, within the stance
+        a, b = det.regions_[:, 0], det.regions_[:, 1]
+        rise = np.maximum(3, (self.config.metrics.impact_window_frac * (b - a)).astype(np.int64)) \
+            + 1 + self._confirm_rows
+        judged = self._row0 + np.minimum(a - 2 + np.maximum(self._strike_rows, rise), b - 1)
+        self._pending.append((cols, judged, s_at, n_at))
+        return self._emit(final=False)
+
+    def _emit(self, final: bool) -> int:
+        """Append the decided steps whose contact the heel watch has judged to the table, in
+        order (a step with a dead heel loses what needs the heel: :meth:`_lose_heel`); a step
+        still pending holds the ones after it. Returns the number appended."""
+        emitted = 0
+        while self._pending:
+            cols, judged, s_at, n_at = self._pending[0]
+            k = len(judged)
+            if self.heel is None:
+                status = np.zeros(k, np.int8)
+            else:
+                status = np.array([self.heel.status(r, final) for r in judged.tolist()], np.int8)
+            held = np.flatnonzero(status == PENDING)
+            p = int(held[0]) if len(held) else k
+            if p == 0:
+                break
+            part = cols if p == k else {name: v[:p] for name, v in cols.items()}
+            dead = status[:p] == DEAD
+            if dead.any():
+                part = self._lose_heel(part, dead)
+            # body weight by the stride-average identity: the sums stop at the first step that
+            # lost its heel (the total force lacks the heel from there on)
+            if not self._bw_frozen:
+                clean = np.flatnonzero(~dead) if not dead.any() else \
+                    np.arange(int(np.argmax(dead)))
+                if len(clean):
+                    i = int(clean[-1])
+                    self._bw_last = (int(s_at[i]), int(n_at[i]))
+                self._bw_frozen = bool(dead.any())
+            first = len(self.table)
+            self.table.append(part)
+            if self.on_steps is not None:
+                self.on_steps(self, first, len(self.table))
+            emitted += p
+            if p < k:
+                self._pending[0] = ({name: v[p:] for name, v in cols.items()}, judged[p:],
+                                    s_at[p:], n_at[p:])
+                break
+            self._pending.pop(0)
+        if self.heel is not None:
+            low = min([self._row0] + [int(j[1][0]) for j in self._pending])
+            self.heel.prune(low - 1)
+        return emitted
+
+    def _lose_heel(self, cols: dict, dead: np.ndarray) -> dict:
+        """A dead heel: the steps' contact (so contact time), strike pattern, strike index,
+        impact transient and loading rate are lost; so are the whole-stance shares, peak force,
+        total impulse and CoP path, which are of a total without the heel. The other zones'
+        impulses, the forefoot balance and the toe-off stay."""
+        out = {name: np.array(v, copy=True) for name, v in cols.items()}
+        out["lost_strike"][dead] = LOST_HEEL[0]
+        out["strike"][dead] = 0
+        out["first_zones"][dead] = 0
+        out["strike_index"][dead] = np.nan
+        out["lost_valr"][dead] = LOST_HEEL[1]
+        out["valr_n_per_s"][dead] = np.nan
+        out["valr_method"][dead] = 0
+        out["impact_n"][dead] = np.nan
+        out["transient"][dead] = 0
+        whole = dead & (out["lost_event"] == 0)
+        out["lost_event"][whole] = LOST_EVENT_HEEL
+        for name in ("peak_n", "met_share"):
+            out[name][whole] = np.nan
+        for name in ("shares", "cop_length_frac", "cop_width_frac"):
+            out[name][whole] = np.nan
+        out["impulse_n_s"][whole, self.heel.heel] = np.nan
+        return out
 
     def _transient_bw_n(self, s_at: np.ndarray, n_at: np.ndarray) -> np.ndarray:
         """Body weight for each new step's impact transient (its least force, 0.8 BW): the
@@ -313,9 +403,21 @@ class FootCore:
     def faults(self, device_fault_mask: int = 0) -> tuple[int, dict[str, str]]:
         mask, _, reasons = self.converter.faults(device_fault_mask)
         mask |= device_fault_mask
+        if self.heel is not None and self.heel.first_dead_row is not None:
+            mask |= 1 << self.heel.heel
+            reasons.setdefault(self.heel.heel, heel_reason(self.heel.first_dead_row * self.period_s,
+                                                           self.heel.stretches))
         why = {z: reasons.get(c, "the device set its fault bit (0 V or a short for a second)")
                for c, z in enumerate(self.zones) if mask & (1 << c)}
         return mask, why
+
+
+def heel_reason(onset_s: float, stretches: int) -> str:
+    """The ledger's reason for a heel lost mid-run (``sensor_fault_reasons``)."""
+    more = f", {stretches} stretches in all" if stretches > 1 else ""
+    return (f"reads 0 V while the foot is loaded from {onset_s:.2f} s on{more}: disconnected or "
+            "broken; the steps from then on lost their initial contact, contact time, strike and "
+            "loading rate")
 
 
 # --- per-step values as the document gives them ------------------------------------------
@@ -330,6 +432,12 @@ class FootSteps:
         self.zones = core.zones
         self.k = k = len(t)
         ic_s, to_s = t["ic_idx"] * ps, t["to_idx"] * ps
+        # a dead heel (heel.py): the contact the other zones saw is late, so it is not given;
+        # it still places the step in time for the flags' windows (flag_input)
+        self.ic_lost = t["lost_strike"] == LOST_HEEL[0]
+        self.t_s = np.round(ic_s, 5)
+        if self.ic_lost.any():
+            ic_s = np.where(self.ic_lost, np.nan, ic_s)
         self.ic_s_raw, self.to_s_raw = ic_s, to_s
         self.ic_s = np.round(ic_s, 5)
         self.to_s = np.round(to_s, 5)
@@ -370,7 +478,7 @@ class FootSteps:
         strike = self.strike.astype(str) if self.k else np.zeros(0, str)
         methods = np.array(VALR_METHODS, dtype=object)[self.valr_method] if self.k \
             else np.zeros(0, object)
-        return FlagInput(self.ic_s, self.valr_bw, strike,
+        return FlagInput(self.t_s, self.valr_bw, strike,
                          self.met_share if self.has_met else None,
                          self.shares[:, zi["arch"]] if "arch" in zi else None, methods)
 
@@ -386,6 +494,7 @@ class FootSteps:
         vm, strike, fz = self.valr_method[sl].tolist(), self.strike[sl].tolist(), self.first_zones[sl].tolist()
         kind = self.transient[sl].tolist()
         l_ev, l_st, l_va = self.lost_event[sl].tolist(), self.lost_strike[sl].tolist(), self.lost_valr[sl].tolist()
+        heel_code, heel_ev = LOST_HEEL[0], LOST_EVENT_HEEL
         shares = self.shares[sl].tolist()
         tot_imp, zimp = self.impulse_bw_s[sl].tolist(), self.zone_impulse_bw_s[sl].tolist()
         met, ml, si = self.met_share[sl].tolist(), self.ml[sl].tolist(), self.strike_index[sl].tolist()
@@ -404,8 +513,32 @@ class FootSteps:
             else:
                 st = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j], "complete": comp[j]}
             lost: dict[str, str] = {}
+            if ic[j] != ic[j] or (j < last and ic[j + 1] != ic[j + 1]):
+                # a contact the dead heel did not see: no time, so no contact, stride or swing
+                why = self._why_strike[heel_code]
+                for key in ("ic_s", "contact_ms", "stride_ms", "swing_ms"):
+                    if key in st and st[key] != st[key]:
+                        st[key] = None
+                        lost[key] = why
             # whole stance: peak force, zone shares and impulses, balance, CoP path
-            if not l_ev[j]:
+            if l_ev[j] == heel_ev:
+                # of a total without the heel: only the other zones' own impulses and the
+                # forefoot balance stay
+                why = LOST_EVENT[heel_ev]
+                st.update(peak_force_bw=None, zone_impulse_share=None, impulse_bw_s=None,
+                          zone_impulse_bw_s={z: (None if v != v else v) for z, v in zip(zones, zimp[j])})
+                for key in ("peak_force_bw", "zone_impulse_share", "impulse_bw_s"):
+                    lost[key] = why
+                if has_met:
+                    st["metatarsal_share"] = None
+                    lost["metatarsal_share"] = why
+                if has_ml:
+                    v = ml[j]
+                    st["forefoot_ml_balance"] = None if v != v else v
+                if has_cop:
+                    st["cop_length_frac"] = st["cop_width_frac"] = None
+                    lost["cop_path"] = why
+            elif not l_ev[j]:
                 st["peak_force_bw"] = peak[j]
                 st["zone_impulse_share"] = dict(zip(zones, shares[j]))
                 st["impulse_bw_s"] = tot_imp[j]
@@ -475,6 +608,8 @@ def foot_activity(fs: FootSteps) -> tuple[float | None, float | None, float | No
     """(median stride ms, median contact ms, duty factor, activity) of one foot's steps: what
     the flags need of the summary (the live feed makes only this after each step)."""
     strides = fs.stride_ms
+    if fs.ic_lost.any():
+        strides = strides[~np.isnan(strides)]  # no stride without its contacts
     # a stride that spans a gap or a missed step is not one stride
     if len(strides):
         med = float(np.median(strides))
@@ -500,6 +635,7 @@ def foot_summary(fs: FootSteps, duration_s: float) -> dict:
     valr_method = rearfoot_valr_method(fi)
     rear = (strike == "rearfoot") & (fi.valr_method == valr_method) if fs.k else np.zeros(0, bool)
     with_shares = fs.lost_event == 0
+    lost = steps_lost(fs)
     return {
         "activity": activity,
         "duty_factor": duty,
@@ -521,7 +657,21 @@ def foot_summary(fs: FootSteps, duration_s: float) -> dict:
                                       for i, z in enumerate(fs.zones)} if with_shares.any() else {},
         "forefoot_ml_balance_median": _med(fs.ml) if fs.has_ml else None,
         "duration_s": round(duration_s, 3),
+        **({"steps_lost": lost} if lost else {}),
     }
+
+
+def steps_lost(fs: FootSteps) -> dict:
+    """How many steps lost each kind of metric, and why: ``{metric: {reason: steps}}``."""
+    out: dict = {}
+    for name, codes, reasons in (("ic_s", np.where(fs.ic_lost, fs.lost_strike, 0), fs._why_strike),
+                                 ("strike", fs.lost_strike, fs._why_strike),
+                                 ("valr_bw_per_s", fs.lost_valr, fs._why_valr),
+                                 ("zone_impulse_share", fs.lost_event, LOST_EVENT)):
+        if fs.k and codes.any():
+            n = np.bincount(codes.astype(np.int64), minlength=len(reasons))
+            out[name] = {reasons[c]: int(n[c]) for c in np.flatnonzero(n[1:]) + 1}
+    return out
 
 
 def foot_flags(fs: FootSteps, summary: dict, side: str, duration_s: float,

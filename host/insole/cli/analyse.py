@@ -37,6 +37,11 @@ def format_summary(doc: dict) -> str:
                         f"({q.get('link_disconnected_s', 0.0):.1f} s away)"
                         if q.get("link_reconnects") else "")
                      + f"; calibration: {q['calibration']}")
+        no_ic = sum((s.get("steps_lost") or {}).get("ic_s", {}).values())
+        if no_ic:
+            lines.append(f"         {no_ic} steps without their initial contact, contact time, strike "
+                         f"and loading rate (heel sensor faulty: "
+                         f"{q['sensor_fault_reasons'].get('heel', 'see the document')})")
         sb = q.get("swing_baseline_n") or {}
         if sb.get("subtracted"):
             lines.append("         swing baseline (pre-load) removed: " + ", ".join(

@@ -39,6 +39,10 @@ def format_table(result: dict) -> str:
                      f"{_fmt(r['contact_error_ms']['median']):>7s} "
                      f"{(_fmt(100 * st, '.0f') + '%') if st is not None else '-':>7s} "
                      f"{r['strike']['unclassified']:5d}")
+    on_to = [f"{name} {r['matched_on_toe_off']}" for name, r in rows[:-1] if r.get("matched_on_toe_off")]
+    if on_to:
+        lines.append("matched on the toe-off (the analysis lost their initial contact; not in the IC "
+                     "errors): " + ", ".join(on_to))
     fl = result["flags"]
     for e in fl["expected"]:
         state = ("present" if e["present"] else "MISSING" if e.get("evaluable", True)

@@ -135,7 +135,9 @@ def foot_data(fs: FootStream, doc: dict, cal: Calibration | None, body_weight_n:
         if cal.shorted_mask_ & (1 << c):
             force[:, c] = np.nan  # a shorted channel reads full scale, not a force
     period_s = fs.period_us * 1e-6
-    steps = [s for s in fd["steps"] if s.get("complete")]
+    # whole steps with their contact seen (a dead heel sensor loses it: docs/analysis.md)
+    steps = [s for s in fd["steps"] if s.get("complete") and s.get("ic_s") is not None
+             and s.get("zone_impulse_share") is not None]
     k, n_ch = len(steps), force.shape[1]
     grid = np.linspace(0.0, 100.0, STANCE_POINTS)
     curves = np.full((k, n_ch, STANCE_POINTS), np.nan)
@@ -155,7 +157,7 @@ def foot_data(fs: FootStream, doc: dict, cal: Calibration | None, body_weight_n:
     has_met = any(z in METATARSAL_ZONES for z in zones)
     met = np.array([s.get("metatarsal_share", np.nan) if has_met else np.nan for s in steps], float)
     all_steps = fd["steps"]
-    strides = [(s["ic_s"], s["stride_ms"]) for s in all_steps if s.get("stride_ms")]
+    strides = [(s["ic_s"], s["stride_ms"]) for s in all_steps if s.get("stride_ms") and s.get("ic_s") is not None]
     if strides:
         med = float(np.median([x[1] for x in strides]))
         strides = [x for x in strides if x[1] < 1.5 * med]  # a stride over a gap is not one

@@ -318,7 +318,8 @@ def content_hash(doc: dict) -> str:
         dev = foot.get("device", {})
         ident[side] = {"device_id": dev.get("device_id"), "t0_us": dev.get("first_sample_t0_us"),
                        "rate_hz": dev.get("rate_hz"), "zones": dev.get("zones"),
-                       "steps": [[round(s["ic_s"], 4), round(s["to_s"], 4)] for s in foot.get("steps", [])]}
+                       "steps": [[None if s["ic_s"] is None else round(s["ic_s"], 4), round(s["to_s"], 4)]
+                                 for s in foot.get("steps", [])]}
     raw = json.dumps(ident, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(raw).hexdigest()
 

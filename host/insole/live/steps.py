@@ -140,6 +140,8 @@ class BatchWindowStopgap:
         new = []
         for st in doc["feet"][side]["steps"]:
             st = dict(st)
+            if st["ic_s"] is None:  # a dead heel sensor: the contact was not seen
+                continue
             st["ic_s"] = round(st["ic_s"] + t_start, 5)
             st["to_s"] = round(st["to_s"] + t_start, 5)
             if st.get("complete") and st["ic_s"] > last_ic + 1e-3:
@@ -206,7 +208,8 @@ class StreamingSteps:
         fs = FootSteps(core, bw)
         t0 = self._t0_s[side]
         for st in fs.dicts(first, stop):
-            st["ic_s"] = round(st["ic_s"] + t0, 5)
+            if st["ic_s"] is not None:  # None: a dead heel sensor, the contact was not seen
+                st["ic_s"] = round(st["ic_s"] + t0, 5)
             st["to_s"] = round(st["to_s"] + t0, 5)
             self._new.setdefault(side, []).append(st)
         duration_s = core.rows * core.period_s

@@ -349,7 +349,7 @@ class LiveWindow:
 
 def _metrics_text(steps: list[dict], steps_total: int) -> str:
     last = steps[-1] if steps else None
-    ics = [s["ic_s"] for s in steps[-6:]]
+    ics = [s["ic_s"] for s in steps[-6:] if s["ic_s"] is not None]  # None: contact not seen
     strides = np.diff(ics) if len(ics) >= 2 else np.zeros(0)
     strides = strides[strides < 2.0]  # across a gap is not a stride
     cadence = 2 * 60.0 / float(np.median(strides)) if len(strides) else None

@@ -5,8 +5,11 @@ detected and a true step whose initial contacts lie within the tolerance (20 ms 
 candidate, and candidates are taken in order of increasing |IC error|, each step used at most
 once (greedy by error; with steps hundreds of milliseconds apart and a tolerance of tens this is
 the optimal assignment). Matched pairs are true positives, unmatched detections false positives,
-unmatched true steps false negatives. Over the matched pairs it reports the median and 95th
-percentile of |IC error|, |TO error| and |contact-time error| (ms) and the agreement of strike
+unmatched true steps false negatives. A detected step whose initial contact the analysis lost
+(``ic_s`` null: a dead heel sensor, docs/analysis.md) is matched the same way on its toe-off,
+to the true steps left unmatched (``matched_on_toe_off`` counts them); its strike counts as
+unclassified. Over the matched pairs it reports the median and 95th
+percentile of |IC error| (the pairs matched on IC only), |TO error| and |contact-time error| (ms) and the agreement of strike
 patterns over matched steps whose true strike is known and which the analysis classified (steps
 it declined to classify, strike ``None``/``"unknown"``, are counted as ``unclassified``; the
 confusion table shows them too). Per foot, and over both feet combined.
@@ -87,6 +90,16 @@ def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple
     lo, hi = span
     det = [s for s in det_steps if _finite(s.get("ic_s")) and lo - tol <= s["ic_s"] <= hi + tol]
     pairs = match_steps([s["ic_s"] for s in det], [s["ic_s"] for s in true_steps], tol)
+    # steps whose contact was lost (ic_s null): matched on the toe-off, to the true steps left
+    no_ic = [s for s in det_steps if s.get("ic_s") is None and _finite(s.get("to_s"))
+             and lo - tol <= s["to_s"] <= hi + tol]
+    n_ic = len(det)
+    if no_ic:
+        left = [j for j in range(len(true_steps)) if j not in {p[1] for p in pairs}
+                and _finite(true_steps[j].get("to_s"))]
+        on_to = match_steps([s["to_s"] for s in no_ic], [true_steps[j]["to_s"] for j in left], tol)
+        pairs = pairs + [(n_ic + i, left[j]) for i, j in on_to]
+        det = det + no_ic
     tp = len(pairs)
     fp = len(det) - tp
     fn = len(true_steps) - tp
@@ -95,15 +108,16 @@ def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple
     confusion: dict[str, dict[str, int]] = {}
     for i, j in pairs:
         d, t = det[i], true_steps[j]
-        e = (d["ic_s"] - t["ic_s"]) * 1e3
-        ic_err.append(abs(e))
-        ic_signed.append(e)
+        if i < n_ic:
+            e = (d["ic_s"] - t["ic_s"]) * 1e3
+            ic_err.append(abs(e))
+            ic_signed.append(e)
         if _finite(d.get("to_s")) and _finite(t.get("to_s")):
             e = (d["to_s"] - t["to_s"]) * 1e3
             to_err.append(abs(e))
             to_signed.append(e)
         dc = d.get("contact_ms")
-        if not _finite(dc) and _finite(d.get("to_s")):
+        if not _finite(dc) and _finite(d.get("to_s")) and i < n_ic:
             dc = (d["to_s"] - d["ic_s"]) * 1e3
         tc = t.get("contact_ms")
         if not _finite(tc) and _finite(t.get("to_s")):
@@ -122,7 +136,7 @@ def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple
     return _rates({
         "n_true": len(true_steps), "n_detected": len(det),
         "n_ignored_outside_span": len(det_steps) - len(det),
-        "tp": tp, "fp": fp, "fn": fn,
+        "tp": tp, "fp": fp, "fn": fn, "matched_on_toe_off": tp - len(ic_err),
         "ic_error_ms": _stats(ic_err), "to_error_ms": _stats(to_err),
         "contact_error_ms": _stats(ct_err),
         "ic_bias_ms": round(float(np.mean(ic_signed)), 3) if ic_signed else None,
@@ -144,7 +158,8 @@ def _rates(r: dict) -> dict:
 
 
 def _combine(feet: dict) -> dict:
-    c = {"n_true": 0, "n_detected": 0, "n_ignored_outside_span": 0, "tp": 0, "fp": 0, "fn": 0}
+    c = {"n_true": 0, "n_detected": 0, "n_ignored_outside_span": 0, "tp": 0, "fp": 0, "fn": 0,
+         "matched_on_toe_off": 0}
     raws: list[list[float]] = [[], [], [], [], []]
     sn = sa = su = 0
     confusion: dict[str, dict[str, int]] = {}
