@@ -39,9 +39,9 @@ def format_summary(doc: dict) -> str:
                      + f"; calibration: {q['calibration']}")
         no_ic = sum((s.get("steps_lost") or {}).get("ic_s", {}).values())
         if no_ic:
+            why = q["sensor_fault_reasons"].get("heel", "faulty").split(":")[0]
             lines.append(f"         {no_ic} steps without their initial contact, contact time, strike "
-                         f"and loading rate (heel sensor faulty: "
-                         f"{q['sensor_fault_reasons'].get('heel', 'see the document')})")
+                         f"and loading rate: the heel sensor {why}")
         sb = q.get("swing_baseline_n") or {}
         if sb.get("subtracted"):
             lines.append("         swing baseline (pre-load) removed: " + ", ".join(
