@@ -21,8 +21,8 @@ from insole.analysis.metrics import HEEL_DEAD
 from insole.sim import truth_document
 from insole.validation.score import score
 
-DURATION_S = 90.0
-AT_S = 45.0
+DURATION_S = 70.0
+AT_S = 35.0
 
 
 def _doc(foot, cut=None) -> dict:
@@ -72,7 +72,7 @@ def test_the_steps_before_the_fault_and_the_flags_are_as_without_it(runs):
     _, _, clean, dead = runs
     a, b = clean["feet"]["left"]["steps"], dead["feet"]["left"]["steps"]
     before = [s for s in b if s["ic_s"] is not None and s["to_s"] < AT_S - 1.0]
-    assert len(before) > 50
+    assert len(before) > 40
     for s, c in zip(before, a):
         for key in ("ic_s", "to_s", "contact_ms", "strike", "first_zones", "valr_method"):
             assert s[key] == c[key], key
@@ -102,7 +102,27 @@ def test_a_dead_heel_gives_one_answer_whatever_the_blocks(runs):
     assert decided == list(range(len(whole["feet"]["left"]["steps"])))
 
 
-def test_a_heel_that_comes_back_gives_contacts_again_and_healthy_runs_hold_nothing():
+def test_a_heel_lost_in_the_first_steps_leaves_no_body_weight_estimate_and_no_crash():
+    foot = sim.simulate("easy-run", "left", 12.0, seed=3, disconnect_sensor="heel",
+                        disconnect_at_s=0.8)
+    doc = _doc(foot)
+    steps = doc["feet"]["left"]["steps"]
+    assert len(steps) >= 12 and sum(s["ic_s"] is None for s in steps) >= len(steps) - 2
+    assert doc["body"]["source"].startswith("assumed")  # no stride before the fault to use
+
+
+def test_a_healthy_heel_striker_never_waits_for_the_heel_watch(runs):
+    clean = runs[0]
+    raw = b"".join(fr for _, fr in clean.frames())
+    pipe = FootPipeline("left.bin")
+    waited = 0
+    for i in range(0, len(raw), 5440):
+        pipe.feed(raw[i:i + 5440])
+        waited += bool(pipe.core is not None and pipe.core._pending)
+    assert waited == 0 and len(pipe.finish().core.table) > 100
+
+
+def test_a_heel_that_comes_back_is_dead_only_while_it_was_away():
     from insole.analysis.heel import HeelWatch
 
     w = HeelWatch(0, 20.0, 500.0)
@@ -111,7 +131,7 @@ def test_a_heel_that_comes_back_gives_contacts_again_and_healthy_runs_hold_nothi
     f0[:100, 0] = 50.0  # the heel reads, then 0 V for 4 s, then reads again
     f0[2100:, 0] = 50.0
     w.feed(0, f0[:1000], f0[:1000].sum(axis=1))
-    assert w.status(150) == -1 or w.status(150) == 1
+    assert w.status(150) == 1  # 900 loaded rows at 0 N: dead from the first of them
     w.feed(1000, f0[1000:], f0[1000:].sum(axis=1))
     assert w.status(99) == 0 and w.status(100) == 1 and w.status(2099) == 1 and w.status(2100) == 0
     # a heel at 0 V while nothing is loaded (swing, standing on the other foot) is not dead

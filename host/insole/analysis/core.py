@@ -394,8 +394,8 @@ class FootCore:
     def body_weight_estimate_n(self) -> float | None:
         """Twice the mean total force from the first step's start to the last one's (needs
         three steps): the stride-average identity, so far."""
-        if self._regions < 3 or self._bw_first is None:
-            return None
+        if self._regions < 3 or self._bw_first is None or self._bw_last is None:
+            return None  # (no step before a heel lost at the start: heel.py)
         ds = self._bw_last[0] - self._bw_first[0]
         dn = self._bw_last[1] - self._bw_first[1]
         return 2.0 * ds / dn / 1000.0 if dn > 0 else None
