@@ -416,7 +416,7 @@ def heel_reason(onset_s: float, stretches: int) -> str:
     """The ledger's reason for a heel lost mid-run (``sensor_fault_reasons``)."""
     more = f", {stretches} stretches in all" if stretches > 1 else ""
     return (f"reads 0 V while the foot is loaded from {onset_s:.2f} s on{more}: disconnected or "
-            "broken; the steps from then on lost their initial contact, contact time, strike and "
+            "broken, or the heel no longer touches down; the steps from then on lost their initial contact, contact time, strike and "
             "loading rate")
 
 

@@ -68,12 +68,12 @@ LOST_VALR = ("", "initial contact fell into a gap",
 # a heel sensor lost mid-run (analysis/heel.py): the same reason for the contact, strike and
 # loading rate (codes LOST_HEEL into LOST_STRIKE and LOST_VALR), and for the whole-stance
 # shares, peak and impulse, which are of a total without the heel (LOST_EVENT_HEEL)
-HEEL_DEAD = ("the heel sensor reads 0 V while the foot is loaded (disconnected or broken): the "
-             "contact is seen late, from the other zones")
+HEEL_DEAD = ("the heel sensor reads 0 V while the foot is loaded (disconnected or broken, or the "
+             "heel no longer touches down): the contact is seen late, from the other zones")
 LOST_STRIKE = (*LOST_STRIKE, HEEL_DEAD)
 LOST_VALR = (*LOST_VALR, HEEL_DEAD)
 LOST_EVENT = (*LOST_EVENT, "the heel sensor reads 0 V while the foot is loaded (disconnected or "
-              "broken): a total without the heel")
+              "broken, or the heel no longer touches down): a total without the heel")
 LOST_HEEL = (len(LOST_STRIKE) - 1, len(LOST_VALR) - 1)
 LOST_EVENT_HEEL = len(LOST_EVENT) - 1
 

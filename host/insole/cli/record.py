@@ -26,7 +26,7 @@ def format_event(kind: str, side: str, payload) -> str:
     if kind == "step":
         st = payload
         if st["ic_s"] is None:  # a dead heel sensor: the contact was not seen (docs/analysis.md)
-            return f"{side:5s} step to {st['to_s']:8.2f} s: contact not seen (heel sensor faulty)"
+            return f"{side:5s} step to {st['to_s']:8.2f} s: contact not seen (heel reads 0 V under load)"
         return (f"{side:5s} step at {st['ic_s']:8.2f} s: contact {st['contact_ms']:5.0f} ms, "
                 f"peak {_fmt(st['peak_force_bw'], '4.2f')} BW, loading rate "
                 f"{_fmt(st['valr_bw_per_s'], '5.1f')} BW/s, {st['strike'] or 'incomplete (data gap)'}")
