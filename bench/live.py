@@ -2,7 +2,7 @@
 
 Two feet × 500 Hz × 6 zones (the six-sensor board's zones, hallux included), replayed from
 capture files at real speed through the same path as `insole live file://… file://…` (paced
-replay → reader threads → ring buffers and the stopgap step analysis → blitted frames).
+replay → reader threads → ring buffers and the streaming step analysis → blitted frames).
 
 1. As fast as it can draw: frames back to back for 10 s, while the data streams in.
 2. At the window's default 30 frames/s for 10 s: frames drawn and dropped, and the lag from a

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from helpers import run_cli
@@ -159,3 +161,33 @@ def test_every_help_page_renders():
             if isinstance(a, argparse._SubParsersAction):
                 todo.extend(a.choices.values())
     assert pages > 15  # the main page, every command, and the history subcommands
+
+
+def test_each_command_line_imports_only_its_own_command_module():
+    """`insole X` builds a parser holding X alone (the table of names in insole.cli must match
+    what each module registers), and an unknown name gets every command."""
+    import argparse
+    import importlib
+
+    from insole.cli import _COMMAND_MODULES, build_parser
+
+    def names(parser):
+        acts = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return set(acts[0].choices)
+
+    for module, registered in _COMMAND_MODULES.items():
+        p = argparse.ArgumentParser()
+        sub = p.add_subparsers()
+        importlib.import_module(module).register(sub)
+        assert set(sub.choices) == set(registered), module
+        for name in registered:
+            assert names(build_parser(name)) == set(registered)
+    every = {n for r in _COMMAND_MODULES.values() for n in r}
+    assert names(build_parser("no-such-command")) == every == names(build_parser(None))
+    # in a fresh interpreter, `insole analyse --help` does not import the simulator or BLE
+    code = ("import sys, contextlib, io\nfrom insole.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['-v', 'analyse', '--help'])\n"
+            "print(sorted(m for m in sys.modules if m in ('insole.sim', 'insole.io.ble', 'insole.cli.sim')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,5 +1,5 @@
 """The live window (`insole live`): headless frames from the simulator, recording while showing,
-paced replay, the stopgap step analysis against the batch analysis, and the real TkAgg window
+paced replay, the streaming step analysis against the whole recording's, and the real TkAgg window
 under Xvfb (skipped with a reason where Xvfb or Tk is missing; `make test` installs Xvfb)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from insole.analysis import analyse
 from insole.analysis.stream import streams_from_sources
 from insole.io.session import load_inputs
 from insole.io.sources import FileSource
-from insole.live import BatchWindowStopgap, LiveFeed, SampleBlock, StreamingSteps
+from insole.live import LiveFeed, SampleBlock, StreamingSteps
 from insole.live.pacing import PacedSource
 
 pytestmark = pytest.mark.live  # starts processes, threads or ptys: make test-repeat
@@ -48,7 +48,7 @@ def test_headless_sim_draws_frames_and_saves_the_last(tmp_path):
 
 
 class _FlagWatch:
-    """Wraps the stopgap; sets ``done`` once both feet have a flag (tests wait on it)."""
+    """Wraps a step analysis; sets ``done`` once both feet have a flag (tests wait on it)."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -65,7 +65,7 @@ class _FlagWatch:
 
 
 def test_flags_rise_on_both_feet_while_showing_a_heel_striker():
-    watch = _FlagWatch(BatchWindowStopgap(min_wall_s=0.0))
+    watch = _FlagWatch(StreamingSteps())
     feed = LiveFeed(["sim://heel-striker?side=left&duration_s=40",
                      "sim://heel-striker?side=right&duration_s=40"], speed=20, analysis=watch)
     with feed:
@@ -122,32 +122,6 @@ def test_paced_replay_at_real_speed_holds_frames_back(tmp_path):
         src.close()
     # at most ~0.05 s of a 30 s capture may be out after 0.05 s (INFO and the first packets)
     assert 0 < len(first) < cap.stat().st_size / 20
-
-
-def test_stopgap_reports_each_step_of_the_batch_analysis_once(tmp_path):
-    foot = sim.simulate("heel-striker", "left", 45.0, seed=3)
-    cap = tmp_path / "left.bin"
-    sim.write_capture(cap, foot)
-    fs = streams_from_sources(load_inputs([cap]))["left"]
-    batch = analyse({"left": fs})["feet"]["left"]["steps"]
-    gap = BatchWindowStopgap(window_s=20.0, every_s=1.0, min_wall_s=0.0)
-    period_s = fs.period_us * 1e-6
-    from insole.analysis import ChannelForces
-
-    force = ChannelForces().compute(fs).force_n_
-    got, flags = [], []
-    for a in range(0, fs.n, 19):
-        b = min(fs.n, a + 19)
-        new, flags = gap.feed("left", SampleBlock("left", fs.info, a * period_s, period_s,
-                                                  fs.volts[a:b], force[a:b]))
-        got.extend(new)
-    ics = np.array([s["ic_s"] for s in got])
-    assert np.all(np.diff(ics) > 0.2)  # each step once, in order
-    ref = np.array([s["ic_s"] for s in batch if s["complete"]])
-    # every step the stopgap reports is a step of the batch analysis, within a millisecond
-    assert np.abs(ref[np.abs(ref[:, None] - ics[None, :]).argmin(axis=0)] - ics).max() < 1e-3
-    assert len(ics) >= len(ref) - 3  # only the last step or two (not yet whole) may be missing
-    assert {f["code"] for f in flags} == {"heel_strike_force"}
 
 
 def test_streaming_steps_give_the_analysis_of_the_whole_recording_step_for_step(tmp_path):

@@ -6,24 +6,20 @@ contact time, strike and loading rate) and the flags that hold now. It asks for 
 samples in arrival order. :class:`StreamingSteps` (the default) implements it on the streaming
 core, incrementally: the same analysis as ``insole analyse``.
 
-:class:`BatchWindowStopgap`, the first stand-in, re-runs the whole analysis over the most
-recent ``window_s`` seconds every ``every_s`` seconds of device time (a few tens of
-milliseconds per run; flags from the recent window only). It is kept for comparison.
+(The first stand-in, which re-ran the whole batch analysis over a recent window, is gone: the
+streaming core is the one implementation, live and offline.)
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis import AnalysisConfig, analyse
-from insole.analysis.stream import FootStream
+from insole.analysis import AnalysisConfig
 from insole.model.calibration import Calibration
 
 log = logging.getLogger(__name__)
@@ -63,98 +59,6 @@ class StepAnalysis(Protocol):
         ``insole.analysis/1`` document, ``ic_s``/``to_s`` on the block clock) and the flags
         that hold now for ``side`` (flag dicts of the same document)."""
         ...
-
-
-class BatchWindowStopgap:
-    """The first stand-in for :class:`StepAnalysis`: whole analyses over a window (module doc).
-
-    Args:
-        window_s: seconds of each foot's most recent data that each run analyses (20 s holds
-            about 27 steps of one foot at 162 steps/min, above the flags' 20-step minimum; each
-            run costs about 30 ms here, against about 40 ms for 30 s).
-        every_s: device-time seconds between runs.
-        min_wall_s: wall-clock seconds between runs at least (fast replays), as long as less
-            than half a window of new data has piled up.
-        body_mass_kg: the runner's mass, else the stride-average identity over the window.
-        calibrations: per side, the calibration to use (default sensor model otherwise).
-        config: analysis parameters.
-    """
-
-    def __init__(self, window_s: float = 20.0, every_s: float = 1.0, body_mass_kg: float | None = None,
-                 calibrations: dict[str, Calibration] | None = None,
-                 config: AnalysisConfig | None = None, min_wall_s: float = 0.5) -> None:
-        self.window_s = window_s
-        self.every_s = every_s
-        self.min_wall_s = min_wall_s
-        self.body_mass_kg = body_mass_kg
-        self.calibrations = dict(calibrations or {})
-        self.config = config
-        self._blocks: dict[str, deque[SampleBlock]] = {}
-        self._last_run_s: dict[str, float] = {}
-        self._last_ic_s: dict[str, float] = {}
-        self._flags: dict[str, list[dict]] = {}
-        self._last_wall: dict[str, float] = {}
-        self.runs_ = 0
-
-    def feed(self, side: str, block: SampleBlock) -> tuple[list[dict], list[dict]]:
-        q = self._blocks.setdefault(side, deque())
-        q.append(block)
-        while q and q[0].end_s < block.end_s - self.window_s:
-            q.popleft()
-        last = self._last_run_s.get(side)
-        if last is None:
-            self._last_run_s[side] = block.end_s
-            return [], []
-        advance = block.end_s - last
-        now = time.monotonic()
-        # every_s of device time, but at most once per min_wall_s of wall time (a fast replay
-        # would otherwise run it many times a second), unless the window would slide past
-        # unanalysed data
-        if advance < self.every_s or (now - self._last_wall.get(side, 0.0) < self.min_wall_s
-                                      and advance < self.window_s / 2):
-            return [], self._flags.get(side, [])
-        self._last_run_s[side] = block.end_s
-        self._last_wall[side] = now
-        return self._run(side, q)
-
-    def _run(self, side: str, q: deque[SampleBlock]) -> tuple[list[dict], list[dict]]:
-        first = q[0]
-        period_s = first.period_s
-        t_start = first.t0_s
-        n = int(round((q[-1].end_s - t_start) / period_s))
-        volts = np.full((n, first.volts.shape[1]), np.nan)
-        for b in q:
-            if b.volts.shape[1] != volts.shape[1] or abs(b.period_s - period_s) > 1e-9:
-                continue  # a format change mid-stream: the feed counts it
-            i = int(round((b.t0_s - t_start) / period_s))
-            j = min(n, i + len(b.volts))
-            if j > i >= 0:
-                volts[i:j] = b.volts[:j - i]
-        period_us = int(round(period_s * 1e6))
-        fs = FootStream(side, first.info, period_us, int(round(t_start * 1e6)), volts,
-                        {"duration_s": n * period_s}, source="live window")
-        cals = {side: self.calibrations[side]} if side in self.calibrations else None
-        doc = analyse({side: fs}, body_mass_kg=self.body_mass_kg, calibrations=cals, config=self.config)
-        self.runs_ += 1
-        last_ic = self._last_ic_s.get(side, -np.inf)
-        new = []
-        for st in doc["feet"][side]["steps"]:
-            st = dict(st)
-            if st["ic_s"] is None:  # a dead heel sensor: the contact was not seen
-                continue
-            st["ic_s"] = round(st["ic_s"] + t_start, 5)
-            st["to_s"] = round(st["to_s"] + t_start, 5)
-            if st.get("complete") and st["ic_s"] > last_ic + 1e-3:
-                new.append(st)
-        if new:
-            self._last_ic_s[side] = new[-1]["ic_s"]
-        flags = []
-        for f in doc["flags"]:
-            f = dict(f)
-            f["span_s"] = [round(f["span_s"][0] + t_start, 3), round(f["span_s"][1] + t_start, 3)]
-            flags.append(f)
-        self._flags[side] = flags
-        return new, flags
 
 
 class StreamingSteps:
