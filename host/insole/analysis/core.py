@@ -164,6 +164,8 @@ class FootCore:
         self._wait_rows = 0
         self._loud = False
         self._quiet_run = 0
+        self._plain = False  # set by _note_buffer after the first block
+        self._ones = np.ones(c)
 
     # --- in ---------------------------------------------------------------------------------
 
@@ -205,18 +207,18 @@ class FootCore:
         :data:`WAIT_MAX_ROWS` or a buffer near :data:`MAX_BUFFER_S`, the block goes through.
         """
         m = block.rows
-        conv, sw = self.converter, self.swing
-        if (m > WAIT_MAX_ROWS or block.device_faults or sw._holding or sw.current.any()
+        sw = self.swing
+        if (not self._plain or m > WAIT_MAX_ROWS or block.device_faults or not m
                 or sw._win_rows + self._wait_rows + m >= sw.w
-                or len(self._total) + self._wait_rows + m >= self._max_rows
-                or (conv.shorted_from >= 0).any() or not m):
+                or len(self._total) + self._wait_rows + m >= self._max_rows):
             return False
+        conv = self.converter
         units = block.units
         if int(units.max()) >= conv._sat_units:
             return False
-        f0 = conv._lut_flat.take(units + conv._lut_offset)
-        with np.errstate(invalid="ignore"):
-            quiet = block.valid & (f0 @ np.ones(conv.c) <= self.detector.threshold_n)
+        # the table holds finite newtons (a saturated value is 0, and ruled out above)
+        quiet = block.valid & (conv._lut_flat.take(units + conv._lut_offset) @ self._ones
+                               <= self.detector.threshold_n)
         need = self._quiet
         if quiet.all():
             if self._loud and self._quiet_run + m >= need:
@@ -236,7 +238,12 @@ class FootCore:
         return True
 
     def _note_buffer(self) -> None:
-        """What the buffer ends with, for :meth:`_can_wait`."""
+        """What the buffer ends with, and whether the table's force is the detector's (no
+        channel left out, no swing baseline removed or held), for :meth:`_can_wait`. Both
+        change only in blocks that go through (a swing window's end, a saturated sample or a
+        device fault never waits)."""
+        sw = self.swing
+        self._plain = not (sw._holding or sw.current.any() or self.converter.reasons)
         f = self._total
         with np.errstate(invalid="ignore"):
             loud = ~(f <= self.detector.threshold_n)
