@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -300,6 +301,14 @@ class FootAssembler:
 
     def _decode_add(self, raw: bytes, host_time_s: float | None, errors: Counter) -> None:
         """Decode one packet the slow way and add it; a bad one is counted by kind."""
+        n = len(raw)
+        if n >= P.DATA_HEADER_BYTES and raw[0] == P.VERSION and raw[1] == P.DATA:
+            _, _, flags, c, seq, t0, period, sets = _DATA_HEADER.unpack_from(raw)
+            if 1 <= c <= P.MAX_CHANNELS and sets >= 1 and n == P.DATA_HEADER_BYTES + 2 * c * sets:
+                # a good DATA packet (as P.decode checks it): its samples stay bytes
+                self._add_fields(seq, t0, period, c, sets, P.SIDES[flags & 1], bool(flags & 0x04),
+                                 raw[P.DATA_HEADER_BYTES:], host_time_s)
+                return
         try:
             pkt = P.decode(raw)
         except ProtocolError as e:
@@ -666,6 +675,9 @@ def clock_estimate(sync: np.ndarray, window_s: float | None = None, sync_bins: b
     return {"clock_offset_s": float(intercept), "clock_drift_ppm": float(slope * 1e6),
             "clock_residual_ms": float(np.max(np.abs(resid[keep])) * 1e3),
             "clock_windows_used": int(keep.sum())}
+
+
+_DATA_HEADER = struct.Struct("<BBBBHIHB")  # PROTOCOL.md: version type flags C seq t0_us period_us N
 
 
 class FootDecoder:
