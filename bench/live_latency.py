@@ -10,9 +10,13 @@ LiveFeed turning decided steps into events (flags evaluated after every step). P
 - delay toe-off → update: from the arrival of the chunk that carried a step's first sample
   after toe-off to the moment its step and flag events were made (p50, p99). It includes the
   detector's look-ahead (``merge_gap_ms`` = 40 ms of samples after toe-off must be seen) and the
-  device's packets (23 sample sets = 46 ms at 500 Hz, sent when the last is taken);
+  device's packets (firmware ``BATCH_MS``: 10 sample sets = 20 ms at 500 Hz, sent when the last
+  is taken; the simulator cuts them the same way), so it is about 40 ms plus the host's part;
+- packet wait: from the arrival of the chunk with the toe-off sample to the arrival of the
+  chunk that completed the look-ahead (the look-ahead as the packets deliver it);
 - delay decision → update: from the arrival of the chunk that completed that look-ahead to the
   events (the host's own processing);
+- the load average (1 min) at the end of each run: the machine is shared.
 - both over the steps after the warm-up: a foot's first 2 s of steps wait for its first swing
   window to be complete (the swing baseline, issue 9), reported apart (count, largest delay).
 
@@ -22,6 +26,7 @@ Prints JSON lines (one per run, then the medians) for bench/run.py.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -90,10 +95,12 @@ def one_run(seconds: float, seed: int) -> dict:
             "toe_off_to_update_ms_max": round(float(steady[:, 0].max()), 1),
             "decision_to_update_ms_p50": round(float(np.percentile(steady[:, 1], 50)), 2),
             "decision_to_update_ms_p99": round(float(np.percentile(steady[:, 1], 99)), 2),
-            "next_packet_share": round(float(np.mean(steady[:, 0] - steady[:, 1] > 20.0)), 3),
+            "packet_wait_ms_p50": round(float(np.percentile(steady[:, 0] - steady[:, 1], 50)), 1),
+            "packet_wait_ms_p99": round(float(np.percentile(steady[:, 0] - steady[:, 1], 99)), 1),
             "warm_up_steps": int(warm.sum()),
             "warm_up_toe_off_to_update_ms_max": round(float(lat[warm, 0].max()), 1) if warm.any() else None,
-            "analysis_faults": [w.analysis_fault for w in workers if w.analysis_fault]}
+            "analysis_faults": [w.analysis_fault for w in workers if w.analysis_fault],
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> int:

@@ -9,6 +9,11 @@ FIRMWARE_VERSION = "1.0.0"
 SERIAL_STREAM = True
 SERIAL_BAUD = 921600
 
+# Close a DATA packet after this many milliseconds of sample sets (or when it fills the link's
+# MTU, if sooner): 20 ms = 10 sets at 500 Hz, on serial and BLE. 0: MTU-sized packets only
+# (23 sets = 46 ms at 500 Hz with 5 channels). Why 20: docs/latency.md.
+BATCH_MS = 20
+
 # Advertise and serve the BLE GATT table.
 BLE = True
 

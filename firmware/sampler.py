@@ -11,13 +11,18 @@
 # time (slot k at t_start + k * period). Timer jitter up to `tolerance` is absorbed; when the
 # real clock runs ahead of the slots by more than that, the missed slots are counted as dropped.
 #
+# Batch: a packet closes when it holds as many sets as the link's MTU allows (sets_for_mtu) or
+# when it spans batch_ms of slots (sets_for_time), whichever comes first, so that a host sees a
+# sample at most batch_ms after it was taken (docs/latency.md: 20 ms, 10 sets at 500 Hz, on
+# serial and BLE alike). The count is of slots, so the simulator cuts the same packets.
+#
 # Ring: n_buffers packet buffers, one being filled by tick(), the rest ready for the link.
 # Single producer (tick) / single consumer (the main loop): each side writes only its own
 # counter. When every buffer is waiting for the link, tick() drops the sample set, counts it in
 # `overruns` and sets the overrun flag of the next packet. It never blocks.
 from array import array
 
-from wire import DATA_HEADER_BYTES, FLAG_OVERRUN, put_data_header, sets_for_mtu
+from wire import DATA_HEADER_BYTES, FLAG_OVERRUN, put_data_header, sets_for_mtu, sets_for_time
 
 from micropython import const
 
@@ -27,7 +32,7 @@ _SERIAL_MTU = const(247)  # serial links batch as a 247-byte ATT MTU would
 
 class Sampler:
     def __init__(self, adcs, ticks_us, ticks_diff, steps, rate_hz=500, full_scale_units=65535,
-                 n_buffers=8, max_mtu=247):
+                 n_buffers=8, max_mtu=247, batch_ms=0):
         self.channels = len(adcs)
         c = self.channels
         self._reads = [a.read_uv for a in adcs]  # bound methods, looked up once
@@ -36,6 +41,9 @@ class Sampler:
         self._steps = steps
         self._step_feed = steps.feed
         self.max_sets = sets_for_mtu(max_mtu, c)
+        self.batch_ms = batch_ms
+        self._mtu_sets = self.max_sets
+        self._time_sets = self.max_sets
         cap = DATA_HEADER_BYTES + 2 * c * self.max_sets
         self._bufs = [bytearray(cap) for _ in range(n_buffers)]
         self._views = [memoryview(b) for b in self._bufs]
@@ -83,6 +91,8 @@ class Sampler:
         t = self.period_us * 3 // 2
         self._tolerance_us = t if t > _MIN_TOLERANCE_US else _MIN_TOLERANCE_US
         self._fault_after = rate_hz  # one second of sample sets
+        self._time_sets = sets_for_time(rate_hz, self.batch_ms)
+        self._n_next = self._batch()
         for i in range(self.channels):
             self._bad[i] = 0
         self._steps.set_rate(rate_hz)
@@ -90,8 +100,15 @@ class Sampler:
     def set_mtu(self, mtu):
         # Batch size for a link MTU (None: serial only); applied at the next packet boundary.
         n = sets_for_mtu(mtu if mtu else _SERIAL_MTU, self.channels)
-        self._n_next = n if n < self.max_sets else self.max_sets
+        self._mtu_sets = n if n < self.max_sets else self.max_sets
+        self._n_next = self._batch()
         return self._n_next
+
+    def _batch(self):
+        # Sets in the next packet: what the MTU allows, or batch_ms of slots if fewer.
+        m = self._mtu_sets
+        t = self._time_sets
+        return t if t < m else m
 
     def start(self):
         # Resume the device clock across the time the timer was stopped, then sample.

@@ -60,6 +60,17 @@ def sets_for_mtu(mtu, channels):
     return n if n < MAX_SETS else MAX_SETS
 
 
+def sets_for_time(rate_hz, batch_ms):
+    # Most sample sets one packet may hold so that it closes batch_ms after its first set (at
+    # least 1, at most 255); 0 ms: no time limit (the MTU alone decides).
+    if batch_ms <= 0:
+        return MAX_SETS
+    n = rate_hz * batch_ms // 1000
+    if n < 1:
+        return 1
+    return n if n < MAX_SETS else MAX_SETS
+
+
 def data_bytes(channels, n_sets):
     return DATA_HEADER_BYTES + 2 * channels * n_sets
 

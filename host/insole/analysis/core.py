@@ -59,6 +59,9 @@ MAX_BUFFER_S = 10.0
 DEFAULT_BODY_WEIGHT_N = 700.0
 # Longer blocks are fed in pieces of this many rows (65 s at 500 Hz).
 FEED_ROWS = 32768
+# Blocks up to this many rows (a live chunk: a packet or a few) may wait for the next one when
+# nothing in them can be decided (FootCore._can_wait, docs/analysis.md "Streaming").
+WAIT_MAX_ROWS = 256
 
 
 @dataclass
@@ -167,6 +170,14 @@ class FootCore:
         mc = self.config.metrics
         self._strike_rows = max(3, int(round(mc.strike_window_ms * 1e-3 / self.period_s)) + 1)
         self._confirm_rows = max(2, int(round(mc.impact_confirm_ms * 1e-3 * self.rate_hz)))
+        # the cheap path: blocks in which nothing can be decided wait here, and what the rows
+        # so far end with (a loud sample since the buffer's start? the quiet run at the end)
+        self._waiting: list[Block] = []
+        self._wait_rows = 0
+        self._loud = False
+        self._quiet_run = 0
+        self._plain = False  # set by _note_buffer after the first block
+        self._ones = np.ones(c)
 
     # --- in ---------------------------------------------------------------------------------
 
@@ -176,21 +187,86 @@ class FootCore:
         :data:`FEED_ROWS` rows (the answer is the same; the arrays in flight stay small)."""
         if block.row0 != self.rows:
             raise ValueError(f"block starts at row {block.row0}, expected {self.rows}")
+        self.rows += block.rows
+        if self._can_wait(block):
+            self._waiting.append(block)
+            self._wait_rows += block.rows
+            return 0
+        if self._waiting:  # the rows that waited go first, as one block with these
+            block = _join([*self._waiting, block])
+            self._waiting, self._wait_rows = [], 0
         if block.rows <= FEED_ROWS:
-            return self._feed(block)
-        decided = 0
-        for a in range(0, block.rows, FEED_ROWS):
-            faults = [(r, m) for r, m in block.device_faults
-                      if block.row0 + a <= r < block.row0 + a + FEED_ROWS
-                      or (a + FEED_ROWS >= block.rows and r >= block.row0 + block.rows)]
-            decided += self._feed(block.rows_slice(a, a + FEED_ROWS, faults))
+            decided = self._feed(block)
+        else:
+            decided = 0
+            for a in range(0, block.rows, FEED_ROWS):
+                faults = [(r, m) for r, m in block.device_faults
+                          if block.row0 + a <= r < block.row0 + a + FEED_ROWS
+                          or (a + FEED_ROWS >= block.rows and r >= block.row0 + block.rows)]
+                decided += self._feed(block.rows_slice(a, a + FEED_ROWS, faults))
+        self._note_buffer()
         return decided
+
+    def _can_wait(self, block: Block) -> bool:
+        """True when no step can be decided in ``block``, so that it may wait for the next one
+        (the steps, metrics and flags are the same: only the blocks are cut elsewhere).
+
+        A step is decided when ``merge_gap_ms`` of quiet samples follow a loud one. Its total
+        force is read from the samples by the converter's table (as :meth:`_feed` would), which
+        is the force the detector sees only while nothing else changes it: no channel left out,
+        no saturated sample, no swing baseline removed or pending, no swing window ending in
+        the rows, no device fault. Otherwise, and for any block longer than
+        :data:`WAIT_MAX_ROWS` or a buffer near :data:`MAX_BUFFER_S`, the block goes through.
+        """
+        m = block.rows
+        sw = self.swing
+        if (not self._plain or m > WAIT_MAX_ROWS or block.device_faults or not m
+                or sw._win_rows + self._wait_rows + m >= sw.w
+                or len(self._total) + self._wait_rows + m >= self._max_rows):
+            return False
+        conv = self.converter
+        units = block.units
+        if int(units.max()) >= conv._sat_units:
+            return False
+        # the table holds finite newtons (a saturated value is 0, and ruled out above)
+        quiet = block.valid & (conv._lut_flat.take(units + conv._lut_offset) @ self._ones
+                               <= self.detector.threshold_n)
+        need = self._quiet
+        if quiet.all():
+            if self._loud and self._quiet_run + m >= need:
+                return False  # the quiet stretch after a contact is complete in it
+            self._quiet_run += m
+            return True
+        loud_at = np.flatnonzero(~quiet)
+        if self._loud and self._quiet_run + int(loud_at[0]) >= need:
+            return False
+        if len(loud_at) > 1 and int((np.diff(loud_at) - 1).max()) >= need:
+            return False
+        tail = m - 1 - int(loud_at[-1])
+        if tail >= need:
+            return False
+        self._loud = True
+        self._quiet_run = tail
+        return True
+
+    def _note_buffer(self) -> None:
+        """What the buffer ends with, and whether the table's force is the detector's (no
+        channel left out, no swing baseline removed or held), for :meth:`_can_wait`. Both
+        change only in blocks that go through (a swing window's end, a saturated sample or a
+        device fault never waits)."""
+        sw = self.swing
+        self._plain = not (sw._holding or sw.current.any() or self.converter.reasons)
+        f = self._total
+        with np.errstate(invalid="ignore"):
+            loud = ~(f <= self.detector.threshold_n)
+        at = np.flatnonzero(loud)
+        self._loud = bool(len(at))
+        self._quiet_run = len(f) - 1 - int(at[-1]) if len(at) else len(f)
 
     def _feed(self, block: Block) -> int:
         conv = self.converter
         _, total = conv.feed(block.row0, block.units, block.valid, block.device_faults,
                              want_force=False)
-        self.rows += block.rows
         self._append(self._watch(self.swing.feed(conv.f0, conv._bad, total, conv.total_all,
                                                  conv.shorted_from < 0)))
         return self._process(final=False) if len(self._total) else 0
@@ -218,6 +294,10 @@ class FootCore:
 
     def finish(self) -> FootCore:
         """The end of the recording: steps cut by it are partial. Returns self."""
+        if self._waiting:
+            block = _join(self._waiting)
+            self._waiting, self._wait_rows = [], 0
+            self._feed(block)
         self._append(self._watch(self.swing.finish(self.converter.shorted_from < 0)))
         self._process(final=True)
         self._emit(final=True)
@@ -597,6 +677,15 @@ class FootSteps:
                 st["flight_ms"] = fm[j]
             out.append(st)
         return out
+
+
+def _join(blocks: list[Block]) -> Block:
+    """Consecutive blocks as one."""
+    if len(blocks) == 1:
+        return blocks[0]
+    return Block(blocks[0].row0, np.concatenate([b.units for b in blocks]),
+                 np.concatenate([b.valid for b in blocks]),
+                 [f for b in blocks for f in b.device_faults])
 
 
 def _med(values: np.ndarray) -> float | None:

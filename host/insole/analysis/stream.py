@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -300,6 +301,14 @@ class FootAssembler:
 
     def _decode_add(self, raw: bytes, host_time_s: float | None, errors: Counter) -> None:
         """Decode one packet the slow way and add it; a bad one is counted by kind."""
+        n = len(raw)
+        if n >= P.DATA_HEADER_BYTES and raw[0] == P.VERSION and raw[1] == P.DATA:
+            _, _, flags, c, seq, t0, period, sets = _DATA_HEADER.unpack_from(raw)
+            if 1 <= c <= P.MAX_CHANNELS and sets >= 1 and n == P.DATA_HEADER_BYTES + 2 * c * sets:
+                # a good DATA packet (as P.decode checks it): its samples stay bytes
+                self._add_fields(seq, t0, period, c, sets, P.SIDES[flags & 1], bool(flags & 0x04),
+                                 raw[P.DATA_HEADER_BYTES:], host_time_s)
+                return
         try:
             pkt = P.decode(raw)
         except ProtocolError as e:
@@ -553,6 +562,14 @@ class FootAssembler:
             return None
         r0, r1 = self._row_taken, self._row_next
         c = self._channels
+        if len(self._pending) == 1 and len(self._pending[0][0]) == 1 \
+                and self._pending[0][0][0] == r0 and self._pending[0][1][0] == r1 - r0:
+            # one packet that fills the rows (a live read): its samples as they are
+            units = np.frombuffer(self._pending[0][2], dtype="<u2").reshape(-1, c).astype(np.uint16)
+            faults, self._faults = self._faults, []
+            self._pending = []
+            self._row_taken = r1
+            return Block(r0, units, np.ones(r1 - r0, bool), faults)
         units = np.zeros((r1 - r0, c), np.uint16)
         valid = np.zeros(r1 - r0, bool)
         rows = np.concatenate([p[0] for p in self._pending])
@@ -658,6 +675,9 @@ def clock_estimate(sync: np.ndarray, window_s: float | None = None, sync_bins: b
     return {"clock_offset_s": float(intercept), "clock_drift_ppm": float(slope * 1e6),
             "clock_residual_ms": float(np.max(np.abs(resid[keep])) * 1e3),
             "clock_windows_used": int(keep.sum())}
+
+
+_DATA_HEADER = struct.Struct("<BBBBHIHB")  # PROTOCOL.md: version type flags C seq t0_us period_us N
 
 
 class FootDecoder:

@@ -43,6 +43,7 @@ from insole import protocol
 from insole.errors import InputFileError, InsoleError
 from insole.model import hardware
 from insole.model.sensor import volts_from_force, volts_to_units
+from insole.sim.device import batch_size
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +180,10 @@ class ConvertedFoot:
                 "device": {"first_t0_us": self.t0_us & 0xFFFFFFFF}}
 
 
-def sets_per_packet(channels: int, mtu: int = ATT_MTU) -> int:
-    """Sample sets per DATA packet as the firmware batches them: 13 + 2·C·N ≤ MTU − 3."""
-    return max(1, min(protocol.MAX_SETS, (mtu - 3 - protocol.DATA_HEADER_BYTES) // (2 * channels)))
+def sets_per_packet(channels: int, rate_hz: float = 500, mtu: int = ATT_MTU) -> int:
+    """Sample sets per DATA packet as the firmware batches them: 13 + 2·C·N ≤ MTU − 3, and
+    at most 20 ms of sets (``insole.sim.device.batch_size``)."""
+    return max(1, batch_size(channels, int(round(rate_hz)), mtu))
 
 
 def capture_packets(foot: ConvertedFoot, device_id: str | None = None) -> list[protocol.Packet]:
@@ -193,7 +195,7 @@ def capture_packets(foot: ConvertedFoot, device_id: str | None = None) -> list[p
     dev = device_id or ("0a1b2c3d4e0" + ("1" if foot.side == "right" else "0"))
     out: list[protocol.Packet] = [protocol.Info(foot.side, tuple(foot.zones), foot.rate_hz, supply_mv,
                                                 r_fixed, dev, FIRMWARE)]
-    per = sets_per_packet(c)
+    per = sets_per_packet(c, foot.rate_hz)
     next_status_s = 1
     for seq, i in enumerate(range(0, n, per)):
         # Sample i is taken at exactly i / rate s after sample 0 (rounded to the µs clock).

@@ -162,9 +162,10 @@ def test_advertising_fits_and_names_the_side():
 
 
 def test_no_data_before_mtu_exchange_then_batches_fit_the_mtu():
-    for mtu in (64, 185, 247):
-        n_sets = wire.sets_for_mtu(mtu, C)
-        a, radio, drv = boot()
+    # MTU-sized packets (BATCH_MS 0), and the configured 20 ms packets capped by the MTU
+    for mtu, batch_ms in ((64, 0), (185, 0), (247, 0), (64, 20), (247, 20)):
+        n_sets = min(wire.sets_for_mtu(mtu, C), wire.sets_for_time(500, batch_ms))
+        a, radio, drv = boot(BATCH_MS=batch_ms)
         radio.central_connect()
         assert radio.central_pair()
         drv.run(1100)  # over a second at MTU 23: STATUS (21 bytes) cannot be notified either
@@ -176,7 +177,7 @@ def test_no_data_before_mtu_exchange_then_batches_fit_the_mtu():
         pk = data(radio)
         assert len(pk) >= 500 // n_sets - 2, (mtu, len(pk))
         for p in pk[1:]:
-            assert len(p) <= mtu - 3 and p[12] == n_sets, (mtu, len(p), p[12])
+            assert len(p) <= mtu - 3 and p[12] == n_sets, (mtu, batch_ms, len(p), p[12])
         seqs = [unpack_from("<H", p, 4)[0] for p in pk]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
@@ -246,7 +247,7 @@ def test_stop_over_ble_stops_data():
 
 
 def test_disconnect_readvertises_and_resumes_cleanly():
-    a, radio, drv = boot()
+    a, radio, drv = boot(BATCH_MS=0)  # MTU-sized packets: the new MTU shows in their size
     connect(radio, drv)
     drv.run(100)
     first = data(radio)

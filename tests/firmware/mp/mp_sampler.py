@@ -14,11 +14,11 @@ GPIOS = machine.ADC1_GPIOS[:5]  # five ADC1 pads of the board's chip: a 5-channe
 FULL = 32835  # 99.5 % of 3.3 V in 100 uV units
 
 
-def make(rate_hz=500, start_us=0, n_buffers=8):
+def make(rate_hz=500, start_us=0, n_buffers=8, batch_ms=0):
     clock = rig.Clock(start_us)
     adcs = [machine.ADC(machine.Pin(g), atten=machine.ADC.ATTN_11DB) for g in GPIOS]
     s = Sampler(adcs, clock.ticks_us, time.ticks_diff, StepDetector(rate_hz), rate_hz=rate_hz,
-                full_scale_units=FULL, n_buffers=n_buffers)
+                full_scale_units=FULL, n_buffers=n_buffers, batch_ms=batch_ms)
     return s, clock
 
 
@@ -92,6 +92,34 @@ def test_batch_size_follows_mtu():
         for p in pkts:
             assert header(p)[7] == want
             assert len(p) <= mtu - 3, (mtu, len(p))
+
+
+def test_batch_closes_by_time():
+    # 20 ms: a packet every 10 sets at 500 Hz, 5 at 250 Hz, 1 at 25 Hz (a set is 40 ms); the
+    # MTU still caps it (MTU 64: 4 sets), and a packet is out as soon as its last set is taken
+    for rate, mtu, want in ((500, 247, 10), (250, 247, 5), (25, 247, 1), (1000, 247, 20),
+                            (500, 64, 4)):
+        s, clock = make(rate_hz=rate, batch_ms=20)
+        assert start(s, mtu) == want, (rate, mtu)
+        ready_after = []
+        for i in range(want * 6):
+            run(s, clock, 1, first=i)
+            if s.ready():
+                ready_after.append(i + 1)
+                p = drain(s)[0]
+                h = header(p)
+                assert h[7] == want and len(p) == 13 + 2 * 5 * want, (rate, h)
+                assert unpack_from("<H", p, 13)[0] == expect(i + 1 - want, 0)
+        assert ready_after == [want * k for k in range(1, 7)], (rate, ready_after)
+        assert s.overruns == 0
+    # a rate change applies the time limit anew; an MTU change keeps it as the cap
+    s, clock = make(batch_ms=20)
+    start(s, 247)
+    s.configure(100)
+    assert s.set_mtu(247) == 2
+    assert s.set_mtu(64) == 2
+    s.configure(1000)
+    assert s.set_mtu(64) == 4 and s.set_mtu(None) == 20
 
 
 def test_mtu_change_applies_at_packet_boundary():

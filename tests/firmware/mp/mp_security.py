@@ -105,6 +105,7 @@ def bonded_board():
     assert a.ble.trusted and not a.pairing.window_open(), "one bond closes the window"
     radio.central_disconnect()
     drv.run(3)
+    radio.take_notifications()  # what the owner got (DATA at 50 Hz is a packet a set): not a test's
     return a, radio, drv, port
 
 
