@@ -19,7 +19,6 @@ _BLINK_MS = const(100)
 _SRC_SERIAL = const(0)
 _SRC_BLE = const(1)
 _LOG_MAX_BYTES = const(4096)
-_RING_BUFFERS = const(16)  # DATA packet buffers of the sampler (16 x 243 bytes)
 
 # LiPo open-circuit voltage (mV) -> charge (%), piecewise linear.
 _LIPO_MV = (3300, 3600, 3700, 3750, 3800, 3900, 4000, 4100, 4200)
@@ -348,11 +347,10 @@ def build(board, cfg=None):
     full_uv = pins.SUPPLY_MV * 995
     if pins.ADC_FULL_SCALE_MV * 1000 < full_uv:
         full_uv = pins.ADC_FULL_SCALE_MV * 1000
-    # a packet at least every cfg.BATCH_MS; the ring keeps about as long a stretch for a congested
-    # BLE link as 8 MTU-sized packets did (16 x 20 ms = 320 ms, 3.9 kB; docs/latency.md)
+    # a packet at least every cfg.BATCH_MS (docs/latency.md)
     sampler = Sampler(board.sensor_adcs(), board.ticks_us, board.ticks_diff, steps,
                       rate_hz=settings.rate_hz, full_scale_units=full_uv // 100,
-                      n_buffers=_RING_BUFFERS, batch_ms=cfg.BATCH_MS)
+                      batch_ms=cfg.BATCH_MS)
     serial = None
     if cfg.SERIAL_STREAM:
         from seriallink import SerialLink

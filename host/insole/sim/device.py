@@ -1,7 +1,7 @@
 """The simulated insole device: samples the gait model the way the firmware does and packs it.
 
 Per foot: its own 32-bit microsecond clock (random start so that wraps happen, a drift of up to
-±50 ppm against true time), INFO first, DATA packets cut as the firmware cuts them (20 ms of
+±50 ppm against true time), INFO first, DATA packets cut as the firmware cuts them (40 ms of
 sets, or the MTU if fewer), STATUS once a second of device time, every packet framed for a serial link (``protocol.frame``). Faults
 (frame loss, corrupt bytes, device overruns, a disconnected sensor, noise, clock drift) are
 applied on demand; the ground truth always stays the model's.
@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 FIRMWARE = "sim-0.1.0"
 TRUTH_SCHEMA = "insole.truth/1"
 ATT_MTU = 247
-# The firmware's BATCH_MS (firmware/config.py): a DATA packet closes after 20 ms of sample sets
-# (10 at 500 Hz) or when it fills the MTU, if sooner (docs/latency.md)
-BATCH_MS = 20
+# The firmware's BATCH_MS (firmware/config.py): a DATA packet closes after 40 ms of sample sets
+# (20 at 500 Hz) or when it fills the MTU, if sooner (docs/latency.md)
+BATCH_MS = 40
 MAX_DURATION_S = 4 * 3600.0
 # The ESP32's ADC: 12 bits over 0 to its full scale at 11 dB attenuation (3.1 V for the default
 # board's chip in hardware/pinmap.json). read_uv calibrates the raw code; the simulator keeps the
@@ -103,11 +103,13 @@ def frame_many(packets: list[bytes]) -> list[bytes]:
     return [blob[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
-def batch_size(channels: int, rate_hz: int = 500, mtu: int = ATT_MTU, batch_ms: int = BATCH_MS) -> int:
+def batch_size(channels: int, rate_hz: int = 500, mtu: int = ATT_MTU, batch_ms: int | None = None) -> int:
     """Sample sets per DATA packet as the firmware cuts them (``firmware/sampler.py``): the most
     that fit one BLE notification (13 + 2·C·N ≤ MTU − 3), or ``batch_ms`` of sets if fewer
-    (``rate_hz · batch_ms / 1000``, at least 1; 0 ms: the MTU alone)."""
+    (``rate_hz · batch_ms / 1000``, at least 1; 0 ms: the MTU alone; default :data:`BATCH_MS`)."""
     n = min(protocol.MAX_SETS, (mtu - 3 - protocol.DATA_HEADER_BYTES) // (2 * channels))
+    if batch_ms is None:
+        batch_ms = BATCH_MS
     if batch_ms > 0:
         n = min(n, max(1, rate_hz * batch_ms // 1000))
     return n
@@ -371,7 +373,7 @@ def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: in
             (e.g. ``Scenario("mid", "...", GaitParams(strike="midfoot"))``).
         side: ``"left"`` or ``"right"``.
         duration_s: length of the capture (device clock), 0 < duration ≤ 4 h.
-        rate_hz: sample rate, 25–1000 Hz (a packet holds 20 ms of sets, at most the MTU's).
+        rate_hz: sample rate, 25–1000 Hz (a packet holds 40 ms of sets, at most the MTU's).
         seed: every random choice (steps, variability, clocks, noise, faults) follows from it;
             the two feet of one seed belong to the same run.
         body_mass_kg: overrides the scenario's runner.

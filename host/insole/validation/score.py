@@ -6,7 +6,8 @@ candidate, and candidates are taken in order of increasing |IC error|, each step
 once (greedy by error; with steps hundreds of milliseconds apart and a tolerance of tens this is
 the optimal assignment). Matched pairs are true positives, unmatched detections false positives,
 unmatched true steps false negatives. A detected step whose initial contact the analysis lost
-(``ic_s`` null: a dead heel sensor, docs/analysis.md) is matched the same way on its toe-off,
+(``ic_s`` null: a dead heel sensor, docs/analysis.md) or did not see (it fell into a gap of lost
+packets, and ``ic_s`` is an estimate) is matched the same way on its toe-off,
 to the true steps left unmatched (``matched_on_toe_off`` counts them); its strike counts as
 unclassified. Over the matched pairs it reports the median and 95th
 percentile of |IC error| (the pairs matched on IC only), |TO error| and |contact-time error| (ms) and the agreement of strike
@@ -32,7 +33,10 @@ import math
 
 import numpy as np
 
+from insole.analysis.metrics import LOST_STRIKE
 from insole.errors import InputFileError, malformed
+
+IC_IN_GAP = LOST_STRIKE[1]  # "initial contact fell into a gap"
 
 SCHEMA = "insole.score/1"
 DEFAULT_TOLERANCE_S = 0.020
@@ -82,16 +86,25 @@ def match_steps(detected_ic_s, true_ic_s, tolerance_s: float = DEFAULT_TOLERANCE
     return sorted(pairs, key=lambda p: p[1])
 
 
+def _ic_unseen(step: dict) -> bool:
+    """The analysis says the step's initial contact fell into a gap of missing samples: its
+    ``ic_s`` is an estimate (from the toe-off and the median contact time, bounded by the gap),
+    so the step is matched on its toe-off."""
+    return (step.get("lost") or {}).get("strike") == IC_IN_GAP
+
+
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple[float, float]) -> dict:
     lo, hi = span
-    det = [s for s in det_steps if _finite(s.get("ic_s")) and lo - tol <= s["ic_s"] <= hi + tol]
+    det = [s for s in det_steps if _finite(s.get("ic_s")) and not _ic_unseen(s)
+           and lo - tol <= s["ic_s"] <= hi + tol]
     pairs = match_steps([s["ic_s"] for s in det], [s["ic_s"] for s in true_steps], tol)
-    # steps whose contact was lost (ic_s null): matched on the toe-off, to the true steps left
-    no_ic = [s for s in det_steps if s.get("ic_s") is None and _finite(s.get("to_s"))
+    # steps whose contact was lost (ic_s null) or fell into a gap (ic_s an estimate): matched on
+    # the toe-off, to the true steps left
+    no_ic = [s for s in det_steps if (s.get("ic_s") is None or _ic_unseen(s)) and _finite(s.get("to_s"))
              and lo - tol <= s["to_s"] <= hi + tol]
     n_ic = len(det)
     if no_ic:
@@ -116,7 +129,7 @@ def _foot(det_steps: list[dict], true_steps: list[dict], tol: float, span: tuple
             e = (d["to_s"] - t["to_s"]) * 1e3
             to_err.append(abs(e))
             to_signed.append(e)
-        dc = d.get("contact_ms")
+        dc = d.get("contact_ms") if i < n_ic else None  # matched on the toe-off: no contact seen
         if not _finite(dc) and _finite(d.get("to_s")) and i < n_ic:
             dc = (d["to_s"] - d["ic_s"]) * 1e3
         tc = t.get("contact_ms")

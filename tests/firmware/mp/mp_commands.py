@@ -237,7 +237,7 @@ def test_watchdog_fed_only_while_sampling():
 
 def test_exception_in_sampling_is_logged_and_stream_restarted():
     a, port, drv = fresh()
-    drv.run(105)  # half a 10-set packet filled
+    drv.run(105)  # a quarter of a 20-set packet filled
 
     class Broken:
         def read_uv(self):

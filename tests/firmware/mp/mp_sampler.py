@@ -95,11 +95,12 @@ def test_batch_size_follows_mtu():
 
 
 def test_batch_closes_by_time():
-    # 20 ms: a packet every 10 sets at 500 Hz, 5 at 250 Hz, 1 at 25 Hz (a set is 40 ms); the
-    # MTU still caps it (MTU 64: 4 sets), and a packet is out as soon as its last set is taken
-    for rate, mtu, want in ((500, 247, 10), (250, 247, 5), (25, 247, 1), (1000, 247, 20),
-                            (500, 64, 4)):
-        s, clock = make(rate_hz=rate, batch_ms=20)
+    # 40 ms (firmware config.BATCH_MS): a packet every 20 sets at 500 Hz, 10 at 250 Hz, 1 at
+    # 25 Hz (a set is 40 ms); the MTU still caps it (MTU 247 at 1000 Hz: 23 sets, MTU 64: 4),
+    # and a packet is out as soon as its last set is taken; 20 ms: 10 sets at 500 Hz
+    for rate, mtu, ms, want in ((500, 247, 40, 20), (250, 247, 40, 10), (25, 247, 40, 1),
+                                (1000, 247, 40, 23), (500, 64, 40, 4), (500, 247, 20, 10)):
+        s, clock = make(rate_hz=rate, batch_ms=ms)
         assert start(s, mtu) == want, (rate, mtu)
         ready_after = []
         for i in range(want * 6):
@@ -113,13 +114,13 @@ def test_batch_closes_by_time():
         assert ready_after == [want * k for k in range(1, 7)], (rate, ready_after)
         assert s.overruns == 0
     # a rate change applies the time limit anew; an MTU change keeps it as the cap
-    s, clock = make(batch_ms=20)
+    s, clock = make(batch_ms=40)
     start(s, 247)
     s.configure(100)
-    assert s.set_mtu(247) == 2
-    assert s.set_mtu(64) == 2
+    assert s.set_mtu(247) == 4
+    assert s.set_mtu(64) == 4
     s.configure(1000)
-    assert s.set_mtu(64) == 4 and s.set_mtu(None) == 20
+    assert s.set_mtu(64) == 4 and s.set_mtu(None) == 23
 
 
 def test_mtu_change_applies_at_packet_boundary():
