@@ -9,7 +9,8 @@ Every ``--every-min`` simulated minutes it samples its own RSS and PSS (``/proc/
 smaps_rollup``), the bytes of the two step tables (which grow with the run by design, about
 250 bytes a step) and the bytes and items everything else the pipeline keeps holds
 (:func:`retained`). It prints the series and the slopes after the warm-up in MB per simulated
-hour: of RSS, of the step tables, and of everything else.
+hour: of RSS, of the step tables' memory (0 since the recorder appends them to files in the
+session, ``source<i>.steps/``), and of everything else.
 
     python bench/live_memory.py [--hours 4] [--every-min 10] [--warmup-min 30]
 
@@ -84,12 +85,15 @@ def pipeline_state(workers) -> dict:
         if p.core is not None:
             t = p.core.table
             steps += len(t)
-            table_b += sum(a.nbytes for a in t.cols.values())
+            table_b += t.ram_bytes  # 0 for the recorder's StepFile (on disk)
         b, n = retained(p)
         other_b += b
         other_items += n
-        # the worker's own rings (latency, arrivals) are bounded deques: counted as items
-        other_items += len(w.latency_s) + len(w._arrivals)
+        # the worker's own rings: the latency ring (a fixed array) and the chunk arrivals (a
+        # bounded deque)
+        b, n = retained(w.latency_s)
+        other_b += b
+        other_items += n + len(w._arrivals)
     return {"rows": rows, "steps": steps, "table_mb": table_b / 1e6, "other_mb": other_b / 1e6,
             "other_items": other_items}
 
@@ -178,6 +182,7 @@ def run(hours: float, every_min: float, warmup_min: float, seed: int = 3, echo=p
            "pss_slope_mb_per_h": slope_mb_per_h(xs, [r["pss_mb"] for r in after]),
            "table_slope_mb_per_h": slope_mb_per_h(xs, [r["table_mb"] for r in after]),
            "other_slope_mb_per_h": slope_mb_per_h(xs, [r["other_mb"] for r in after]),
+           "items_slope_per_h": slope_mb_per_h(xs, [r["other_items"] for r in after]),
            "rss_after_warmup_mb": (min(r["rss_mb"] for r in after), max(r["rss_mb"] for r in after))
            if after else None}
     return res
@@ -197,8 +202,9 @@ def main(argv=None) -> int:
     lo, hi = r["rss_after_warmup_mb"] or (float("nan"), float("nan"))
     print(f"after {a.warmup_min:g} min of warm-up: RSS {lo:.0f}-{hi:.0f} MB; slopes in MB per "
           f"simulated hour: RSS {r['rss_slope_mb_per_h']:+.2f}, PSS {r['pss_slope_mb_per_h']:+.2f}, "
-          f"step tables {r['table_slope_mb_per_h']:+.2f} (by design, ~250 B a step), "
-          f"everything else the pipeline keeps {r['other_slope_mb_per_h']:+.3f}")
+          f"step tables in memory {r['table_slope_mb_per_h']:+.2f} (on disk: ~250 B a step), "
+          f"everything else the pipeline keeps {r['other_slope_mb_per_h']:+.3f}, its items "
+          f"{r['items_slope_per_h']:+.0f}")
     return 0
 
 
