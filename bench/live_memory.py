@@ -12,7 +12,11 @@ smaps_rollup``), the bytes of the two step tables (which grow with the run by de
 hour: of RSS, of the step tables' memory (0 since the recorder appends them to files in the
 session, ``source<i>.steps/``), and of everything else.
 
-    python bench/live_memory.py [--hours 4] [--every-min 10] [--warmup-min 30]
+    python bench/live_memory.py [--hours 4] [--every-min 10] [--warmup-min 30] [--json PATH]
+
+``--json`` writes the result (series, slopes, the machine's load); ``make bench`` puts the last
+one, ``bench/live_memory.json``, into BENCHMARKS.md (:func:`markdown`): the run is too long
+(10-40 minutes for 4 hours) for every ``make bench``.
 
 The simulator's memory (its whole run is made up front) lives in the child and is not counted.
 ``tests/test_live_memory.py`` is the fast version (minutes, asserting the retained structures).
@@ -24,7 +28,9 @@ import argparse
 import collections
 import dataclasses
 import gc
+import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import threading
@@ -193,7 +199,9 @@ def main(argv=None) -> int:
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--every-min", type=float, default=10.0)
     ap.add_argument("--warmup-min", type=float, default=30.0)
+    ap.add_argument("--json", type=Path, help="write the result here (make bench reads it)")
     a = ap.parse_args(argv)
+    load0 = os.getloadavg()
     print(f"live memory: {a.hours:g} h two-foot run through pty + recorder + streaming core + "
           f"live feed, as fast as it goes; a sample every {a.every_min:g} simulated min", flush=True)
     r = run(a.hours, a.every_min, a.warmup_min)
@@ -205,7 +213,41 @@ def main(argv=None) -> int:
           f"step tables in memory {r['table_slope_mb_per_h']:+.2f} (on disk: ~250 B a step), "
           f"everything else the pipeline keeps {r['other_slope_mb_per_h']:+.3f}, its items "
           f"{r['items_slope_per_h']:+.0f}")
+    if a.json:
+        r.update(warmup_min=a.warmup_min, every_min=a.every_min, date=time.strftime("%Y-%m-%d"),
+                 load_start=[round(x, 1) for x in load0],
+                 load_end=[round(x, 1) for x in os.getloadavg()])
+        a.json.write_text(json.dumps(r, indent=1) + "\n")
     return 0
+
+
+def markdown(r: dict) -> list[str]:
+    """BENCHMARKS.md's section for a :func:`run` result written with ``--json``."""
+    steps = r["series"][-1]["steps"] if r["series"] else 0
+    lines = ["## Live memory (`insole record` for hours)", "",
+             f"`python bench/live_memory.py --hours {r['hours']:g} --json bench/live_memory.json` "
+             f"({r['date']}): a {r['hours']:g}-hour two-foot `easy-run` from the simulator (its own "
+             "process, not counted) written to two ptys as fast as they are read, recorded by an "
+             "in-process Recorder with the streaming core and the live feed, as `insole record` runs "
+             f"them; {r['hours'] * 3600 / r['wall_s']:.0f}x real time, {steps} steps, load average "
+             f"{r['load_start'][0]} at the start and {r['load_end'][0]} at the end (one run: it "
+             f"takes {r['wall_s'] / 60:.0f} minutes). Slopes after {r['warmup_min']:g} minutes of "
+             "warm-up, per simulated hour (aim: flat):", "",
+             "| what | slope | what it is |", "|---|---|---|",
+             f"| RSS | {r['rss_slope_mb_per_h']:+.2f} MB/h | resident memory of the recording process "
+             f"({r['rss_after_warmup_mb'][0]:.0f}-{r['rss_after_warmup_mb'][1]:.0f} MB after the warm-up) |",
+             f"| PSS | {r['pss_slope_mb_per_h']:+.2f} MB/h | its proportional set size |",
+             f"| step tables in memory | {r['table_slope_mb_per_h']:+.2f} MB/h | every step is appended "
+             "to `source<i>.steps/` in the session (about 250 bytes a step on disk) |",
+             f"| everything else kept, arrays | {r['other_slope_mb_per_h']:+.3f} MB/h | the numpy "
+             "arrays the pipeline holds (the clock sync's one minimum per 0.5 s: 16 bytes each) |",
+             f"| everything else kept, items | {r['items_slope_per_h']:+.0f} /h | Python container "
+             "items the pipeline holds |", "",
+             "| simulated min | " + " | ".join(f"{x['sim_min']:.0f}" for x in r["series"]) + " |",
+             "|---|" + "---|" * len(r["series"]),
+             "| RSS MB | " + " | ".join(f"{x['rss_mb']:.1f}" for x in r["series"]) + " |",
+             "| items | " + " | ".join(str(x["other_items"]) for x in r["series"]) + " |", ""]
+    return lines
 
 
 if __name__ == "__main__":

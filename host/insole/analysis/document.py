@@ -457,7 +457,8 @@ class _FlagSteps:
         self.stride_ms = np.round(np.diff(ic_s) * 1e3, 2)
         del to_s
         self.valr_bw = np.round(t["valr_n_per_s"] / bw_n, 3)
-        self.strike = np.array(STRIKES, dtype=object)[t["strike"]] if self.k else np.zeros(0, object)
+        # as str directly (FootSteps makes objects, then str: the same array, a third of the time)
+        self.strike = np.array(STRIKES)[t["strike"]] if self.k else np.zeros(0, str)
         self.valr_method = t["valr_method"]
         zi = {z: i for i, z in enumerate(self.zones)}
         self.has_met = any(z in zi for z in P.METATARSAL_ZONES)
@@ -466,7 +467,7 @@ class _FlagSteps:
 
     def flag_input(self) -> FlagInput:
         """As :meth:`FootSteps.flag_input`."""
-        strike = self.strike.astype(str) if self.k else np.zeros(0, str)
+        strike = self.strike
         methods = np.array(VALR_METHODS, dtype=object)[self.valr_method] if self.k \
             else np.zeros(0, object)
         return FlagInput(self.ic_s, self.valr_bw, strike, self.met_share, self.arch, methods)
