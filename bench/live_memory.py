@@ -136,7 +136,9 @@ def slope_mb_per_h(xs_h, ys_mb) -> float:
 
 def run(hours: float, every_min: float, warmup_min: float, seed: int = 3, echo=print) -> dict:
     from insole.analysis.document import LiveFeed
-    from insole.io.recorder import Recorder
+    from insole.io.recorder import Recorder, return_freed_memory_promptly
+
+    return_freed_memory_promptly()  # as insole record does
 
     events = collections.Counter()
     with tempfile.TemporaryDirectory(prefix="insole-live-memory-") as tmp:

@@ -16,6 +16,7 @@ stops the analysis of that source (reported as ``analysis_fault``), never the re
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import json
 import logging
@@ -191,6 +192,32 @@ class SourceWorker(threading.Thread):
         p = self.pipeline
         if p is not None and p.core is not None:
             p.core.table.close()
+
+
+# glibc's mallopt parameter: blocks of at least this many bytes get mappings of their own
+_M_MMAP_THRESHOLD = -3
+RETURN_FREED_MIN_BYTES = 64 << 10
+
+
+def return_freed_memory_promptly(min_bytes: int = RETURN_FREED_MIN_BYTES) -> bool:
+    """For a long recording: have the C allocator give each block of ``min_bytes`` or more its
+    own mapping, which goes back to the system when the block is freed.
+
+    The live feed's flag evaluation makes temporary arrays that grow with the run (a few
+    columns of every step, read from the step table and dropped after the evaluation:
+    docs/analysis.md, Streaming, Memory). glibc serves a block from the heap once a block of
+    that size has been freed (it raises its mapping threshold as large blocks are freed, up to
+    32 MB), and a reader thread's heap keeps the high-water mark of those arrays in resident
+    memory, about 2 MB an hour of recording (docs/validation.md). Setting the threshold
+    (``mallopt(M_MMAP_THRESHOLD)``) fixes it. Process-wide, so it is the command's choice
+    (``insole record``), not the library's; a no-op returning False where the C library has
+    no ``mallopt`` (macOS, Windows, musl)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(min_bytes)))
 
 
 class LatencyRing:
