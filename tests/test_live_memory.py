@@ -71,11 +71,12 @@ def test_twelve_minutes_keep_bounded_state(tmp_path):
     assert max(s["arrivals"] for s in warm) <= 512
     assert (last["other_items"] - last["arrivals"]) - (first["other_items"] - first["arrivals"]) < 50, \
         (first, last)
-    # ... nor the arrays, but for the clock sync's one minimum per 0.5 s of device time (16 B,
-    # capacity doubling; docs/validation.md), counted apart
+    # ... nor the arrays (they vary by the undecided rows in flight, and fall a little), but for
+    # the clock sync's one minimum per 0.5 s of device time (16 B, capacity doubling;
+    # docs/validation.md), counted apart
     def arrays_b(s):
         return s["other_mb"] * 1e6 - s["sync_b"]
-    assert abs(arrays_b(last) - arrays_b(first)) < 20_000, (first, last)
+    assert max(arrays_b(s) for s in warm) - arrays_b(first) < 20_000, warm
     assert last["sync_b"] <= 2 * 16 * (last["min"] * 60 / 0.5 + 64)
     live_b, live_items = last["live"]
     assert live_b < 10_000 and live_items < 100, last["live"]
