@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,13 +140,18 @@ class StepTable:
 class StepFile:
     """The step table appended to files as it grows: one raw little-endian file per column in
     ``directory`` (``<column>.col``) and ``columns.json`` naming each column's dtype and row
-    shape. Nothing of it stays in memory: every :meth:`append` is written at once (one
-    ``write`` per column, unbuffered, so a reader, another process or a crash sees whole
-    steps: the row count is the shortest column's); a column is read back when asked for.
-    ``insole record`` keeps its feet's tables this way in the session directory, so a long
-    recording's memory does not grow with its steps (docs/analysis.md, Streaming)."""
+    shape. What it holds in memory is fixed: the steps not yet written, in a buffer of
+    :data:`FLUSH_ROWS` rows (about 64 kB), written out when it is full, :data:`FLUSH_S` after the
+    last write, and at :meth:`close` (one ``write`` per column: a crash loses at most those
+    steps, which the session's ``.rec`` files still hold; a reader of the files sees whole
+    steps, the row count being the shortest column's). A column is read back from the files
+    and the buffer when asked for. ``insole record`` keeps its feet's tables this way in the
+    session directory, so a long recording's memory does not grow with its steps
+    (docs/analysis.md, Streaming)."""
 
     MANIFEST = "columns.json"
+    FLUSH_ROWS = 256
+    FLUSH_S = 5.0
 
     def __init__(self, channels: int, directory) -> None:
         self.dir = Path(directory)
@@ -159,12 +165,17 @@ class StepFile:
         (self.dir / self.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         self._fds: dict[str, int] = {}
         for name in self._spec:
-            path = self.dir / f"{name}.col"
-            self._fds[name] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-                                      | getattr(os, "O_BINARY", 0), 0o644)
-        self.n = 0
-        # the last append's rows, kept until the next (the live feed reads them at once)
-        self._last: tuple[int, dict[str, np.ndarray]] = (0, {})
+            self._fds[name] = os.open(self.dir / f"{name}.col", os.O_RDWR | os.O_CREAT | os.O_TRUNC
+                                      | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
+        self._buf = {name: np.zeros((self.FLUSH_ROWS, *shape), dtype)
+                     for name, (shape, dtype) in self._spec.items()}
+        self._buf_n = 0  # rows in the buffer
+        self._file_n = 0  # rows in the files
+        self._flushed_at = time.monotonic()
+
+    @property
+    def n(self) -> int:
+        return self._file_n + self._buf_n
 
     def append(self, new: dict[str, np.ndarray]) -> None:
         k = len(new["ic_idx"])
@@ -172,30 +183,51 @@ class StepFile:
             return
         if not self._fds:
             raise ValueError(f"{self.dir}: the step table is closed")
-        last = {}
-        for name, (shape, dtype) in self._spec.items():
-            data = np.ascontiguousarray(np.broadcast_to(np.asarray(new[name], dtype), (k, *shape)))
-            os.write(self._fds[name], data.tobytes())
-            last[name] = data
-        self._last = (self.n, last)
-        self.n += k
+        if self._buf_n + k > self.FLUSH_ROWS:
+            self.flush()
+        if k > self.FLUSH_ROWS:
+            for name, (shape, dtype) in self._spec.items():
+                data = np.ascontiguousarray(np.broadcast_to(np.asarray(new[name], dtype), (k, *shape)))
+                os.write(self._fds[name], data.tobytes())
+            self._file_n += k
+            return
+        for name, buf in self._buf.items():
+            buf[self._buf_n:self._buf_n + k] = new[name]
+        self._buf_n += k
+        if self._buf_n == self.FLUSH_ROWS or time.monotonic() - self._flushed_at >= self.FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered steps to the files."""
+        if self._buf_n and self._fds:
+            for name, buf in self._buf.items():
+                os.write(self._fds[name], buf[:self._buf_n].tobytes())
+            self._file_n += self._buf_n
+            self._buf_n = 0
+        self._flushed_at = time.monotonic()
 
     def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Steps ``start..stop-1`` of one column, read from its file (a new array)."""
+        """Steps ``start..stop-1`` of one column, read from its file and the buffer (a new
+        array)."""
         shape, dtype = self._spec[name]
         stop = self.n if stop is None else min(stop, self.n)
         start = min(max(start, 0), stop)
-        k = stop - start
-        first, last = self._last
-        if last and start >= first:
-            return last[name][start - first:stop - first].copy()
-        out = np.empty((k, *shape), dtype)
-        if k:
-            with open(self.dir / f"{name}.col", "rb", buffering=0) as f:
-                f.seek(start * self._row_bytes[name])
-                got = f.readinto(memoryview(out).cast("B"))
-            if got != out.nbytes:
-                raise OSError(f"{self.dir / name}.col: {got} of {out.nbytes} bytes")
+        out = np.empty((stop - start, *shape), dtype)
+        from_file = max(0, min(stop, self._file_n) - start)
+        if from_file:
+            view = memoryview(out[:from_file]).cast("B")
+            offset = start * self._row_bytes[name]
+            if self._fds and hasattr(os, "preadv"):
+                got = os.preadv(self._fds[name], [view], offset)
+            else:
+                with open(self.dir / f"{name}.col", "rb", buffering=0) as f:
+                    f.seek(offset)
+                    got = f.readinto(view)
+            if got != view.nbytes:
+                raise OSError(f"{self.dir / name}.col: {got} of {view.nbytes} bytes")
+        if stop > self._file_n:
+            a = max(start, self._file_n) - self._file_n
+            out[from_file:] = self._buf[name][a:stop - self._file_n]
         return out
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -203,10 +235,15 @@ class StepFile:
 
     @property
     def ram_bytes(self) -> int:
-        return 0
+        """The buffer's bytes (fixed)."""
+        return sum(b.nbytes for b in self._buf.values())
 
     def close(self) -> None:
-        """Close the column files (the table stays readable: :func:`read_step_file`)."""
+        """Write what is buffered and close the column files (the table stays readable:
+        :func:`read_step_file`)."""
+        if not self._fds:
+            return
+        self.flush()
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             os.close(fd)
