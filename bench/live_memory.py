@@ -231,7 +231,8 @@ def markdown(r: dict) -> list[str]:
              f"({r['date']}): a {r['hours']:g}-hour two-foot `easy-run` from the simulator (its own "
              "process, not counted) written to two ptys as fast as they are read, recorded by an "
              "in-process Recorder with the streaming core and the live feed, as `insole record` runs "
-             f"them; {r['hours'] * 3600 / r['wall_s']:.0f}x real time, {steps} steps, load average "
+             f"them; {r['hours'] * 3600 / r['wall_s']:.0f}x real time, {r['events'].get('step', steps)} step "
+             f"events, load average "
              f"{r['load_start'][0]} at the start and {r['load_end'][0]} at the end (one run: it "
              f"takes {r['wall_s'] / 60:.0f} minutes). Slopes after {r['warmup_min']:g} minutes of "
              "warm-up, per simulated hour (aim: flat):", "",
@@ -245,6 +246,9 @@ def markdown(r: dict) -> list[str]:
              "arrays the pipeline holds (the clock sync's one minimum per 0.5 s: 16 bytes each) |",
              f"| everything else kept, items | {r['items_slope_per_h']:+.0f} /h | Python container "
              "items the pipeline holds |", "",
+             "RSS is sampled from the main thread while the reader threads run: it includes the "
+             "temporary arrays of a flag evaluation in progress (a few columns of every step so "
+             "far), which is what the RSS slope left is (docs/validation.md).", "",
              "| simulated min | " + " | ".join(f"{x['sim_min']:.0f}" for x in r["series"]) + " |",
              "|---|" + "---|" * len(r["series"]),
              "| RSS MB | " + " | ".join(f"{x['rss_mb']:.1f}" for x in r["series"]) + " |",
