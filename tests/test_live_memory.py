@@ -71,12 +71,14 @@ def test_twelve_minutes_keep_bounded_state(tmp_path):
     assert max(s["arrivals"] for s in warm) <= 512
     assert (last["other_items"] - last["arrivals"]) - (first["other_items"] - first["arrivals"]) < 50, \
         (first, last)
-    # ... nor the arrays (they vary by the undecided rows in flight, and fall a little), but for
+    # ... nor the arrays, but for
     # the clock sync's one minimum per 0.5 s of device time (16 B, capacity doubling;
     # docs/validation.md), counted apart
     def arrays_b(s):
         return s["other_mb"] * 1e6 - s["sync_b"]
-    assert max(arrays_b(s) for s in warm) - arrays_b(first) < 20_000, warm
+    # the undecided rows and the chunk in flight make them vary by up to about 40 kB; a per-step
+    # array of 100 bytes would add 70 kB over these 700 steps
+    assert max(arrays_b(s) for s in warm) - arrays_b(first) < 64_000, warm
     assert last["sync_b"] <= 2 * 16 * (last["min"] * 60 / 0.5 + 64)
     # closed, the files hold every step the live feed printed
     assert len(read_step_file(tmp_path / "s" / "source0.steps")["ic_idx"]) == events.count("step")
