@@ -9,9 +9,14 @@ Every ``--every-min`` simulated minutes it samples its own RSS and PSS (``/proc/
 smaps_rollup``), the bytes of the two step tables (which grow with the run by design, about
 250 bytes a step) and the bytes and items everything else the pipeline keeps holds
 (:func:`retained`). It prints the series and the slopes after the warm-up in MB per simulated
-hour: of RSS, of the step tables, and of everything else.
+hour: of RSS, of the step tables' memory (0 since the recorder appends them to files in the
+session, ``source<i>.steps/``), and of everything else.
 
-    python bench/live_memory.py [--hours 4] [--every-min 10] [--warmup-min 30]
+    python bench/live_memory.py [--hours 4] [--every-min 10] [--warmup-min 30] [--json PATH]
+
+``--json`` writes the result (series, slopes, the machine's load); ``make bench`` puts the last
+one, ``bench/live_memory.json``, into BENCHMARKS.md (:func:`markdown`): the run is too long
+(10-40 minutes for 4 hours) for every ``make bench``.
 
 The simulator's memory (its whole run is made up front) lives in the child and is not counted.
 ``tests/test_live_memory.py`` is the fast version (minutes, asserting the retained structures).
@@ -23,7 +28,9 @@ import argparse
 import collections
 import dataclasses
 import gc
+import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import threading
@@ -84,12 +91,15 @@ def pipeline_state(workers) -> dict:
         if p.core is not None:
             t = p.core.table
             steps += len(t)
-            table_b += sum(a.nbytes for a in t.cols.values())
+            table_b += t.ram_bytes  # 0 for the recorder's StepFile (on disk)
         b, n = retained(p)
         other_b += b
         other_items += n
-        # the worker's own rings (latency, arrivals) are bounded deques: counted as items
-        other_items += len(w.latency_s) + len(w._arrivals)
+        # the worker's own rings: the latency ring (a fixed array) and the chunk arrivals (a
+        # bounded deque)
+        b, n = retained(w.latency_s)
+        other_b += b
+        other_items += n + len(w._arrivals)
     return {"rows": rows, "steps": steps, "table_mb": table_b / 1e6, "other_mb": other_b / 1e6,
             "other_items": other_items}
 
@@ -126,7 +136,9 @@ def slope_mb_per_h(xs_h, ys_mb) -> float:
 
 def run(hours: float, every_min: float, warmup_min: float, seed: int = 3, echo=print) -> dict:
     from insole.analysis.document import LiveFeed
-    from insole.io.recorder import Recorder
+    from insole.io.recorder import Recorder, return_freed_memory_promptly
+
+    return_freed_memory_promptly()  # as insole record does
 
     events = collections.Counter()
     with tempfile.TemporaryDirectory(prefix="insole-live-memory-") as tmp:
@@ -178,6 +190,7 @@ def run(hours: float, every_min: float, warmup_min: float, seed: int = 3, echo=p
            "pss_slope_mb_per_h": slope_mb_per_h(xs, [r["pss_mb"] for r in after]),
            "table_slope_mb_per_h": slope_mb_per_h(xs, [r["table_mb"] for r in after]),
            "other_slope_mb_per_h": slope_mb_per_h(xs, [r["other_mb"] for r in after]),
+           "items_slope_per_h": slope_mb_per_h(xs, [r["other_items"] for r in after]),
            "rss_after_warmup_mb": (min(r["rss_mb"] for r in after), max(r["rss_mb"] for r in after))
            if after else None}
     return res
@@ -188,7 +201,9 @@ def main(argv=None) -> int:
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--every-min", type=float, default=10.0)
     ap.add_argument("--warmup-min", type=float, default=30.0)
+    ap.add_argument("--json", type=Path, help="write the result here (make bench reads it)")
     a = ap.parse_args(argv)
+    load0 = os.getloadavg()
     print(f"live memory: {a.hours:g} h two-foot run through pty + recorder + streaming core + "
           f"live feed, as fast as it goes; a sample every {a.every_min:g} simulated min", flush=True)
     r = run(a.hours, a.every_min, a.warmup_min)
@@ -197,9 +212,48 @@ def main(argv=None) -> int:
     lo, hi = r["rss_after_warmup_mb"] or (float("nan"), float("nan"))
     print(f"after {a.warmup_min:g} min of warm-up: RSS {lo:.0f}-{hi:.0f} MB; slopes in MB per "
           f"simulated hour: RSS {r['rss_slope_mb_per_h']:+.2f}, PSS {r['pss_slope_mb_per_h']:+.2f}, "
-          f"step tables {r['table_slope_mb_per_h']:+.2f} (by design, ~250 B a step), "
-          f"everything else the pipeline keeps {r['other_slope_mb_per_h']:+.3f}")
+          f"step tables in memory {r['table_slope_mb_per_h']:+.2f} (on disk: ~250 B a step), "
+          f"everything else the pipeline keeps {r['other_slope_mb_per_h']:+.3f}, its items "
+          f"{r['items_slope_per_h']:+.0f}")
+    if a.json:
+        r.update(warmup_min=a.warmup_min, every_min=a.every_min, date=time.strftime("%Y-%m-%d"),
+                 load_start=[round(x, 1) for x in load0],
+                 load_end=[round(x, 1) for x in os.getloadavg()])
+        a.json.write_text(json.dumps(r, indent=1) + "\n")
     return 0
+
+
+def markdown(r: dict) -> list[str]:
+    """BENCHMARKS.md's section for a :func:`run` result written with ``--json``."""
+    steps = r["series"][-1]["steps"] if r["series"] else 0
+    lines = ["## Live memory (`insole record` for hours)", "",
+             f"`python bench/live_memory.py --hours {r['hours']:g} --json bench/live_memory.json` "
+             f"({r['date']}): a {r['hours']:g}-hour two-foot `easy-run` from the simulator (its own "
+             "process, not counted) written to two ptys as fast as they are read, recorded by an "
+             "in-process Recorder with the streaming core and the live feed, as `insole record` runs "
+             f"them; {r['hours'] * 3600 / r['wall_s']:.0f}x real time, {r['events'].get('step', steps)} step "
+             f"events, load average "
+             f"{r['load_start'][0]} at the start and {r['load_end'][0]} at the end (one run: it "
+             f"takes {r['wall_s'] / 60:.0f} minutes). Slopes after {r['warmup_min']:g} minutes of "
+             "warm-up, per simulated hour (aim: flat):", "",
+             "| what | slope | what it is |", "|---|---|---|",
+             f"| RSS | {r['rss_slope_mb_per_h']:+.2f} MB/h | resident memory of the recording process "
+             f"({r['rss_after_warmup_mb'][0]:.0f}-{r['rss_after_warmup_mb'][1]:.0f} MB after the warm-up) |",
+             f"| PSS | {r['pss_slope_mb_per_h']:+.2f} MB/h | its proportional set size |",
+             f"| step tables in memory | {r['table_slope_mb_per_h']:+.2f} MB/h | every step is appended "
+             "to `source<i>.steps/` in the session (about 250 bytes a step on disk) |",
+             f"| everything else kept, arrays | {r['other_slope_mb_per_h']:+.3f} MB/h | the numpy "
+             "arrays the pipeline holds (the clock sync's one minimum per 0.5 s: 16 bytes each) |",
+             f"| everything else kept, items | {r['items_slope_per_h']:+.0f} /h | Python container "
+             "items the pipeline holds |", "",
+             "RSS is sampled from the main thread while the reader threads run: it includes the "
+             "temporary arrays of a flag evaluation in progress (a few columns of every step so "
+             "far), which is what the RSS slope left is (docs/validation.md).", "",
+             "| simulated min | " + " | ".join(f"{x['sim_min']:.0f}" for x in r["series"]) + " |",
+             "|---|" + "---|" * len(r["series"]),
+             "| RSS MB | " + " | ".join(f"{x['rss_mb']:.1f}" for x in r["series"]) + " |",
+             "| items | " + " | ".join(str(x["other_items"]) for x in r["series"]) + " |", ""]
+    return lines
 
 
 if __name__ == "__main__":

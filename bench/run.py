@@ -24,6 +24,7 @@ Every figure is the median of RUNS runs (the machine is shared; see BENCHMARKS.m
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -193,6 +194,19 @@ def machine() -> str:
             f"start {load} (the machine is shared with other jobs)")
 
 
+def _live_memory_lines() -> list[str]:
+    """The live pipeline's memory over hours, from the last ``bench/live_memory.py --json
+    bench/live_memory.json`` (10-40 minutes for 4 hours: not run by every make bench)."""
+    path = ROOT / "bench" / "live_memory.json"
+    if not path.exists():
+        return ["## Live memory (`insole record` for hours)", "",
+                "Not measured here: `python bench/live_memory.py --hours 4 --json bench/live_memory.json`.", ""]
+    spec = importlib.util.spec_from_file_location("live_memory", ROOT / "bench" / "live_memory.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.markdown(json.loads(path.read_text()))
+
+
 def main() -> int:
     BUILD.mkdir(parents=True, exist_ok=True)
     lines = ["# Benchmarks", "", f"Written by `make bench` (bench/run.py) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -315,6 +329,7 @@ def main() -> int:
               "the 20 ms initial-contact tolerance and at 100 ms; a step whose initial contact the "
               "analysis lost (a dead heel sensor) is matched on its toe-off (docs/validation.md).", "",
               *[x for x in out if x.startswith("|")], ""]
+    lines += _live_memory_lines()
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {ROOT / 'BENCHMARKS.md'}", flush=True)
     for script in (ROOT / "bench" / "accuracy.py", ROOT / "bench" / "ble_clock.py",

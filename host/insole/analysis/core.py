@@ -22,8 +22,12 @@ How it stays incremental (docs/analysis.md, Streaming):
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -74,21 +78,32 @@ class AnalysisConfig:
     body_weight_n: float | None = None
 
 
+# the step table's columns: name -> (shape of one row's value, dtype); about 250 bytes a step
+# with five zones
+def _step_columns(channels: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    f8, i1 = np.dtype("<f8"), np.dtype("i1")
+    shapes = {"ic_idx": (), "to_idx": (), "complete": (), "peak_n": (), "impact_n": (),
+              "valr_n_per_s": (), "valr_method": (), "transient": (), "strike": (),
+              "first_zones": (), "lost_event": (), "lost_strike": (), "lost_valr": (),
+              "shares": (channels,), "impulse_n_s": (channels,), "met_share": (), "ml_balance": (),
+              "strike_index": (), "cop_length_frac": (3,), "cop_width_frac": (3,)}
+    dtypes = {"complete": np.dtype("?"), "valr_method": i1, "strike": i1, "first_zones": np.dtype("<i8"),
+              "transient": i1, "lost_event": i1, "lost_strike": i1, "lost_valr": i1}
+    return {name: (shape, dtypes.get(name, f8)) for name, shape in shapes.items()}
+
+
 class StepTable:
-    """Per-step results of one foot as growing numpy columns (about 250 bytes a step)."""
+    """Per-step results of one foot as growing numpy columns in RAM (about 250 bytes a step).
+
+    The storage of the core's step table; :class:`StepFile` is the same on disk. Both take
+    :meth:`append` (a dict of the new steps' columns) and give a column (``table[name]``, every
+    step), a slice of one (:meth:`column`) and ``len``."""
 
     def __init__(self, channels: int) -> None:
         self.n = 0
         self._cap = 0
         self.cols: dict[str, np.ndarray] = {}
-        self._shapes = {"ic_idx": (), "to_idx": (), "complete": (), "peak_n": (), "impact_n": (),
-                        "valr_n_per_s": (), "valr_method": (), "transient": (), "strike": (),
-                        "first_zones": (), "lost_event": (), "lost_strike": (), "lost_valr": (),
-                        "shares": (channels,), "impulse_n_s": (channels,), "met_share": (), "ml_balance": (),
-                        "strike_index": (), "cop_length_frac": (3,), "cop_width_frac": (3,)}
-        self._dtypes = {"complete": bool, "valr_method": np.int8, "strike": np.int8,
-                        "first_zones": np.int64, "transient": np.int8, "lost_event": np.int8,
-                        "lost_strike": np.int8, "lost_valr": np.int8}
+        self._spec = _step_columns(channels)
 
     def append(self, new: dict[str, np.ndarray]) -> None:
         k = len(new["ic_idx"])
@@ -96,23 +111,166 @@ class StepTable:
             return
         if self.n + k > self._cap:
             cap = max(256, 2 * (self.n + k))
-            for name, shape in self._shapes.items():
-                arr = np.zeros((cap, *shape), self._dtypes.get(name, float))
+            for name, (shape, dtype) in self._spec.items():
+                arr = np.zeros((cap, *shape), dtype)
                 if name in self.cols:
                     arr[:self.n] = self.cols[name][:self.n]
                 self.cols[name] = arr
             self._cap = cap
-        for name in self._shapes:
+        for name in self._spec:
             self.cols[name][self.n:self.n + k] = new[name]
         self.n += k
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.cols:
-            return np.zeros((0, *self._shapes[name]), self._dtypes.get(name, float))
+            shape, dtype = self._spec[name]
+            return np.zeros((0, *shape), dtype)
         return self.cols[name][:self.n]
+
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Steps ``start..stop-1`` of one column (a view)."""
+        return self[name][start:stop]
+
+    @property
+    def ram_bytes(self) -> int:
+        """Bytes this table holds in memory (its capacity)."""
+        return sum(a.nbytes for a in self.cols.values())
+
+    def close(self) -> None:
+        pass
 
     def __len__(self) -> int:
         return self.n
+
+
+class StepFile:
+    """The step table appended to files as it grows: one raw little-endian file per column in
+    ``directory`` (``<column>.col``) and ``columns.json`` naming each column's dtype and row
+    shape. What it holds in memory is fixed: the steps not yet written, in a buffer of
+    :data:`FLUSH_ROWS` rows (about 64 kB), written out when it is full, :data:`FLUSH_S` after the
+    last write, and at :meth:`close` (one ``write`` per column: a crash loses at most those
+    steps, which the session's ``.rec`` files still hold; a reader of the files sees whole
+    steps, the row count being the shortest column's). A column is read back from the files
+    and the buffer when asked for. ``insole record`` keeps its feet's tables this way in the
+    session directory, so a long recording's memory does not grow with its steps
+    (docs/analysis.md, Streaming)."""
+
+    MANIFEST = "columns.json"
+    FLUSH_ROWS = 256
+    FLUSH_S = 5.0
+
+    def __init__(self, channels: int, directory) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._spec = _step_columns(channels)
+        self._row_bytes = {name: dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+                           for name, (shape, dtype) in self._spec.items()}
+        manifest = {"schema": "insole.steps/1", "rows": "the shortest column's length / its row bytes",
+                    "columns": {name: {"dtype": dtype.str, "shape": list(shape)}
+                                for name, (shape, dtype) in self._spec.items()}}
+        (self.dir / self.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        self._fds: dict[str, int] = {}
+        for name in self._spec:
+            self._fds[name] = os.open(self.dir / f"{name}.col", os.O_RDWR | os.O_CREAT | os.O_TRUNC
+                                      | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
+        self._buf = {name: np.zeros((self.FLUSH_ROWS, *shape), dtype)
+                     for name, (shape, dtype) in self._spec.items()}
+        self._buf_n = 0  # rows in the buffer
+        self._file_n = 0  # rows in the files
+        self._flushed_at = time.monotonic()
+
+    @property
+    def n(self) -> int:
+        return self._file_n + self._buf_n
+
+    def append(self, new: dict[str, np.ndarray]) -> None:
+        k = len(new["ic_idx"])
+        if not k:
+            return
+        if not self._fds:
+            raise ValueError(f"{self.dir}: the step table is closed")
+        if self._buf_n + k > self.FLUSH_ROWS:
+            self.flush()
+        if k > self.FLUSH_ROWS:
+            for name, (shape, dtype) in self._spec.items():
+                data = np.ascontiguousarray(np.broadcast_to(np.asarray(new[name], dtype), (k, *shape)))
+                os.write(self._fds[name], data.tobytes())
+            self._file_n += k
+            return
+        for name, buf in self._buf.items():
+            buf[self._buf_n:self._buf_n + k] = new[name]
+        self._buf_n += k
+        if self._buf_n == self.FLUSH_ROWS or time.monotonic() - self._flushed_at >= self.FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered steps to the files."""
+        if self._buf_n and self._fds:
+            for name, buf in self._buf.items():
+                os.write(self._fds[name], buf[:self._buf_n].tobytes())
+            self._file_n += self._buf_n
+            self._buf_n = 0
+        self._flushed_at = time.monotonic()
+
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Steps ``start..stop-1`` of one column, read from its file and the buffer (a new
+        array)."""
+        shape, dtype = self._spec[name]
+        stop = self.n if stop is None else min(stop, self.n)
+        start = min(max(start, 0), stop)
+        out = np.empty((stop - start, *shape), dtype)
+        from_file = max(0, min(stop, self._file_n) - start)
+        if from_file:
+            view = memoryview(out[:from_file]).cast("B")
+            offset = start * self._row_bytes[name]
+            if self._fds and hasattr(os, "preadv"):
+                got = os.preadv(self._fds[name], [view], offset)
+            else:
+                with open(self.dir / f"{name}.col", "rb", buffering=0) as f:
+                    f.seek(offset)
+                    got = f.readinto(view)
+            if got != view.nbytes:
+                raise OSError(f"{self.dir / name}.col: {got} of {view.nbytes} bytes")
+        if stop > self._file_n:
+            a = max(start, self._file_n) - self._file_n
+            out[from_file:] = self._buf[name][a:stop - self._file_n]
+        return out
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.column(name)
+
+    @property
+    def ram_bytes(self) -> int:
+        """The buffer's bytes (fixed)."""
+        return sum(b.nbytes for b in self._buf.values())
+
+    def close(self) -> None:
+        """Write what is buffered and close the column files (the table stays readable:
+        :func:`read_step_file`)."""
+        if not self._fds:
+            return
+        self.flush()
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fds", None):
+            self.close()
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def read_step_file(directory) -> dict[str, np.ndarray]:
+    """A :class:`StepFile` directory's columns (every whole step), for tools and tests."""
+    d = Path(directory)
+    spec = json.loads((d / StepFile.MANIFEST).read_text())["columns"]
+    raw = {name: (np.fromfile(d / f"{name}.col", np.dtype(c["dtype"])), tuple(c["shape"]))
+           for name, c in spec.items()}
+    rows = min(len(a) // max(1, int(np.prod(shape, dtype=np.int64))) for a, shape in raw.values())
+    return {name: a[:rows * int(np.prod(shape, dtype=np.int64))].reshape(rows, *shape)
+            for name, (a, shape) in raw.items()}
 
 
 class FootCore:
@@ -126,10 +284,13 @@ class FootCore:
         config: detector, metrics and flag parameters.
         on_steps: called as ``on_steps(core, first, stop)`` when steps ``first..stop-1`` of
             :attr:`table` are decided (with their metrics).
+        step_table: makes the storage of the step table from the number of zones:
+            :class:`StepTable` (in memory, the default) or, e.g., ``lambda c: StepFile(c, dir)``
+            (appended to files: ``insole record``).
     """
 
     def __init__(self, info: P.Info, period_us: int, calibration: Calibration | None = None,
-                 config: AnalysisConfig | None = None, on_steps=None) -> None:
+                 config: AnalysisConfig | None = None, on_steps=None, step_table=None) -> None:
         self.config = config or AnalysisConfig()
         self.info = info
         self.zones = tuple(info.zones)
@@ -143,7 +304,7 @@ class FootCore:
         self.detector = StepDetector(**self.config.detector)
         self.metrics = StepMetrics(self.config.metrics)
         self.history = ContactHistory()
-        self.table = StepTable(len(self.zones))
+        self.table = (step_table or StepTable)(len(self.zones))
         self.on_steps = on_steps
         c = len(self.zones)
         self._f0 = np.zeros((0, c))

@@ -23,6 +23,7 @@ from typing import IO
 import numpy as np
 import orjson
 
+from insole import protocol as P
 from insole.analysis.core import (
     G_M_PER_S2,
     RUNNING_MAX_DUTY_FACTOR,
@@ -34,6 +35,8 @@ from insole.analysis.core import (
     foot_flags,
     foot_summary,
 )
+from insole.analysis.flags import FlagInput, RollingFiles
+from insole.analysis.metrics import STRIKES, VALR_METHODS
 from insole.analysis.steps import StepDetector
 from insole.analysis.stream import Block, FootDecoder, FootStream
 from insole.errors import InputFileError
@@ -71,13 +74,16 @@ class FootPipeline:
         framing: ``"serial"`` (bytes) or ``"packets"`` (one packet per chunk, BLE).
         calibrations: k and β per side; the foot's side is known once its data arrives.
         on_steps: passed to the :class:`FootCore` (called as steps are decided).
+        step_table: passed to the :class:`FootCore`: the step table's storage (in memory by
+            default; ``insole record`` appends it to files in the session, :class:`StepFile`).
     """
 
     def __init__(self, name: str, framing: str = FRAMING_SERIAL,
                  calibrations: dict[str, Calibration] | None = None,
-                 config: AnalysisConfig | None = None, on_steps=None) -> None:
+                 config: AnalysisConfig | None = None, on_steps=None, step_table=None) -> None:
         self.name = name
         self.decoder = FootDecoder(name, framing)
+        self.step_table = step_table
         self.calibrations = calibrations or {}
         self.config = config or AnalysisConfig()
         self.on_steps = on_steps
@@ -95,7 +101,7 @@ class FootPipeline:
             info = asm.info_used
             self.side = info.side
             self.core = FootCore(info, asm.period_us, self.calibrations.get(info.side),
-                                 self.config, self.on_steps)
+                                 self.config, self.on_steps, self.step_table)
         return self.core.feed(block)
 
     def finish(self, read_errors: dict[str, int] | None = None) -> FootRun:
@@ -418,6 +424,55 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
     return Analysis(runs, body_mass_kg, config).document()
 
 
+class _NewSteps:
+    """Steps ``start..stop-1`` of a core's step table, read the way :class:`FootSteps` reads a
+    core: the live feed's newly decided steps (the table's last ones), without the rest."""
+
+    def __init__(self, core: FootCore, start: int, stop: int) -> None:
+        self._core, self._start, self._stop = core, start, stop
+        self.table = self
+        self.period_s, self.zones, self.config = core.period_s, core.zones, core.config
+        self.has_cop = core.has_cop
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._core.table.column(name, self._start, self._stop)
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+
+class _FlagSteps:
+    """What :func:`foot_activity` and the flag rules read of one foot's steps, rounded exactly
+    as :class:`FootSteps` rounds them, made from the nine columns they need (read from the
+    table, on disk for a :class:`StepFile`) for one evaluation and then dropped."""
+
+    def __init__(self, core: FootCore, bw_n: float) -> None:
+        t = core.table
+        ps = core.period_s
+        ic_s, to_s = t["ic_idx"] * ps, t["to_idx"] * ps
+        self.k = len(ic_s)
+        self.zones = core.zones
+        self.ic_s = np.round(ic_s, 5)
+        self.contact_ms = np.round((to_s - ic_s) * 1e3, 2)
+        self.stride_ms = np.round(np.diff(ic_s) * 1e3, 2)
+        del to_s
+        self.valr_bw = np.round(t["valr_n_per_s"] / bw_n, 3)
+        # as str directly (FootSteps makes objects, then str: the same array, a third of the time)
+        self.strike = np.array(STRIKES)[t["strike"]] if self.k else np.zeros(0, str)
+        self.valr_method = t["valr_method"]
+        zi = {z: i for i, z in enumerate(self.zones)}
+        self.has_met = any(z in zi for z in P.METATARSAL_ZONES)
+        self.met_share = np.round(t["met_share"], 5) if self.has_met else None
+        self.arch = np.round(t.column("shares")[:, zi["arch"]], 5) if "arch" in zi else None
+
+    def flag_input(self) -> FlagInput:
+        """As :meth:`FootSteps.flag_input`."""
+        strike = self.strike
+        methods = np.array(VALR_METHODS, dtype=object)[self.valr_method] if self.k \
+            else np.zeros(0, object)
+        return FlagInput(self.ic_s, self.valr_bw, strike, self.met_share, self.arch, methods)
+
+
 class LiveFeed:
     """Steps and flags as they happen, for a recording in progress.
 
@@ -426,6 +481,11 @@ class LiveFeed:
     mass, or the foot's stride-average estimate so far, 700 N until there is one) and the foot's
     flag state is evaluated again after each; a change is an event ``("flags", side, flags)``.
     ``on_event`` is called in the thread that fed the pipeline.
+
+    Its memory does not grow with the run: a step event reads only the new steps of the table;
+    the flags read the columns they need from the table for one evaluation (from its files
+    when the table is a :class:`StepFile`, as ``insole record`` keeps it), and the drift rules'
+    rolling medians are kept beside them (:class:`RollingFiles`).
     """
 
     def __init__(self, on_event, body_mass_kg: float | None = None,
@@ -434,23 +494,32 @@ class LiveFeed:
         self.body_mass_kg = body_mass_kg
         self.config = with_body_mass(config, body_mass_kg)
         self._flag_keys: dict[str, list] = {}
-        self._rolling: dict[str, dict] = {}
+        self._rolling: dict[str, dict | RollingFiles] = {}
 
     def body_weight_n(self, core: FootCore) -> float:
         if self.body_mass_kg is not None:
             return self.body_mass_kg * G_M_PER_S2
         return core.body_weight_estimate_n() or 700.0
 
+    def _rolling_cache(self, core: FootCore, side: str):
+        cache = self._rolling.get(side)
+        if cache is None:
+            d = getattr(core.table, "dir", None)
+            cache = self._rolling[side] = RollingFiles(d) if d is not None else {}
+        return cache
+
     def on_steps(self, core: FootCore, first: int, stop: int) -> None:
         side = core.info.side
-        fs = FootSteps(core, self.body_weight_n(core))
-        for st in fs.dicts(first, stop):
+        bw_n = self.body_weight_n(core)
+        for st in FootSteps(_NewSteps(core, first, stop), bw_n).dicts():
             self.on_event("step", side, st)
         duration_s = core.rows * core.period_s
+        fs = _FlagSteps(core, bw_n)
         # of the summary, the flags need the activity (running or not) only
         _, _, duty, activity = foot_activity(fs)
         flags, _, _ = foot_flags(fs, {"activity": activity, "duty_factor": duty}, side,
-                                 duration_s, self.config.flags, self._rolling.setdefault(side, {}))
+                                 duration_s, self.config.flags, self._rolling_cache(core, side))
+        del fs
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -176,6 +177,7 @@ class FlagRules:
         are computed (the series must have grown by appending, which is checked)."""
         c = self.rolling_cache
         prev = c.get(name) if c is not None else None
+        new = None
         if prev is not None and len(values) >= prev[0] and prev[0] >= w \
                 and values[prev[0] - 1] == prev[1]:
             n0, _, old = prev
@@ -184,11 +186,14 @@ class FlagRules:
                                 axis=1)
                 roll = np.concatenate((old, new))
             else:
-                roll = old
+                roll = new = old[:0]
         else:
             roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
         if c is not None:
-            c[name] = (len(values), values[-1], roll)
+            if new is not None and hasattr(c, "extend"):
+                c.extend(name, len(values), values[-1], new)
+            else:
+                c[name] = (len(values), values[-1], roll)
         return roll
 
     def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float, name: str = ""):
@@ -332,3 +337,35 @@ class FlagRules:
             if r and np.median(last) > cfg.arch_share_end_min:
                 self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,
                                  ": the arch gives way as you tire.")
+
+
+class RollingFiles:
+    """A rolling-median cache for :class:`FlagRules` kept in files, one per series
+    (``rolling-<series>.f8`` in ``directory``): the live feed's drift rules extend their rolling
+    medians after every step, and this keeps them out of memory (they grow by a number a step).
+    ``get`` reads a series back for one evaluation; ``extend`` appends its new windows."""
+
+    def __init__(self, directory) -> None:
+        self.dir = Path(directory)
+        self._meta: dict[str, tuple[int, float, int]] = {}  # series: (steps, last value, medians)
+
+    def _path(self, name: str) -> Path:
+        return self.dir / f"rolling-{name}.f8"
+
+    def get(self, name: str):
+        m = self._meta.get(name)
+        if m is None:
+            return None
+        return m[0], m[1], np.fromfile(self._path(name), "<f8", count=m[2])
+
+    def __setitem__(self, name: str, value: tuple) -> None:
+        n, last, roll = value
+        roll = np.asarray(roll, "<f8")
+        roll.tofile(self._path(name))
+        self._meta[name] = (int(n), float(last), len(roll))
+
+    def extend(self, name: str, n: int, last: float, new: np.ndarray) -> None:
+        new = np.asarray(new, "<f8")
+        with open(self._path(name), "ab") as f:
+            f.write(new.tobytes())
+        self._meta[name] = (int(n), float(last), self._meta[name][2] + len(new))

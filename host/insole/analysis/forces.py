@@ -306,6 +306,49 @@ class SwingBaseline:
         return np.maximum(force_n - self.baseline_n_, 0.0)  # NaN propagates through maximum
 
 
+class ValueCounts:
+    """A multiset of floats as counts of each distinct value, with its exact median: memory
+    grows with the number of distinct values, not with the number added."""
+
+    __slots__ = ("counts", "keys", "n")
+
+    def __init__(self) -> None:
+        self.counts: dict[float, int] = {}
+        self.keys: list[float] = []  # the distinct values, sorted
+        self.n = 0
+
+    def add(self, v: float) -> None:
+        c = self.counts.get(v)
+        if c is None:
+            bisect.insort(self.keys, v)
+            self.counts[v] = 1
+        else:
+            self.counts[v] = c + 1
+        self.n += 1
+
+    def nth(self, i: int) -> float:
+        """The ``i``-th smallest value (0-based)."""
+        seen = 0
+        counts = self.counts
+        for k in self.keys:
+            seen += counts[k]
+            if seen > i:
+                return k
+        raise IndexError(i)
+
+    def median(self) -> float:
+        """The median (the mean of the two middle values for an even count); 0 when empty."""
+        n = self.n
+        if not n:
+            return 0.0
+        if n % 2:
+            return self.nth(n // 2)
+        return 0.5 * (self.nth(n // 2 - 1) + self.nth(n // 2))
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class SwingTracker:
     """:class:`SwingBaseline` online, for the streaming core: window by window, causal.
 
@@ -337,10 +380,12 @@ class SwingTracker:
         self._holding = True  # the first window is held until it is complete
         self.bases: list[list[float]] = []  # the last three swing windows: each zone's baseline (N)
         self.n_windows = 0  # swing windows so far
-        # per zone, the swing windows' baselines (the most of each and the two before), sorted,
-        # and their least totals, sorted: the running medians (8 bytes a window and zone)
-        self._sorted: list[list[float]] = [[] for _ in zones]
-        self._los: list[float] = []
+        # per zone, the swing windows' baselines (the most of each and the two before), and their
+        # least totals, as counts of each value: the exact running medians over every window in
+        # memory that does not grow with the run (a zone's baseline is one of its channel's 65536
+        # force values, and in practice a handful of them recur; so do the least totals)
+        self._sorted: list[ValueCounts] = [ValueCounts() for _ in zones]
+        self._los = ValueCounts()
         self.current = np.zeros(self.c)  # the baseline the next rows get (0 where not applied)
 
     def _measure(self, f: np.ndarray, tot: np.ndarray) -> list[tuple[np.ndarray | None, float]]:
@@ -381,22 +426,19 @@ class SwingTracker:
             seen = [v for v in vals if v == v]
             if seen:
                 v = max(seen)
-                bisect.insort(self._sorted[j], v)
+                self._sorted[j].add(v)
                 now.append(v)
             else:
                 now.append(0.0)
-        bisect.insort(self._los, lo)
+        self._los.add(lo)
         # as _applied(), in plain Python (five numbers, once a window)
         swing_ok = self._median(self._los) >= self.p.min_swing_total_n
         self.current = np.array([v if swing_ok and self._median(s) > self.p.min_baseline_n else 0.0
                                  for v, s in zip(now, self._sorted)])
 
     @staticmethod
-    def _median(v: list[float]) -> float:
-        n = len(v)
-        if not n:
-            return 0.0
-        return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+    def _median(v: ValueCounts) -> float:
+        return v.median()
 
     def _medians(self) -> np.ndarray:
         return np.array([self._median(v) for v in self._sorted])

@@ -14,7 +14,7 @@ import threading
 from insole.analysis.document import LiveFeed
 from insole.errors import InsoleError
 from insole.io.ble import expand_urls
-from insole.io.recorder import Recorder
+from insole.io.recorder import Recorder, return_freed_memory_promptly
 
 
 def _fmt(v, spec: str) -> str:
@@ -64,6 +64,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
             sys.stdout.write(format_event(kind, side, payload) + "\n")
             sys.stdout.flush()
 
+    return_freed_memory_promptly()  # a recording's memory stays flat (io/recorder.py)
     live = None if args.quiet else LiveFeed(_print_event, args.body_mass_kg)
     rec = Recorder(args.sources, args.out, args.duration_s, live=live)
     interrupted = []

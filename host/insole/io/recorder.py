@@ -16,6 +16,7 @@ stops the analysis of that source (reported as ``analysis_fault``), never the re
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import json
 import logging
@@ -25,8 +26,11 @@ import time
 from collections import deque
 from pathlib import Path
 
+import numpy as np
+
 from insole import __version__
 from insole import protocol as P
+from insole.analysis.core import StepFile
 from insole.analysis.document import FootPipeline
 from insole.errors import InsoleError, SourceError
 from insole.io.session import FRAMING_SERIAL, REC_MAGIC, SESSION_SCHEMA, encode_record
@@ -55,9 +59,13 @@ class SourceWorker(threading.Thread):
         self.live = live
         # the streaming analysis runs on what is recorded (the live window without --record has
         # its own drawing pipeline and reads only)
+        # its step table is appended to files beside the .rec (source0.steps/: every step, none
+        # of them kept in memory)
         self.pipeline: FootPipeline | None = (
             FootPipeline(path.name, source.framing, on_steps=self._on_steps,
-                         config=getattr(live, "config", None)) if path else None)
+                         config=getattr(live, "config", None),
+                         step_table=lambda c: StepFile(c, path.with_suffix(".steps")))
+            if path else None)
         # on_chunk(host_time_s, data, packets): every chunk, after it is written (live window)
         self.on_chunk = on_chunk
         # progress (packets, bad frames): the analysis's own frame decoder where there is one
@@ -75,8 +83,8 @@ class SourceWorker(threading.Thread):
         self.analysis_cpu_s = 0.0  # thread CPU time spent in the analysis
         # latency of each decided step (s): from the arrival of the chunk that carried its
         # toe-off sample, and from the arrival of the chunk that decided it, to its events
-        # (the last 10 000 steps: about 1 MB, so that a long recording does not grow by it)
-        self.latency_s: deque[tuple[float, float]] = deque(maxlen=10_000)
+        # (the last 10 000 steps in a ring of fixed size, 160 kB)
+        self.latency_s = LatencyRing(10_000)
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=512)  # (grid rows, arrival)
         self._t_chunk = 0.0
         self._side_cache: str | None = None
@@ -95,7 +103,7 @@ class SourceWorker(threading.Thread):
         if self.live is not None:
             self.live.on_steps(core, first, stop)
         done = time.monotonic()
-        for to_idx in core.table["to_idx"][first:stop].tolist():
+        for to_idx in core.table.column("to_idx", first, stop).tolist():
             row = int(to_idx) + 1  # the first sample after toe-off: below the threshold again
             t_arr = next((t for r, t in self._arrivals if r > row), self._t_chunk)
             self.latency_s.append((done - t_arr, done - self._t_chunk))
@@ -181,6 +189,60 @@ class SourceWorker(threading.Thread):
                 self._analyse(data, t, time.monotonic())
                 self._progress(t, data)
             f.flush()
+        p = self.pipeline
+        if p is not None and p.core is not None:
+            p.core.table.close()
+
+
+# glibc's mallopt parameter: blocks of at least this many bytes get mappings of their own
+_M_MMAP_THRESHOLD = -3
+RETURN_FREED_MIN_BYTES = 64 << 10
+
+
+def return_freed_memory_promptly(min_bytes: int = RETURN_FREED_MIN_BYTES) -> bool:
+    """For a long recording: have the C allocator give each block of ``min_bytes`` or more its
+    own mapping, which goes back to the system when the block is freed.
+
+    The live feed's flag evaluation makes temporary arrays that grow with the run (a few
+    columns of every step, read from the step table and dropped after the evaluation:
+    docs/analysis.md, Streaming, Memory). glibc serves a block from the heap once a block of
+    that size has been freed (it raises its mapping threshold as large blocks are freed, up to
+    32 MB), and a reader thread's heap keeps the high-water mark of those arrays in resident
+    memory, about 2 MB an hour of recording (docs/validation.md). Setting the threshold
+    (``mallopt(M_MMAP_THRESHOLD)``) fixes it. Process-wide, so it is the command's choice
+    (``insole record``), not the library's; a no-op returning False where the C library has
+    no ``mallopt`` (macOS, Windows, musl)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(min_bytes)))
+
+
+class LatencyRing:
+    """The last ``size`` (from toe-off arrival, from decision) latency pairs in seconds, in a
+    preallocated array: its memory is fixed from the start. Iterates oldest first."""
+
+    def __init__(self, size: int) -> None:
+        self._a = np.zeros((size, 2))
+        self._n = 0  # pairs appended so far
+
+    def append(self, pair: tuple[float, float]) -> None:
+        self._a[self._n % len(self._a)] = pair
+        self._n += 1
+
+    def __len__(self) -> int:
+        return min(self._n, len(self._a))
+
+    def __iter__(self):
+        size = len(self._a)
+        if self._n <= size:
+            rows = self._a[:self._n]
+        else:
+            i = self._n % size
+            rows = np.concatenate((self._a[i:], self._a[:i]))
+        return iter([tuple(r) for r in rows.tolist()])
 
 
 class _NoFile:
