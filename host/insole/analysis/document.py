@@ -36,7 +36,7 @@ from insole.analysis.core import (
     foot_summary,
 )
 from insole.analysis.flags import FlagInput, RollingFiles
-from insole.analysis.metrics import STRIKES, VALR_METHODS
+from insole.analysis.metrics import LOST_HEEL, STRIKES, VALR_METHODS
 from insole.analysis.steps import StepDetector
 from insole.analysis.stream import Block, FootDecoder, FootStream
 from insole.errors import InputFileError
@@ -443,7 +443,7 @@ class _NewSteps:
 
 class _FlagSteps:
     """What :func:`foot_activity` and the flag rules read of one foot's steps, rounded exactly
-    as :class:`FootSteps` rounds them, made from the nine columns they need (read from the
+    as :class:`FootSteps` rounds them, made from the ten columns they need (read from the
     table, on disk for a :class:`StepFile`) for one evaluation and then dropped."""
 
     def __init__(self, core: FootCore, bw_n: float) -> None:
@@ -452,7 +452,10 @@ class _FlagSteps:
         ic_s, to_s = t["ic_idx"] * ps, t["to_idx"] * ps
         self.k = len(ic_s)
         self.zones = core.zones
-        self.ic_s = np.round(ic_s, 5)
+        self.ic_s = np.round(ic_s, 5)  # a dead heel's late contact still places the step in time
+        self.ic_lost = t["lost_strike"] == LOST_HEEL[0]
+        if self.ic_lost.any():  # but gives it no contact time or stride (FootSteps)
+            ic_s = np.where(self.ic_lost, np.nan, ic_s)
         self.contact_ms = np.round((to_s - ic_s) * 1e3, 2)
         self.stride_ms = np.round(np.diff(ic_s) * 1e3, 2)
         del to_s
