@@ -205,3 +205,20 @@ def test_an_expected_flag_on_a_foot_too_short_to_evaluate_is_not_a_failure():
     # where the flags were evaluated, a missing one still fails
     analysis["feet"]["left"]["flags_evaluated"] = {"absolute": True, "drift": False}
     assert not score(analysis, truth)["passed"]
+
+
+def test_a_contact_the_analysis_did_not_see_is_matched_on_its_toe_off():
+    """A step whose initial contact fell into a gap carries an estimated ic_s and says so in
+    lost.strike: it is matched on the toe-off and its estimate stays out of the IC error; the
+    same estimate without that mark is a false step and a missed one."""
+    from insole.validation.score import IC_IN_GAP
+
+    det = [dict(s) for s in TRUE]
+    det[4] = {**_step(TRUE[4]["ic_s"] + 0.030, TRUE[4]["to_s"] + 0.002), "strike": None,
+              "complete": False, "lost": {"strike": IC_IN_GAP}}
+    f = score(_analysis(det), _truth(TRUE))["feet"]["left"]
+    assert (f["tp"], f["fp"], f["fn"], f["matched_on_toe_off"]) == (10, 0, 0, 1)
+    assert f["ic_error_ms"]["p95"] == 0  # the 30 ms estimate is not an IC error
+    del det[4]["lost"]
+    f = score(_analysis(det), _truth(TRUE))["feet"]["left"]
+    assert (f["tp"], f["fp"], f["fn"], f["matched_on_toe_off"]) == (9, 1, 1, 0)
