@@ -41,11 +41,20 @@ $(STUBS)/.stamp-$(ESP32_STUBS_VERSION): | $(VENV)/.stamp
 
 setup: $(VENV)/.stamp node_modules/.stamp $(STUBS)/.stamp-$(ESP32_STUBS_VERSION) ## build .venv/ (pinned packages, insole), node_modules/ (MicroPython wasm) and .stubs/
 
-test: setup test-deps ## run the whole suite (host, firmware under MicroPython, end to end)
-	$(PY) -m pytest tests
+# The suite in two phases (docs/testing.md). 1: every test not marked live, on TEST_JOBS pytest-xdist
+# workers (default: one per core); --dist loadgroup keeps tests that share a module-scoped fixture
+# or cache on one worker (tests/conftest.py). 2: the live tests (ptys, threads, processes paced in
+# real time), one at a time with no other worker competing for the CPU, as they were tuned.
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+PYTEST_PAR := -n $(TEST_JOBS) --dist loadgroup
+
+test: setup test-deps ## run the whole suite (host, firmware under MicroPython, end to end): non-live tests on TEST_JOBS (nproc) workers, then the live ones
+	@rc=0; $(PY) -m pytest tests $(PYTEST_PAR) -m "not live" || rc=1; \
+	$(PY) -m pytest tests -m live || rc=1; exit $$rc
 
 test-fast: setup ## the suite without the tests marked slow (a quick loop while developing)
-	$(PY) -m pytest tests -m "not slow"
+	@rc=0; $(PY) -m pytest tests $(PYTEST_PAR) -m "not slow and not live" || rc=1; \
+	$(PY) -m pytest tests -m "live and not slow" || rc=1; exit $$rc
 
 REPEAT ?= 20
 test-repeat: setup ## the tests that start processes, threads or ptys, REPEAT (20) times in a row; stops at the first failure

@@ -27,6 +27,9 @@ FAULTS = {"clean": {}, "lossy": {"loss_pct": 3.0, "corrupt_pct": 0.5}}
 CRITERIA = {"f1_min": 0.99, "ic_median_ms_max": 3.0, "to_median_ms_max": 8.0}
 
 _CACHE: dict = {}
+# Under xdist (make test: --dist loadgroup) both tests of one run must meet on the worker that holds
+# its cached score; one group per scenario spreads the 60 runs over the workers.
+_BY_SCENARIO = [pytest.param(s, marks=pytest.mark.xdist_group(f"accuracy_sim-{s}")) for s in SCENARIOS]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,7 @@ def _figures(r: dict) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("faults", list(FAULTS))
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", _BY_SCENARIO)
 def test_steps_and_timing(run_dir, scenario, seed, faults):
     r = scored(run_dir, scenario, seed, faults)
     failed = [k for k in CRITERIA if not r["ok"][k]]
@@ -76,7 +79,7 @@ def test_steps_and_timing(run_dir, scenario, seed, faults):
 @pytest.mark.slow
 @pytest.mark.parametrize("faults", list(FAULTS))
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", _BY_SCENARIO)
 def test_flags(run_dir, scenario, seed, faults):
     r = scored(run_dir, scenario, seed, faults)
     assert r["flags"]["ok"], f"{scenario} seed {seed} {faults}: {_figures(r)}"
