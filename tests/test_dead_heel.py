@@ -140,3 +140,23 @@ def test_a_heel_that_comes_back_is_dead_only_while_it_was_away():
     g[:100, 0] = 50.0
     w2.feed(0, g, g.sum(axis=1))
     assert w2.status(500, final=True) == 0 and w2.first_dead_row is None
+
+
+def test_the_document_written_in_pieces_of_steps_is_the_whole_one(runs, monkeypatch):
+    """`insole analyse` writes the steps 2000 at a time; a piece must not end before a lost
+    contact's neighbour is looked at (a 2-hour run crashed there: IndexError in FootSteps.dicts)."""
+    import io
+    import json
+
+    from insole.analysis import document
+
+    _, foot, _, whole = runs
+    monkeypatch.setattr(document, "_STEPS_PER_PIECE", 7)
+    raw = b"".join(fr for _, fr in foot.frames())
+    pipe = FootPipeline("left.bin")
+    pipe.feed(raw)
+    buf = io.BytesIO()
+    Analysis([pipe.finish()]).write_json(buf)
+    steps = json.loads(buf.getvalue())["feet"]["left"]["steps"]
+    assert steps == whole["feet"]["left"]["steps"]
+    assert any(s["ic_s"] is None for s in steps) and len(steps) > 7

@@ -746,6 +746,9 @@ class FootSteps:
         has_met, has_ml, has_cop = self.has_met, self.has_ml, self.has_cop
         first_zones: dict[int, list[str]] = {}  # a code's zone list, made once per code
         last = self.k - start - 1  # the foot's last step has no stride after it
+        # the next step's contact, also past the end of this slice (the document is written in
+        # pieces of steps)
+        ic_next = self.ic_s[start + 1:stop + 1].tolist()
         out = []
         for j in range(stop - start):
             if j < last:
@@ -754,7 +757,7 @@ class FootSteps:
             else:
                 st = {"ic_s": ic[j], "to_s": to[j], "contact_ms": ct[j], "complete": comp[j]}
             lost: dict[str, str] = {}
-            if ic[j] != ic[j] or (j < last and ic[j + 1] != ic[j + 1]):
+            if ic[j] != ic[j] or (j < last and ic_next[j] != ic_next[j]):
                 # a contact the dead heel did not see: no time, so no contact, stride or swing
                 why = self._why_strike[heel_code]
                 for key in ("ic_s", "contact_ms", "stride_ms", "swing_ms"):
