@@ -2,7 +2,7 @@
 
 Each trial simulates a left and a right insole for 60 s: each device clock has its own offset
 (uniform in ±2 s) and drift (uniform in ±100 ppm, the extremes included in every tenth trial)
-against the host clock. A DATA packet (23 sample sets at 500 Hz: one every 46 ms) is ready
+against the host clock. A DATA packet (19 sample sets at 500 Hz, the firmware's 38 ms BATCH_MS: one every 38 ms) is ready
 0.2 ms after its last sample; BLE delivers it at a connection event (interval drawn from 7.5,
 15, 30 and 50 ms per foot, random phase), at most 4 notifications per event; 5 % of events are
 missed (retransmission: the queue waits for the next), and a 150-600 ms interference stall
@@ -26,9 +26,10 @@ import numpy as np
 
 from insole import protocol as P
 from insole.analysis.stream import FootAssembler
+from insole.sim.device import batch_size
 
 RATE_HZ = 500
-SETS = 23  # a 247-byte ATT MTU with 5 channels (sim.batch_size)
+SETS = batch_size(5)  # the firmware's packets: 38 ms of sets, at most a 247-byte ATT MTU's
 CHANNELS = 5
 DURATION_S = 60.0
 INTERVALS_MS = (7.5, 15.0, 30.0, 50.0)

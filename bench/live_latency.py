@@ -10,8 +10,8 @@ LiveFeed turning decided steps into events (flags evaluated after every step). P
 - delay toe-off → update: from the arrival of the chunk that carried a step's first sample
   after toe-off to the moment its step and flag events were made (p50, p99). It includes the
   detector's look-ahead (``merge_gap_ms`` = 40 ms of samples after toe-off must be seen) and the
-  device's packets (firmware ``BATCH_MS``: 20 sample sets = 40 ms at 500 Hz, sent when the last
-  is taken; the simulator cuts them the same way), so it is about 40 ms plus the host's part;
+  device's packets (firmware ``BATCH_MS``: 19 sample sets = 38 ms at 500 Hz, sent when the last
+  is taken; the simulator cuts them the same way), so it is about 38 ms plus the host's part;
 - packet wait: from the arrival of the chunk with the toe-off sample to the arrival of the
   chunk that completed the look-ahead (the look-ahead as the packets deliver it);
 - delay decision → update: from the arrival of the chunk that completed that look-ahead to the

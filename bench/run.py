@@ -301,18 +301,17 @@ def main() -> int:
               "| figure | value | what it measures |", "|---|---|---|",
               f"| analysis CPU | {live['analysis_cpu_pct']:.1f} % of one core | thread CPU time in the streaming analysis per second of stream (aim < 5 %) |",
               f"| recorder CPU | {live['recorder_cpu_pct']:.1f} % of one core | the whole recording process: reading the ports, writing the session, the analysis |",
-              f"| toe-off to update, p50 / p99 | {live['toe_off_to_update_ms_p50']:.0f} / {live['toe_off_to_update_ms_p99']:.0f} ms | arrival of the chunk carrying a step's first sample after toe-off to its step and flag events, after the warm-up; includes the 40 ms of samples the detector must see after toe-off, as the device's 40 ms packets deliver them (aim p99 < 50 ms) |",
-              f"| packet wait, p50 / p99 | {live['packet_wait_ms_p50']:.0f} / {live['packet_wait_ms_p99']:.0f} ms | arrival of the chunk with the toe-off sample to the arrival of the chunk that completes the 40 ms (the next 40 ms packet for 19 of 20 places in a packet) |",
+              f"| toe-off to update, p50 / p99 | {live['toe_off_to_update_ms_p50']:.0f} / {live['toe_off_to_update_ms_p99']:.0f} ms | arrival of the chunk carrying a step's first sample after toe-off to its step and flag events, after the warm-up; includes the 40 ms of samples the detector must see after toe-off, as the device's 38 ms packets deliver them (aim p99 < 50 ms) |",
+              f"| packet wait, p50 / p99 | {live['packet_wait_ms_p50']:.0f} / {live['packet_wait_ms_p99']:.0f} ms | arrival of the chunk with the toe-off sample to the arrival of the chunk that completes the 40 ms (always the next 38 ms packet) |",
               f"| decision to update, p50 / p99 | {live['decision_to_update_ms_p50']:.1f} / {live['decision_to_update_ms_p99']:.1f} ms | arrival of the chunk that completes those 40 ms to the events: the host's own processing |",
               f"| warm-up | {live['warm_up_steps']:.0f} steps, up to {live.get('warm_up_toe_off_to_update_ms_max', float('nan')):.0f} ms | a foot's steps in its first 2 s wait for its first swing window to be complete (the swing baseline), left out of the figures above |",
               f"| load average (1 min) | {live['load_avg_1m']:.1f} | at the end of the runs (median): the machine is shared, and the delays grow with its load |",
               "",
               "A step is decided when 20 samples (40 ms, `merge_gap_ms`) after its toe-off have been "
               "seen (a return above the threshold within 40 ms merges with it, offline too). The "
-              "device sends a packet every 40 ms (20 sets; firmware `BATCH_MS`), so the deciding "
-              "sample comes in the next packet, 40 ms after the one that carried the toe-off, for 19 "
-              "of 20 places in a packet (in the same packet for the first place): toe-off to update "
-              "is about 40 ms plus the host's processing (docs/latency.md).",
+              "device sends a packet every 38 ms (19 sets; firmware `BATCH_MS`), so the deciding "
+              "sample always comes in the next packet, 38 ms after the one that carried the toe-off: "
+              "toe-off to update is about 38 ms plus the host's processing (docs/latency.md).",
               ""]
     print("Faults: bench/faults.py", flush=True)
     load0 = ", ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -10,9 +10,9 @@ SERIAL_STREAM = True
 SERIAL_BAUD = 921600
 
 # Close a DATA packet after this many milliseconds of sample sets (or when it fills the link's
-# MTU, if sooner): 40 ms = 20 sets at 500 Hz, on serial and BLE. 0: MTU-sized packets only
+# MTU, if sooner): 38 ms = 19 sets at 500 Hz, on serial and BLE. 0: MTU-sized packets only
 # (23 sets = 46 ms at 500 Hz with 5 channels). Why 20: docs/latency.md.
-BATCH_MS = 40
+BATCH_MS = 38
 
 # Advertise and serve the BLE GATT table.
 BLE = True

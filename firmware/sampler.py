@@ -13,7 +13,7 @@
 #
 # Batch: a packet closes when it holds as many sets as the link's MTU allows (sets_for_mtu) or
 # when it spans batch_ms of slots (sets_for_time), whichever comes first, so that a host sees a
-# sample at most batch_ms after it was taken (docs/latency.md: 40 ms, 20 sets at 500 Hz, on
+# sample at most batch_ms after it was taken (docs/latency.md: 38 ms, 19 sets at 500 Hz, on
 # serial and BLE alike). The count is of slots, so the simulator cuts the same packets.
 #
 # Ring: n_buffers packet buffers, one being filled by tick(), the rest ready for the link.

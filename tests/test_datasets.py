@@ -93,8 +93,8 @@ def test_capture_packets_of_a_synthetic_foot():
     assert info.zones == datasets.FUKUCHI_ZONES and (info.supply_mv, info.r_fixed_ohm) == (supply_mv, r_fixed)
     data = [p for p in pk if isinstance(p, protocol.Data)]
     status = [p for p in pk if isinstance(p, protocol.Status)]
-    # as the firmware cuts them: 40 ms of sets at 500 Hz (fewer than the MTU's 23)
-    assert {d.n_sets for d in data[:-1]} == {min((247 - 3 - 13) // (2 * 5), 500 * 40 // 1000)}
+    # as the firmware cuts them: 38 ms of sets at 500 Hz (fewer than the MTU's 23)
+    assert {d.n_sets for d in data[:-1]} == {min((247 - 3 - 13) // (2 * 5), 500 * 38 // 1000)}
     assert [d.seq for d in data] == list(range(len(data)))
     assert len(status) == 2 and [s.uptime_s for s in status] == [1, 2]
     # clock wraps at 2^32 and each packet's t0 is the time of its first set

@@ -60,12 +60,12 @@ def test_batch_size_fills_one_ble_notification():
 
 
 def test_batch_size_closes_after_20_ms_as_the_firmware():
-    # as firmware/sampler.py with config.BATCH_MS = 40: 40 ms of sets, capped by the MTU
-    assert batch_size(5) == batch_size(5, 500) == 20
-    assert batch_size(5, 1000) == 23 and batch_size(5, 250) == 10  # 1000 Hz: the MTU's 23
-    assert batch_size(5, 25) == 1  # one set is 40 ms: every set is a packet
+    # as firmware/sampler.py with config.BATCH_MS = 38: 38 ms of sets, capped by the MTU
+    assert batch_size(5) == batch_size(5, 500) == 19
+    assert batch_size(5, 1000) == 23 and batch_size(5, 250) == 9  # 1000 Hz: the MTU's 23
+    assert batch_size(5, 25) == 1  # one set is 40 ms, more than 38: every set is a packet
     assert batch_size(5, 500, mtu=64) == 4
-    assert batch_size(1, 1000) == 40
+    assert batch_size(1, 1000) == 38
     assert batch_size(5, 500, batch_ms=20) == 10
 
 
@@ -80,15 +80,15 @@ def test_capture_decodes_with_firmware_timing(easy_left):
     assert info.firmware.startswith("sim-") and len(info.device_id) == 12
     data = [p for p in pkts if isinstance(p, protocol.Data)]
     assert all(p.side == "left" and p.period_us == 2000 and not p.overrun for p in data)
-    assert [p.n_sets for p in data[:-1]] == [20] * (len(data) - 1)
+    assert [p.n_sets for p in data[:-1]] == [19] * (len(data) - 1)
     seq = np.array([p.seq for p in data])
     assert seq[0] == 0 and np.all(np.diff(seq) == 1)
     t0 = np.array([p.t0_us for p in data], dtype=np.int64)
-    assert np.all(np.diff(t0) % 2**32 == 20 * 2000)
+    assert np.all(np.diff(t0) % 2**32 == 19 * 2000)
     samples = np.concatenate([p.samples for p in data])
     assert np.array_equal(samples, foot.units)
     assert samples.shape == (30000, 5)
-    assert np.array_equal(foot.t_us[::20] & 0xFFFFFFFF, t0)
+    assert np.array_equal(foot.t_us[::19] & 0xFFFFFFFF, t0)
     status = [p for p in pkts if isinstance(p, protocol.Status)]
     assert len(status) == 60
     assert [s.achieved_hz for s in status] == [500] * 60
@@ -98,13 +98,13 @@ def test_capture_decodes_with_firmware_timing(easy_left):
     # STATUS goes out about once a second, between the DATA packets of that second
     kinds = [type(p).__name__ for p in pkts]
     first_status = kinds.index("Status")
-    assert 500 / 20 - 2 < first_status < 500 / 20 + 3
+    assert 500 / 19 - 2 < first_status < 500 / 19 + 3
 
 
 def test_frames_are_sent_when_their_last_sample_is_taken(easy_left):
     times = [t for t, _ in easy_left.frames()]
     assert times[0] == 0.0 and times == sorted(times)
-    assert times[1] == pytest.approx(19 * 0.002)  # the 20th set of the first packet
+    assert times[1] == pytest.approx(18 * 0.002)  # the 19th set of the first packet
 
 
 def test_device_clock_wraps_and_t_us_is_unwrapped():
@@ -114,7 +114,7 @@ def test_device_clock_wraps_and_t_us_is_unwrapped():
     _, pkts = decode(foot)
     t0 = np.array([p.t0_us for p in pkts if isinstance(p, protocol.Data)], dtype=np.int64)
     assert np.any(np.diff(t0) < 0)  # the wire wraps
-    assert np.all(np.diff(t0) % 2**32 == 40000)
+    assert np.all(np.diff(t0) % 2**32 == 38000)
     assert pkts[0].side == "right"
 
 
@@ -310,11 +310,11 @@ def test_disconnected_sensor_reads_zero_and_is_reported():
     assert foot.truth == simulate("easy-run", "left", 12.0).truth  # truth stays the model's
 
 
-def test_rate_changes_period_and_batch_keeps_40_ms():
+def test_rate_changes_period_and_batch_keeps_38_ms():
     foot = simulate("walk", "left", 10.0, rate_hz=100)
     _, pkts = decode(foot)
     data = [p for p in pkts if isinstance(p, protocol.Data)]
-    assert data[0].period_us == 10000 and data[0].n_sets == 4
+    assert data[0].period_us == 10000 and data[0].n_sets == 3  # 38 ms of 10 ms sets
     assert pkts[0].rate_hz == 100 and foot.units.shape[0] == 1000
     assert {p.achieved_hz for p in pkts if isinstance(p, protocol.Status)} == {100}
 

@@ -1,7 +1,7 @@
 """The simulated insole device: samples the gait model the way the firmware does and packs it.
 
 Per foot: its own 32-bit microsecond clock (random start so that wraps happen, a drift of up to
-±50 ppm against true time), INFO first, DATA packets cut as the firmware cuts them (40 ms of
+±50 ppm against true time), INFO first, DATA packets cut as the firmware cuts them (38 ms of
 sets, or the MTU if fewer), STATUS once a second of device time, every packet framed for a serial link (``protocol.frame``). Faults
 (frame loss, corrupt bytes, device overruns, a disconnected sensor, noise, clock drift) are
 applied on demand; the ground truth always stays the model's.
@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 FIRMWARE = "sim-0.1.0"
 TRUTH_SCHEMA = "insole.truth/1"
 ATT_MTU = 247
-# The firmware's BATCH_MS (firmware/config.py): a DATA packet closes after 40 ms of sample sets
+# The firmware's BATCH_MS (firmware/config.py): a DATA packet closes after 38 ms of sample sets
 # (20 at 500 Hz) or when it fills the MTU, if sooner (docs/latency.md)
-BATCH_MS = 40
+BATCH_MS = 38
 MAX_DURATION_S = 4 * 3600.0
 # The ESP32's ADC: 12 bits over 0 to its full scale at 11 dB attenuation (3.1 V for the default
 # board's chip in hardware/pinmap.json). read_uv calibrates the raw code; the simulator keeps the
@@ -373,7 +373,7 @@ def simulate(scenario: str | Scenario, side: str, duration_s: float, rate_hz: in
             (e.g. ``Scenario("mid", "...", GaitParams(strike="midfoot"))``).
         side: ``"left"`` or ``"right"``.
         duration_s: length of the capture (device clock), 0 < duration ≤ 4 h.
-        rate_hz: sample rate, 25–1000 Hz (a packet holds 40 ms of sets, at most the MTU's).
+        rate_hz: sample rate, 25–1000 Hz (a packet holds 38 ms of sets, at most the MTU's).
         seed: every random choice (steps, variability, clocks, noise, faults) follows from it;
             the two feet of one seed belong to the same run.
         body_mass_kg: overrides the scenario's runner.

@@ -182,7 +182,7 @@ class ConvertedFoot:
 
 def sets_per_packet(channels: int, rate_hz: float = 500, mtu: int = ATT_MTU) -> int:
     """Sample sets per DATA packet as the firmware batches them: 13 + 2·C·N ≤ MTU − 3, and
-    at most 40 ms of sets (``insole.sim.device.batch_size``)."""
+    at most 38 ms of sets (``insole.sim.device.batch_size``)."""
     return max(1, batch_size(channels, int(round(rate_hz)), mtu))
 
 

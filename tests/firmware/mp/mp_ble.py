@@ -162,8 +162,8 @@ def test_advertising_fits_and_names_the_side():
 
 
 def test_no_data_before_mtu_exchange_then_batches_fit_the_mtu():
-    # MTU-sized packets (BATCH_MS 0), and the configured 40 ms packets capped by the MTU
-    for mtu, batch_ms in ((64, 0), (185, 0), (247, 0), (64, 40), (247, 40), (247, 20)):
+    # MTU-sized packets (BATCH_MS 0), and time-closed packets (the configured 38 ms, and others) capped by the MTU
+    for mtu, batch_ms in ((64, 0), (185, 0), (247, 0), (64, 38), (247, 38), (247, 20)):
         n_sets = min(wire.sets_for_mtu(mtu, C), wire.sets_for_time(500, batch_ms))
         a, radio, drv = boot(BATCH_MS=batch_ms)
         radio.central_connect()

@@ -52,7 +52,7 @@ class Config:
     FIRMWARE_VERSION = "1.0.0"
     SERIAL_STREAM = True
     SERIAL_BAUD = 921600
-    BATCH_MS = 40
+    BATCH_MS = 38
     BLE = True
     STREAM_ON_BOOT = True
     WATCHDOG_MS = 5000
