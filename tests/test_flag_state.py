@@ -123,14 +123,23 @@ def _long_run(n: int) -> FlagInput:
     return FlagInput(t, valr, strike, met, arch, method)
 
 
+def _kept(state: FlagState) -> int:
+    """The values the state keeps outside its grids (baseline heads, rings, rolling tails)."""
+    windows = [*state.heel.windows.values(), state.met_drift.window, state.arch_drift.window]
+    return sum(len(w._head) + len(w._ring) for w in windows) + \
+        len(state.met_drift._tail) + len(state.arch_drift._tail)
+
+
 def test_memory_does_not_grow_with_the_run():
-    """After warm-up (the grids' blocks the values fall in are made), 40,000 more steps (about
-    10 hours of one foot at 70 steps a minute) add only the blocks that values further out in
-    a tail than any before fall in: under 4 bytes a step, where keeping the values would take
-    56 (seven series of 8 bytes), and never more than the grids can hold."""
+    """40,000 steps (about 10 hours of one foot at 70 steps a minute) after a warm-up of 4000:
+    the values kept outside the grids stay within a minute of steps, the grids make a block
+    (1 KB) only for a value further out in a tail than any before (fewer and fewer), and in all
+    the state grows by under 6 bytes a step, where keeping the values would take 56 (seven series
+    of 8 bytes)."""
     fi = _long_run(44_000)
     state = FlagState()
     state.add_input(_prefix(fi, 4000))
+    grids, kept = [state.nbytes], [_kept(state)]  # (nbytes counts what waits in bulk, too)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -140,11 +149,16 @@ def test_memory_does_not_grow_with_the_run():
                                                           fi.metatarsal_share, fi.arch_share,
                                                           fi.valr_method))))
             FlagRules().evaluate(state, "left")
+            grids.append(state.nbytes)
+            kept.append(_kept(state))
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert grown < 160 * 1024, grown
     assert state.n == len(fi)
+    assert max(kept) < 6 * 200, max(kept)  # 6 windows of at most 60 s of steps (0.3 s each)
+    half = len(grids) // 2
+    assert grids[-1] - grids[half] < (grids[half] - grids[0]) + 16 * 1024, grids
+    assert grown < 40_000 * 6, grown
 
 
 def test_activity_state_is_the_batch_activity():

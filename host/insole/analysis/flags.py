@@ -18,11 +18,11 @@ streaming core feeds it (:class:`insole.analysis.core.FootCore`), and the live f
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from insole.analysis.arrays import runs
 from insole.analysis.grid import GridCounts
 from insole.analysis.metrics import STRIKES, VALR_2080, VALR_METHODS
 
@@ -185,41 +185,43 @@ class _Baseline:
 
 class _Window:
     """The values of the steps inside the baseline window (kept until the window is fixed, then
-    only those before its end; their median once a later step has come) and of the last
-    ``baseline_s`` (a ring)."""
+    only those before its end) and of the last ``baseline_s`` (a ring)."""
 
     def __init__(self, cfg: FlagConfig) -> None:
         self.cfg = cfg
-        self._head_t: list[float] = []
-        self._head_v: list[float] = []
+        self._head: list[tuple[float, float]] = []  # (t, value)
         self._done = False
-        self._ring_t = np.zeros(0)
-        self._ring_v = np.zeros(0)
+        self._ring: deque[tuple[float, float]] = deque()
 
     def add(self, t: np.ndarray, v: np.ndarray, base: _Baseline) -> None:
         if not len(t):
             return
+        new = list(zip(t.tolist(), v.tolist()))
         if not self._done:
-            self._head_t.extend(t.tolist())
-            self._head_v.extend(v.tolist())
+            self._head.extend(new)
             if base.fixed:
                 end = base.end()
-                keep = [i for i, x in enumerate(self._head_t) if x < end]
-                self._head_t = [self._head_t[i] for i in keep]
-                self._head_v = [self._head_v[i] for i in keep]
-                self._done = bool(t[-1] >= end)  # no later step falls before the end
-        rt = np.concatenate((self._ring_t, t))
-        rv = np.concatenate((self._ring_v, v))
-        keep = rt > rt[-1] - self.cfg.baseline_s
-        self._ring_t, self._ring_v = rt[keep], rv[keep]
+                self._head = [p for p in self._head if p[0] < end]
+                self._done = new[-1][0] >= end  # no later step falls before the end
+        ring = self._ring
+        ring.extend(new)
+        cut = new[-1][0] - self.cfg.baseline_s
+        while ring[0][0] <= cut:
+            ring.popleft()
 
-    def first(self, end: float) -> np.ndarray:
+    def first(self, end: float) -> list[float]:
         """The values before ``end`` (the baseline's)."""
-        return np.array([v for t, v in zip(self._head_t, self._head_v) if t < end])
+        return [v for t, v in self._head if t < end]
 
-    def last(self) -> tuple[np.ndarray, np.ndarray]:
+    def last(self) -> tuple[list[float], list[float]]:
         """(times, values) of the steps in the last ``baseline_s`` (t > the last t - baseline_s)."""
-        return self._ring_t, self._ring_v
+        return [p[0] for p in self._ring], [p[1] for p in self._ring]
+
+
+def _median_sorted(s: list[float]) -> float:
+    """``np.median`` of a sorted list (the same float: the mean of the middle two is (a+b)/2)."""
+    h = len(s) // 2
+    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
 
 
 class _Drift:
@@ -233,10 +235,8 @@ class _Drift:
         self.base = _Baseline(cfg)
         self.window = _Window(cfg)
         self.base_value: float | None = None
-        w = cfg.rolling_steps
-        self._tail_t = np.zeros(0)  # the last w - 1 steps
-        self._tail_v = np.zeros(0)
-        self._w = w
+        self._w = w = cfg.rolling_steps
+        self._tail: deque[tuple[float, float]] = deque(maxlen=w - 1)  # the last w - 1 steps
         # the run in progress: [first window's end s, last window's end s, windows]; its
         # rolling medians' counts
         self._cur: list | None = None
@@ -248,37 +248,47 @@ class _Drift:
             return
         self.base.add(t)
         self.window.add(t, v, self.base)
-        tt = np.concatenate((self._tail_t, t))
-        vv = np.concatenate((self._tail_v, v))
         w = self._w
-        self._tail_t, self._tail_v = tt[-(w - 1):] if w > 1 else tt[:0], vv[-(w - 1):] if w > 1 else vv[:0]
-        if len(vv) < w:
+        tt = [p[0] for p in self._tail] + t.tolist()
+        vv = [p[1] for p in self._tail] + v.tolist()
+        self._tail.extend(zip(t.tolist(), v.tolist()))
+        m = len(vv) - w + 1  # new windows
+        if m <= 0:
             return
-        roll = np.median(np.lib.stride_tricks.sliding_window_view(vv, w), axis=1)
-        t_start, t_end = tt[: len(roll)], tt[w - 1:]
-        cond = np.zeros(len(roll), bool)
+        if m <= 8:  # a step or a few (live)
+            roll = [_median_sorted(sorted(vv[i:i + w])) for i in range(m)]
+        else:
+            roll = np.median(np.lib.stride_tricks.sliding_window_view(np.array(vv), w), axis=1).tolist()
+        t_end = tt[w - 1:]
+        cond = [False] * m
         if self.base.fixed:
             end = self.base.end()
-            after = t_start >= end  # the whole window lies after the baseline
-            if after.any():
+            if tt[m - 1] >= end:  # a window lies wholly after the baseline
                 if self.base_value is None:  # every step before the end has come
-                    self.base_value = float(np.median(self.window.first(end)))
-                cond = after & (roll > self.base_value * (1 + self.rise))
+                    self.base_value = _median_sorted(sorted(self.window.first(end)))
+                level = self.base_value * (1 + self.rise)
+                cond = [tt[i] >= end and roll[i] > level for i in range(m)]
         self._runs(cond, roll, t_end)
 
-    def _runs(self, cond: np.ndarray, roll: np.ndarray, t_end: np.ndarray) -> None:
-        if self._cur is not None and not cond[0]:
-            self._close()
-        for a, b in runs(cond).tolist():
-            if self._cur is not None:  # a == 0: the run goes on from the last steps
-                self._cur[1] = float(t_end[b - 1])
-                self._cur[2] += b - a
-            else:
-                self._cur = [float(t_end[a]), float(t_end[b - 1]), b - a]
+    def _runs(self, cond: list[bool], roll: list[float], t_end: list[float]) -> None:
+        i, m = 0, len(cond)
+        while i < m:
+            if not cond[i]:
+                if self._cur is not None:
+                    self._close()
+                i += 1
+                continue
+            j = i
+            while j < m and cond[j]:
+                j += 1
+            if self._cur is None:
+                self._cur = [t_end[i], t_end[j - 1], j - i]
                 self._cur_grid.clear()
-            self._cur_grid.add_codes(np.rint(roll[a:b] * _ROLL_PER_UNIT).astype(np.int64))
-            if b < len(cond):
-                self._close()
+            else:  # the run goes on from the last steps
+                self._cur[1] = t_end[j - 1]
+                self._cur[2] += j - i
+            self._cur_grid.add_codes([round(x * _ROLL_PER_UNIT) for x in roll[i:j]])
+            i = j
 
     def _qualifies(self, run: list) -> bool:
         dur = run[1] - run[0]
@@ -551,7 +561,7 @@ class FlagRules:
             first = h.windows[m].first(st.base.end())
             last_t, last = h.windows[m].last()
             if len(first) >= cfg.baseline_min_steps // 2 and len(last) >= cfg.baseline_min_steps // 2:
-                rise = float(np.median(last) / np.median(first) - 1)
+                rise = _median_sorted(sorted(last)) / _median_sorted(sorted(first)) - 1
                 if rise > cfg.valr_rise_frac:
                     self._flag("heel_strike_force", side, "drift", rise * 100,
                                cfg.valr_rise_frac * 100, "% rise", len(last),
@@ -607,6 +617,6 @@ class FlagRules:
         if drift_ok:
             r = st.arch_drift.result()
             _, last = st.arch_drift.window.last()
-            if r and np.median(last) > cfg.arch_share_end_min:
+            if r and _median_sorted(sorted(last)) > cfg.arch_share_end_min:
                 self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,
                                  ": the arch gives way as you tire.")

@@ -13,11 +13,13 @@ body weights per second, is chosen when the median is read) gives it to a relati
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
 
 _BLOCK = 256  # grid points per block; a block is made when a value first falls in it
+_PENDING = 1024  # codes added in bulk wait to be counted until this many (or a read)
 
 
 class GridCounts:
@@ -40,15 +42,28 @@ class GridCounts:
         self._top = int(math.ceil(span * self.per_unit))
         self._block_n = np.zeros(self._top // _BLOCK + 1, np.int64)
         self._blocks: dict[int, np.ndarray] = {}
+        self._ids: list[int] = []  # the blocks made, in order (a few dozen: sums run over them)
+        self._ids_arr: np.ndarray | None = None
+        self._memo: dict[int, int] = {}  # kth's answers since the last change
+        self._pending: list[np.ndarray] = []  # codes not yet in the blocks (add_codes)
+        self._pending_n = 0
         self.n = 0
 
     def codes(self, values: np.ndarray) -> np.ndarray:
         """The grid points of ``values`` (finite ones only: the caller drops NaN)."""
-        v = np.asarray(values, float)
+        return np.array(self._codes(np.asarray(values, float)), np.int64)
+
+    def _codes(self, v: np.ndarray) -> list[int]:
+        top, per = self._top, self.per_unit
         if self._log0 is not None:
-            with np.errstate(divide="ignore"):
-                v = np.log(np.maximum(v, 1e-300)) - self._log0
-        return np.clip(np.rint(v * self.per_unit), 0, self._top).astype(np.int64)
+            # math.log for every value, one at a time: the same point whatever the batch
+            # (numpy's vectorised log may differ from it in the last bit)
+            log, log0 = math.log, self._log0
+            return [min(max(round((log(x) - log0) * per) if x > 0 else 0, 0), top)
+                    for x in v.tolist()]
+        if len(v) <= 8:  # a step or a few (live): no array work; round() is numpy's rint
+            return [min(max(round(x * per), 0), top) for x in v.tolist()]
+        return np.clip(np.rint(v * per), 0, top).astype(np.int64).tolist()
 
     def value(self, code: int) -> float:
         if self._log0 is None:
@@ -57,33 +72,76 @@ class GridCounts:
 
     def add(self, values: np.ndarray) -> None:
         """Count ``values`` (NaN must be left out by the caller)."""
-        self.add_codes(self.codes(values))
+        if len(values):
+            self.add_codes(self._codes(np.asarray(values, float)))
 
-    def add_codes(self, codes: np.ndarray) -> None:
+    def add_codes(self, codes) -> None:
+        """Count grid points (a list or an array of ints)."""
         if not len(codes):
             return
-        blk = codes // _BLOCK
-        for b in np.unique(blk).tolist():
-            counts = self._blocks.get(b)
-            if counts is None:
-                counts = self._blocks[b] = np.zeros(_BLOCK, np.int32)
-            mine = codes[blk == b] - b * _BLOCK
-            counts += np.bincount(mine, minlength=_BLOCK).astype(np.int32)
-            self._block_n[b] += len(mine)
+        self._memo.clear()
+        if len(codes) <= 8 and not self._pending:  # a step or a few (live): no array work
+            for c in (codes.tolist() if isinstance(codes, np.ndarray) else codes):
+                b, r = divmod(c, _BLOCK)
+                self._block(b)[r] += 1
+                self._block_n[b] += 1
+        else:
+            # many at once (a file's steps): counted into the blocks when read, or when
+            # _PENDING have gathered, in one pass (a pass costs a few µs per block it touches)
+            self._pending.append(np.asarray(codes, np.int64))
+            self._pending_n += len(codes)
+            if self._pending_n >= _PENDING:
+                self._fold()
         self.n += len(codes)
+
+    def _fold(self) -> None:
+        if not self._pending:
+            return
+        u, counts = np.unique(np.concatenate(self._pending), return_counts=True)
+        self._pending, self._pending_n = [], 0
+        blk = u // _BLOCK
+        cuts = [0, *(np.flatnonzero(np.diff(blk)) + 1).tolist(), len(u)]
+        for a, z in zip(cuts[:-1], cuts[1:]):
+            b = int(blk[a])
+            self._block(b)[u[a:z] - b * _BLOCK] += counts[a:z].astype(np.int32)
+            self._block_n[b] += int(counts[a:z].sum())
+
+    def _block(self, b: int) -> np.ndarray:
+        counts = self._blocks.get(b)
+        if counts is None:
+            counts = self._blocks[b] = np.zeros(_BLOCK, np.int32)
+            bisect.insort(self._ids, b)
+            self._ids_arr = None
+        return counts
 
     def clear(self) -> None:
         """Forget every value (the blocks stay made, zeroed)."""
-        for b in np.flatnonzero(self._block_n).tolist():
+        self._pending, self._pending_n = [], 0
+        for b in self._ids:
             self._blocks[b][:] = 0
         self._block_n[:] = 0
+        self._memo.clear()
         self.n = 0
+
+    def _made(self) -> np.ndarray:
+        self._fold()
+        if self._ids_arr is None:
+            self._ids_arr = np.array(self._ids, np.int64)
+        return self._ids_arr
 
     def kth(self, k: int) -> int:
         """The grid point of the ``k``-th smallest value (0-based)."""
-        cum = np.cumsum(self._block_n)
-        b = int(np.searchsorted(cum, k, side="right"))
-        before = int(cum[b - 1]) if b else 0
+        c = self._memo.get(k)
+        if c is None:
+            c = self._memo[k] = self._kth(k)
+        return c
+
+    def _kth(self, k: int) -> int:
+        ids = self._made()
+        cum = np.cumsum(self._block_n[ids])
+        j = int(np.searchsorted(cum, k, side="right"))
+        before = int(cum[j - 1]) if j else 0
+        b = int(ids[j])
         within = np.cumsum(self._blocks[b])
         return b * _BLOCK + int(np.searchsorted(within, k - before, side="right"))
 
@@ -94,7 +152,8 @@ class GridCounts:
             return 0
         c = min(c, self._top + 1)
         b, r = divmod(c, _BLOCK)
-        n = int(self._block_n[:b].sum())
+        ids = self._made()
+        n = int(self._block_n[ids[ids < b]].sum())
         if r and b in self._blocks:
             n += int(self._blocks[b][:r].sum())
         return n
@@ -120,4 +179,5 @@ class GridCounts:
 
     @property
     def nbytes(self) -> int:
+        self._fold()
         return self._block_n.nbytes + sum(c.nbytes for c in self._blocks.values())
