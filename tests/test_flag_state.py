@@ -205,3 +205,10 @@ def test_grid_counts_medians():
     g = GridCounts(100, 10.0)
     g.add(np.array([-1.0, 5.0, 50.0]))
     assert (g.kth(0), g.kth(1), g.kth(2)) == (0, 500, 1000)
+
+
+def test_grid_counts_take_infinities_at_the_ends():
+    for g in (GridCounts(100, 10.0), GridCounts(1e5, 1e7, log_from=0.1)):
+        g.add(np.array([np.inf, -np.inf, 0.0, 5.0]))  # a step or a few
+        g.add(np.array([np.inf] * 5 + [-np.inf] * 5))  # many at once
+        assert g.n == 14 and g.kth(0) == 0 and g.kth(13) == g._top

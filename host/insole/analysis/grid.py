@@ -58,11 +58,12 @@ class GridCounts:
         if self._log0 is not None:
             # math.log for every value, one at a time: the same point whatever the batch
             # (numpy's vectorised log may differ from it in the last bit)
-            log, log0 = math.log, self._log0
-            return [min(max(round((log(x) - log0) * per) if x > 0 else 0, 0), top)
+            log, log0, inf = math.log, self._log0, math.inf
+            return [0 if x <= 0 else top if x == inf else min(max(round((log(x) - log0) * per), 0), top)
                     for x in v.tolist()]
         if len(v) <= 8:  # a step or a few (live): no array work; round() is numpy's rint
-            return [min(max(round(x * per), 0), top) for x in v.tolist()]
+            return [min(max(round(x * per), 0), top) if math.isfinite(x) else (top if x > 0 else 0)
+                    for x in v.tolist()]
         return np.clip(np.rint(v * per), 0, top).astype(np.int64).tolist()
 
     def value(self, code: int) -> float:
