@@ -111,7 +111,7 @@ _METHOD_2080 = VALR_METHODS.index(VALR_2080)
 # step dicts), so its grid is logarithmic, 1e-5 relative, from 0.1 to 1e7 of its unit
 _SHARE_PER_UNIT = 1e5
 _ROLL_PER_UNIT = 2e5
-_VALR_GRID = (1e5, 1e7, 1e-1)  # per unit of ln, top, bottom
+_VALR_GRID = (1e5, 1e7, 1e-1, 4096)  # per unit of ln, top, bottom, points per block (4 %)
 
 
 def _share_grid() -> GridCounts:
@@ -240,7 +240,7 @@ class _Drift:
         # the run in progress: [first window's end s, last window's end s, windows]; its
         # rolling medians' counts
         self._cur: list | None = None
-        self._cur_grid = GridCounts(_ROLL_PER_UNIT, 1.0)
+        self._cur_grid = GridCounts(_ROLL_PER_UNIT, 1.0, block=2048)
         self.best: tuple | None = None  # (start s, end s, windows, median level)
 
     def add(self, t: np.ndarray, v: np.ndarray) -> None:
@@ -434,8 +434,8 @@ class ActivityState:
     The flags are evaluated for running only (their thresholds come from running studies)."""
 
     def __init__(self) -> None:
-        self.stride = GridCounts(100, 60_000.0)
-        self.contact = GridCounts(100, 60_000.0)
+        self.stride = GridCounts(100, 60_000.0, block=2048)  # blocks of 20 ms
+        self.contact = GridCounts(100, 60_000.0, block=2048)
         self._ic_last: float | None = None
 
     def add(self, ic_s: np.ndarray, to_s: np.ndarray) -> None:

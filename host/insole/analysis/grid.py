@@ -18,7 +18,9 @@ import math
 
 import numpy as np
 
-_BLOCK = 256  # grid points per block; a block is made when a value first falls in it
+# grid points per block (the default); a block is made when a value first falls in it, so a
+# block should span about a tenth of where the values fall: few blocks, each made early
+_BLOCK = 1024
 _PENDING = 1024  # codes added in bulk wait to be counted until this many (or a read)
 
 
@@ -33,14 +35,18 @@ class GridCounts:
             bottom, at the bottom: 0, or ``log_from``).
         log_from: a logarithmic grid from this value up, ``per_unit`` points per unit of the
             natural log (relative resolution ``1 / per_unit``).
+        block: grid points per block of counts (4 bytes each), made when a value first falls
+            in it.
     """
 
-    def __init__(self, per_unit: float, top: float, log_from: float | None = None) -> None:
+    def __init__(self, per_unit: float, top: float, log_from: float | None = None,
+                 block: int = _BLOCK) -> None:
+        self._B = block
         self.per_unit = float(per_unit)
         self._log0 = None if log_from is None else math.log(log_from)
         span = top if self._log0 is None else math.log(top) - self._log0
         self._top = int(math.ceil(span * self.per_unit))
-        self._block_n = np.zeros(self._top // _BLOCK + 1, np.int64)
+        self._block_n = np.zeros(self._top // block + 1, np.int64)
         self._blocks: dict[int, np.ndarray] = {}
         self._ids: list[int] = []  # the blocks made, in order (a few dozen: sums run over them)
         self._ids_arr: np.ndarray | None = None
@@ -83,7 +89,7 @@ class GridCounts:
         self._memo.clear()
         if len(codes) <= 8 and not self._pending:  # a step or a few (live): no array work
             for c in (codes.tolist() if isinstance(codes, np.ndarray) else codes):
-                b, r = divmod(c, _BLOCK)
+                b, r = divmod(c, self._B)
                 self._block(b)[r] += 1
                 self._block_n[b] += 1
         else:
@@ -100,17 +106,17 @@ class GridCounts:
             return
         u, counts = np.unique(np.concatenate(self._pending), return_counts=True)
         self._pending, self._pending_n = [], 0
-        blk = u // _BLOCK
+        blk = u // self._B
         cuts = [0, *(np.flatnonzero(np.diff(blk)) + 1).tolist(), len(u)]
         for a, z in zip(cuts[:-1], cuts[1:]):
             b = int(blk[a])
-            self._block(b)[u[a:z] - b * _BLOCK] += counts[a:z].astype(np.int32)
+            self._block(b)[u[a:z] - b * self._B] += counts[a:z].astype(np.int32)
             self._block_n[b] += int(counts[a:z].sum())
 
     def _block(self, b: int) -> np.ndarray:
         counts = self._blocks.get(b)
         if counts is None:
-            counts = self._blocks[b] = np.zeros(_BLOCK, np.int32)
+            counts = self._blocks[b] = np.zeros(self._B, np.int32)
             bisect.insort(self._ids, b)
             self._ids_arr = None
         return counts
@@ -144,7 +150,7 @@ class GridCounts:
         before = int(cum[j - 1]) if j else 0
         b = int(ids[j])
         within = np.cumsum(self._blocks[b])
-        return b * _BLOCK + int(np.searchsorted(within, k - before, side="right"))
+        return b * self._B + int(np.searchsorted(within, k - before, side="right"))
 
     def count_below(self, code: float) -> int:
         """How many values lie on grid points below ``code`` (which may be fractional)."""
@@ -152,7 +158,7 @@ class GridCounts:
         if c <= 0:
             return 0
         c = min(c, self._top + 1)
-        b, r = divmod(c, _BLOCK)
+        b, r = divmod(c, self._B)
         ids = self._made()
         n = int(self._block_n[ids[ids < b]].sum())
         if r and b in self._blocks:
