@@ -129,9 +129,9 @@ class Block:
 INFO_WAIT_US = 5_000_000
 # The device-to-host clock is estimated from the smallest delay per window; windows are built
 # from minima per bin of device time (see clock_estimate), so the sync data stays small: bins of
-# SYNC_BIN_S at first, at most SYNC_MAX_BINS of them (16 bytes each: 32 KB a foot); a longer run
-# doubles the bin width (SyncBins). 2048 bins of 0.5 s then 1 s keep the 5 s windows of the fit
-# exactly as from every packet for runs up to 2048 s (34 min).
+# SYNC_BIN_S at first, at most SYNC_MAX_BINS of them (16 bytes each: 32 kB a foot); a longer run
+# doubles the bin width (SyncBins). 2048 bins of 0.5 s, then 1 s, give the fit's 5 s windows (its
+# window once the timed packets span 150 s) the same minima as every packet up to 2048 s (34 min).
 SYNC_BIN_S = 0.5
 SYNC_MAX_BINS = 2048
 
@@ -142,8 +142,8 @@ class SyncBins:
 
     Bins are ``[k * bin_s, (k + 1) * bin_s)`` of device seconds, k from 0 to ``max_bins - 1``.
     A point past the last bin doubles ``bin_s`` (as often as needed): bins 2k and 2k + 1 merge
-    into k, keeping the smaller delay (the earlier bin on a tie), which is exactly what bins of
-    the doubled width would have kept from every point. The two arrays are allocated once.
+    into k, keeping the smaller delay (the earlier bin on a tie): the minimum that bins of the
+    doubled width would have taken from every point. The two arrays are allocated once.
     """
 
     def __init__(self, bin_s: float = SYNC_BIN_S, max_bins: int = SYNC_MAX_BINS) -> None:
