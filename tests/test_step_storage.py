@@ -1,24 +1,20 @@
 """Where the per-step results live and what the live feed keeps (issue 8, bounded memory):
 the step table on disk (StepFile) gives what the one in memory (StepTable) gives, the live
-feed's step and flag events are the ones the whole-table evaluation made, and the swing
-baseline's running medians are exact."""
+feed's step events are the ones the whole table makes and its flags the ones the batch rules
+make over the whole table (tests/flag_reference.py), and the swing baseline's running medians
+are exact."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from flag_reference import ReferenceRules
 
-from insole.analysis.core import (
-    FootSteps,
-    StepFile,
-    StepTable,
-    foot_activity,
-    foot_flags,
-    read_step_file,
-)
+from insole.analysis.core import FootSteps, StepFile, StepTable, read_step_file
 from insole.analysis.document import FootPipeline, LiveFeed
-from insole.analysis.flags import FlagInput, FlagRules, RollingFiles
+from insole.analysis.flags import FlagInput
 from insole.analysis.forces import ValueCounts
+from insole.analysis.metrics import VALR_METHODS
 from insole.sim import simulate
 from insole.sim.device import capture_bytes
 
@@ -26,18 +22,20 @@ CHUNK_BYTES = 2400  # about a second of one foot at 500 Hz
 
 
 class _WholeTableFeed(LiveFeed):
-    """The live feed as it was before the table went to disk: every step's event made from the
-    whole table, the flags from every step in memory, the rolling medians in a dict."""
+    """The live feed as it was before the table went to disk and the flags became running
+    state: every step's event made from the whole table, the flags by the batch rules over
+    every step in memory (these runs are running, so the activity gate is left out)."""
 
     def on_steps(self, core, first, stop):
         side = core.info.side
         fs = FootSteps(core, self.body_weight_n(core))
         for st in fs.dicts(first, stop):
             self.on_event("step", side, st)
-        _, _, duty, activity = foot_activity(fs)
-        flags, _, _ = foot_flags(fs, {"activity": activity, "duty_factor": duty}, side,
-                                 core.rows * core.period_s, self.config.flags,
-                                 self._rolling.setdefault(side, {}))
+        zi = {z: i for i, z in enumerate(fs.zones)}
+        fi = FlagInput(fs.t_s, fs.valr_bw, fs.strike.astype(str) if fs.k else np.zeros(0, str),
+                       fs.met_share, fs.shares[:, zi["arch"]],
+                       np.array(VALR_METHODS, dtype=object)[fs.valr_method])
+        flags = ReferenceRules(self.config.flags).evaluate(fi, side, core.rows * core.period_s).flags_
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key
@@ -61,7 +59,15 @@ def test_live_events_from_the_table_on_disk_are_the_whole_table_ones(tmp_path, s
     want, ref_core = _events(data, _WholeTableFeed, body_mass_kg=mass)
     got, core = _events(data, LiveFeed, lambda c: StepFile(c, tmp_path / "left.steps"), mass)
     assert isinstance(core.table, StepFile) and isinstance(ref_core.table, StepTable)
-    assert len(got) == len(want) and got == want
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        if g[0] == "flags":  # a loading rate's median is on a 1e-5 relative grid (flags.py)
+            assert [(f["code"], f["rule"], f["severity"], f["steps"], f["span_s"]) for f in g[2]] == \
+                [(f["code"], f["rule"], f["severity"], f["steps"], f["span_s"]) for f in w[2]]
+            for f, fw in zip(g[2], w[2]):
+                assert f["value"] == pytest.approx(fw["value"], rel=2e-5, abs=1e-3)
+        else:
+            assert g == w
     flags = [e for e in got if e[0] == "flags"]
     assert flags and any(f["rule"] == "drift" or scenario == "heel-striker" for f in flags[-1][2])
     # before close, the last steps may be in the table's buffer (at most FLUSH_ROWS)
@@ -78,33 +84,6 @@ def test_live_events_from_the_table_on_disk_are_the_whole_table_ones(tmp_path, s
         np.testing.assert_array_equal(core.table.column(name, 7, 19), col[7:19], err_msg=name)
     with pytest.raises(ValueError, match="closed"):
         core.table.append({k: v[:1] for k, v in on_disk.items()})
-
-
-def test_rolling_medians_in_files_equal_the_ones_in_memory(tmp_path):
-    rng = np.random.default_rng(5)
-    n = 600
-    t = np.arange(n) * 0.35
-    arch = 0.025 * (1 + 0.6 * np.arange(n) / n) + rng.normal(0, 0.002, n)
-    met = 0.45 + 0.1 * (np.arange(n) > 350) + rng.normal(0, 0.01, n)
-    files, mem = RollingFiles(tmp_path), {}
-    seen = set()
-    for k in range(40, n + 1, 3):
-        steps = FlagInput(t[:k], np.full(k, 50.0), np.array(["rearfoot"] * k), met[:k], arch[:k])
-        a = FlagRules(rolling_cache=files).evaluate(steps, "left", t[k - 1])
-        b = FlagRules(rolling_cache=mem).evaluate(steps, "left", t[k - 1])
-        assert a.flags_ == b.flags_ and a.notes_ == b.notes_
-        seen.update(f["code"] + "/" + f["rule"] for f in a.flags_)
-        for name, (m, last, roll) in mem.items():
-            fm, flast, froll = files.get(name)
-            assert (fm, flast) == (m, last)
-            np.testing.assert_array_equal(froll, roll)
-    assert {"arch_collapse/drift", "forefoot_overload/drift"} <= seen
-    # a series that did not grow by appending is computed afresh and the file rewritten
-    k = 450
-    steps = FlagInput(t[:k], np.full(k, 50.0), np.array(["rearfoot"] * k), met[:k] + 0.01, arch[:k])
-    a = FlagRules(rolling_cache=files).evaluate(steps, "left", t[k - 1])
-    assert a.flags_ == FlagRules().evaluate(steps, "left", t[k - 1]).flags_
-    assert files.get("metatarsal_share")[0] == k
 
 
 def test_value_counts_give_the_exact_median():

@@ -123,26 +123,3 @@ def test_record_prints_the_steps_the_offline_analysis_finds(tmp_path):
         assert printed[side] == offline, side
     quiet = run_cli("record", *urls, "--out", tmp_path / "quiet", "-q", timeout=120)
     assert quiet.returncode == 0 and b"step at" not in quiet.stdout
-
-
-def test_live_flag_evaluation_with_its_rolling_cache_equals_a_fresh_one():
-    """The live feed evaluates the flags after every step, reusing the rolling medians it has:
-    the result is the one a fresh evaluation of the same steps gives."""
-    import numpy as np
-
-    from insole.analysis.flags import FlagInput, FlagRules
-
-    rng = np.random.default_rng(2)
-    n = 700
-    t = np.arange(n) * 0.35
-    arch = 0.025 * (1 + 0.6 * np.arange(n) / n) + rng.normal(0, 0.002, n)
-    met = 0.45 + 0.1 * (np.arange(n) > 400) + rng.normal(0, 0.01, n)
-    cache: dict = {}
-    seen = []
-    for k in range(40, n + 1, 7):
-        steps = FlagInput(t[:k], np.full(k, 50.0), np.array(["rearfoot"] * k), met[:k], arch[:k])
-        live = FlagRules(rolling_cache=cache).evaluate(steps, "left", t[k - 1])
-        fresh = FlagRules().evaluate(steps, "left", t[k - 1])
-        assert live.flags_ == fresh.flags_ and live.notes_ == fresh.notes_
-        seen += [f["code"] + "/" + f["rule"] for f in live.flags_]
-    assert "arch_collapse/drift" in seen and "forefoot_overload/drift" in seen

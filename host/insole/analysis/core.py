@@ -13,8 +13,10 @@ How it stays incremental (docs/analysis.md, Streaming):
   sample. Every decision the detector makes is local to a step and its neighbours, so where the
   buffer is cut does not change it. A buffer with no quiet stretch for ``MAX_BUFFER_S`` (no
   stepping: standing, or a long gap) is cut there as if the recording ended and began again.
-- Per-step results go into a :class:`StepTable` (columns of numbers, forces in newtons); body
-  weight, the summary, the flags and the JSON are made from the table.
+- Per-step results go into a :class:`StepTable` (columns of numbers, forces in newtons), and
+  into the running state the flags and the activity are read from (:class:`FlagState`,
+  :class:`ActivityState`: bounded memory); body weight, the summary and the JSON are made from
+  the table.
 - Body weight by the stride-average identity is a running sum: the total force (in integer
   millinewtons, so the sum does not depend on the blocks) and the count of samples seen, noted
   at each step's start; the estimate is twice the mean from the first step's start to the last.
@@ -32,7 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from insole import protocol as P
-from insole.analysis.flags import FlagConfig, FlagInput, FlagRules, rearfoot_valr_method
+from insole.analysis.flags import (
+    ActivityState,
+    FlagConfig,
+    FlagRules,
+    FlagState,
+)
 from insole.analysis.forces import ForceConverter, SwingTracker
 from insole.analysis.heel import DEAD, PENDING, HeelWatch
 from insole.analysis.metrics import (
@@ -55,8 +62,6 @@ from insole.model.calibration import Calibration, default
 log = logging.getLogger(__name__)
 
 G_M_PER_S2 = 9.80665
-# Walking keeps each foot down for more than half of its stride (double support); running less.
-RUNNING_MAX_DUTY_FACTOR = 0.5
 # A buffer with no quiet stretch for this long is cut (see the module's docstring).
 MAX_BUFFER_S = 10.0
 # body weight for a foot's first impact transient, before one stride gives an estimate
@@ -326,6 +331,11 @@ class FootCore:
         zi = {z: i for i, z in enumerate(self.zones)}
         self.heel = HeelWatch(zi["heel"], self.detector.threshold_n, self.rate_hz) \
             if "heel" in zi else None
+        # the flags' and the activity's running state, fed as steps are appended
+        self._has_met = any(z in zi for z in P.METATARSAL_ZONES)
+        self._arch = zi.get("arch")
+        self.flag_state = FlagState(self.config.flags, self._has_met, self._arch is not None)
+        self.activity = ActivityState()
         self._pending: list[tuple] = []  # (columns, row judged, sums at the starts) per batch
         self._bw_frozen = False
         mc = self.config.metrics
@@ -564,6 +574,7 @@ class FootCore:
                 self._bw_frozen = bool(dead.any())
             first = len(self.table)
             self.table.append(part)
+            self._note_steps(part)
             if self.on_steps is not None:
                 self.on_steps(self, first, len(self.table))
             emitted += p
@@ -576,6 +587,17 @@ class FootCore:
             low = min([self._row0] + [int(j[1][0]) for j in self._pending])
             self.heel.prune(low - 1)
         return emitted
+
+    def _note_steps(self, cols: dict) -> None:
+        """New steps into the flags' and the activity's running state, as :class:`FootSteps`
+        gives them (times rounded to 10 µs, shares to 1e-5; a dead heel's late contact places
+        the step in time but gives it no contact time or stride)."""
+        ic_s, to_s = cols["ic_idx"] * self.period_s, cols["to_idx"] * self.period_s
+        ic_lost = cols["lost_strike"] == LOST_HEEL[0]
+        self.activity.add(np.where(ic_lost, np.nan, ic_s) if ic_lost.any() else ic_s, to_s)
+        self.flag_state.add(np.round(ic_s, 5), cols["valr_n_per_s"], cols["valr_method"],
+                            cols["strike"], np.round(cols["met_share"], 5) if self._has_met else None,
+                            np.round(cols["shares"][:, self._arch], 5) if self._arch is not None else None)
 
     def _lose_heel(self, cols: dict, dead: np.ndarray) -> dict:
         """A dead heel: the steps' contact (so contact time), strike pattern, strike index,
@@ -664,6 +686,23 @@ def heel_reason(onset_s: float, stretches: int) -> str:
 # --- per-step values as the document gives them ------------------------------------------
 
 
+class TableSlice:
+    """Steps ``start..stop-1`` of a core's step table, read the way :class:`FootSteps` reads a
+    core: a live caller's newly decided steps (the table's last ones), without the rest."""
+
+    def __init__(self, core: FootCore, start: int, stop: int) -> None:
+        self._core, self._start, self._stop = core, start, stop
+        self.table = self
+        self.period_s, self.zones, self.config = core.period_s, core.zones, core.config
+        self.has_cop = core.has_cop
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._core.table.column(name, self._start, self._stop)
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+
 class FootSteps:
     """One foot's step table in document units (BW, ms, rounded as the document rounds)."""
 
@@ -674,7 +713,7 @@ class FootSteps:
         self.k = k = len(t)
         ic_s, to_s = t["ic_idx"] * ps, t["to_idx"] * ps
         # a dead heel (heel.py): the contact the other zones saw is late, so it is not given;
-        # it still places the step in time for the flags' windows (flag_input)
+        # it still places the step in time (t_s; the flags' windows: FootCore._note_steps)
         self.ic_lost = t["lost_strike"] == LOST_HEEL[0]
         self.t_s = np.round(ic_s, 5)
         if self.ic_lost.any():
@@ -712,16 +751,6 @@ class FootSteps:
         self.cop_wid = np.round(t["cop_width_frac"], 4)
         self.step_ms: np.ndarray | None = None
         self.flight_ms: np.ndarray | None = None
-
-    def flag_input(self) -> FlagInput:
-        """Every step (a damaged one keeps what is intact; each rule skips what is missing)."""
-        zi = {z: i for i, z in enumerate(self.zones)}
-        strike = self.strike.astype(str) if self.k else np.zeros(0, str)
-        methods = np.array(VALR_METHODS, dtype=object)[self.valr_method] if self.k \
-            else np.zeros(0, object)
-        return FlagInput(self.t_s, self.valr_bw, strike,
-                         self.met_share if self.has_met else None,
-                         self.shares[:, zi["arch"]] if "arch" in zi else None, methods)
 
     def dicts(self, start: int = 0, stop: int | None = None) -> list[dict]:
         """Steps ``start..stop-1`` as the document's step objects."""
@@ -857,36 +886,18 @@ def _med(values: np.ndarray) -> float | None:
     return round(float(np.median(v)), 3) if len(v) else None
 
 
-def foot_activity(fs: FootSteps) -> tuple[float | None, float | None, float | None, str]:
-    """(median stride ms, median contact ms, duty factor, activity) of one foot's steps: what
-    the flags need of the summary (the live feed makes only this after each step)."""
-    strides = fs.stride_ms
-    if fs.ic_lost.any():
-        strides = strides[~np.isnan(strides)]  # no stride without its contacts
-    # a stride that spans a gap or a missed step is not one stride
-    if len(strides):
-        med = float(np.median(strides))
-        strides = strides[strides < 1.5 * med]
-    stride_med = float(np.median(strides)) if len(strides) else None
-    # duty factor: the share of a stride the foot is on the ground; running has a flight phase
-    # (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
-    contact = _med(fs.contact_ms)
-    duty = round(contact / stride_med, 3) if stride_med and contact else None
-    activity = "unknown" if duty is None else ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
-    return stride_med, contact, duty, activity
-
-
-def foot_summary(fs: FootSteps, duration_s: float) -> dict:
+def foot_summary(fs: FootSteps, duration_s: float, core: FootCore) -> dict:
     """Per-foot summary: timing over every step, each force metric's median over the steps
-    that have it (a damaged step keeps what is intact); the rearfoot loading rate by one
-    method, the flag's (:func:`insole.analysis.flags.rearfoot_valr_method`)."""
-    stride_med, contact, duty, activity = foot_activity(fs)
+    that have it (a damaged step keeps what is intact); the activity and the rearfoot loading
+    rate's method from the core's running state, as the flags read them
+    (:class:`insole.analysis.flags.ActivityState`, :meth:`FlagState.valr_method`)."""
+    stride_med, contact, duty, activity = core.activity.result()
     cadence = 2 * 60000.0 / stride_med if stride_med else None
     strike = np.where(fs.lost_strike > 0, "lost", fs.strike.astype(str)) if fs.k else np.zeros(0, str)
     strikes = {s: int((strike == s).sum()) for s in ("rearfoot", "midfoot", "forefoot")}
-    fi = fs.flag_input()
-    valr_method = rearfoot_valr_method(fi)
-    rear = (strike == "rearfoot") & (fi.valr_method == valr_method) if fs.k else np.zeros(0, bool)
+    valr_method = core.flag_state.valr_method()
+    code = VALR_METHODS.index(valr_method) if valr_method is not None else -1
+    rear = (strike == "rearfoot") & (fs.valr_method == code) if fs.k else np.zeros(0, bool)
     with_shares = fs.lost_event == 0
     lost = steps_lost(fs)
     return {
@@ -927,12 +938,13 @@ def steps_lost(fs: FootSteps) -> dict:
     return out
 
 
-def foot_flags(fs: FootSteps, summary: dict, side: str, duration_s: float,
-               config: FlagConfig, rolling_cache: dict | None = None) -> tuple[list[dict], list[str], dict]:
-    """(flags, notes, evaluated) of one foot: the flag rules on its steps (running only)."""
-    if summary["activity"] == "running":
-        rules = FlagRules(config, rolling_cache).evaluate(fs.flag_input(), side, duration_s)
+def foot_flags(core: FootCore, side: str, duration_s: float, bw_n: float) -> tuple[list[dict], list[str], dict]:
+    """(flags, notes, evaluated) of one foot now: the flag rules on the core's running state
+    (running only), loading rates in BW/s of ``bw_n``."""
+    _, _, duty, activity = core.activity.result()
+    if activity == "running":
+        rules = FlagRules(core.config.flags).evaluate(core.flag_state, side, duration_s, bw_n)
         return rules.flags_, rules.notes_, rules.evaluated_
-    note = (f"{side}: {summary['activity']} (duty factor {summary['duty_factor']}): the flags' "
+    note = (f"{side}: {activity} (duty factor {duty}): the flags' "
             "thresholds come from running studies, so no flags were evaluated")
     return [], [note], {"absolute": False, "drift": False}

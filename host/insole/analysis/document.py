@@ -23,20 +23,17 @@ from typing import IO
 import numpy as np
 import orjson
 
-from insole import protocol as P
 from insole.analysis.core import (
     G_M_PER_S2,
-    RUNNING_MAX_DUTY_FACTOR,
     AnalysisConfig,
     FootCore,
     FootSteps,
+    TableSlice,
     _med,
-    foot_activity,
     foot_flags,
     foot_summary,
 )
-from insole.analysis.flags import FlagInput, RollingFiles
-from insole.analysis.metrics import LOST_HEEL, STRIKES, VALR_METHODS
+from insole.analysis.flags import RUNNING_MAX_DUTY_FACTOR
 from insole.analysis.steps import StepDetector
 from insole.analysis.stream import Block, FootDecoder, FootStream
 from insole.errors import InputFileError
@@ -176,8 +173,8 @@ class Analysis:
             fs = FootSteps(r.core, bw)
             self.steps[side] = fs
             duration_s = r.quality["duration_s"]
-            summary = foot_summary(fs, duration_s)
-            flags, notes, evaluated = foot_flags(fs, summary, side, duration_s, self.config.flags)
+            summary = foot_summary(fs, duration_s, r.core)
+            flags, notes, evaluated = foot_flags(r.core, side, duration_s, bw)
             head["flags"].extend(flags)
             head["notes"].extend(notes)
             head["feet"][side] = {"steps": None, "summary": summary, "flags_evaluated": evaluated,
@@ -424,71 +421,18 @@ def analyse(feet: dict[str, FootStream], body_mass_kg: float | None = None,
     return Analysis(runs, body_mass_kg, config).document()
 
 
-class _NewSteps:
-    """Steps ``start..stop-1`` of a core's step table, read the way :class:`FootSteps` reads a
-    core: the live feed's newly decided steps (the table's last ones), without the rest."""
-
-    def __init__(self, core: FootCore, start: int, stop: int) -> None:
-        self._core, self._start, self._stop = core, start, stop
-        self.table = self
-        self.period_s, self.zones, self.config = core.period_s, core.zones, core.config
-        self.has_cop = core.has_cop
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self._core.table.column(name, self._start, self._stop)
-
-    def __len__(self) -> int:
-        return self._stop - self._start
-
-
-class _FlagSteps:
-    """What :func:`foot_activity` and the flag rules read of one foot's steps, rounded exactly
-    as :class:`FootSteps` rounds them, made from the ten columns they need (read from the
-    table, on disk for a :class:`StepFile`) for one evaluation and then dropped."""
-
-    def __init__(self, core: FootCore, bw_n: float) -> None:
-        t = core.table
-        ps = core.period_s
-        ic_s, to_s = t["ic_idx"] * ps, t["to_idx"] * ps
-        self.k = len(ic_s)
-        self.zones = core.zones
-        self.ic_s = np.round(ic_s, 5)  # a dead heel's late contact still places the step in time
-        self.ic_lost = t["lost_strike"] == LOST_HEEL[0]
-        if self.ic_lost.any():  # but gives it no contact time or stride (FootSteps)
-            ic_s = np.where(self.ic_lost, np.nan, ic_s)
-        self.contact_ms = np.round((to_s - ic_s) * 1e3, 2)
-        self.stride_ms = np.round(np.diff(ic_s) * 1e3, 2)
-        del to_s
-        self.valr_bw = np.round(t["valr_n_per_s"] / bw_n, 3)
-        # as str directly (FootSteps makes objects, then str: the same array, a third of the time)
-        self.strike = np.array(STRIKES)[t["strike"]] if self.k else np.zeros(0, str)
-        self.valr_method = t["valr_method"]
-        zi = {z: i for i, z in enumerate(self.zones)}
-        self.has_met = any(z in zi for z in P.METATARSAL_ZONES)
-        self.met_share = np.round(t["met_share"], 5) if self.has_met else None
-        self.arch = np.round(t.column("shares")[:, zi["arch"]], 5) if "arch" in zi else None
-
-    def flag_input(self) -> FlagInput:
-        """As :meth:`FootSteps.flag_input`."""
-        strike = self.strike
-        methods = np.array(VALR_METHODS, dtype=object)[self.valr_method] if self.k \
-            else np.zeros(0, object)
-        return FlagInput(self.ic_s, self.valr_bw, strike, self.met_share, self.arch, methods)
-
-
 class LiveFeed:
     """Steps and flags as they happen, for a recording in progress.
 
     Give :meth:`on_steps` to each source's :class:`FootPipeline`; every decided step becomes
     an event ``("step", side, step)`` (the document's step object, forces in BW: the given
     mass, or the foot's stride-average estimate so far, 700 N until there is one) and the foot's
-    flag state is evaluated again after each; a change is an event ``("flags", side, flags)``.
-    ``on_event`` is called in the thread that fed the pipeline.
+    flag rules read the core's running state after each batch (the one ``insole analyse``
+    reads at the end); a change is an event ``("flags", side, flags)``. ``on_event`` is called
+    in the thread that fed the pipeline.
 
-    Its memory does not grow with the run: a step event reads only the new steps of the table;
-    the flags read the columns they need from the table for one evaluation (from its files
-    when the table is a :class:`StepFile`, as ``insole record`` keeps it), and the drift rules'
-    rolling medians are kept beside them (:class:`RollingFiles`).
+    Its memory does not grow with the run, nor does the cost of a step: a step event reads only
+    the new steps of the table, and the flags' state is bounded (:class:`FlagState`).
     """
 
     def __init__(self, on_event, body_mass_kg: float | None = None,
@@ -497,32 +441,18 @@ class LiveFeed:
         self.body_mass_kg = body_mass_kg
         self.config = with_body_mass(config, body_mass_kg)
         self._flag_keys: dict[str, list] = {}
-        self._rolling: dict[str, dict | RollingFiles] = {}
 
     def body_weight_n(self, core: FootCore) -> float:
         if self.body_mass_kg is not None:
             return self.body_mass_kg * G_M_PER_S2
         return core.body_weight_estimate_n() or 700.0
 
-    def _rolling_cache(self, core: FootCore, side: str):
-        cache = self._rolling.get(side)
-        if cache is None:
-            d = getattr(core.table, "dir", None)
-            cache = self._rolling[side] = RollingFiles(d) if d is not None else {}
-        return cache
-
     def on_steps(self, core: FootCore, first: int, stop: int) -> None:
         side = core.info.side
         bw_n = self.body_weight_n(core)
-        for st in FootSteps(_NewSteps(core, first, stop), bw_n).dicts():
+        for st in FootSteps(TableSlice(core, first, stop), bw_n).dicts():
             self.on_event("step", side, st)
-        duration_s = core.rows * core.period_s
-        fs = _FlagSteps(core, bw_n)
-        # of the summary, the flags need the activity (running or not) only
-        _, _, duty, activity = foot_activity(fs)
-        flags, _, _ = foot_flags(fs, {"activity": activity, "duty_factor": duty}, side,
-                                 duration_s, self.config.flags, self._rolling_cache(core, side))
-        del fs
+        flags, _, _ = foot_flags(core, side, core.rows * core.period_s, bw_n)
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key

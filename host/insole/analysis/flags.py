@@ -1,14 +1,30 @@
-"""The three flags (heel-strike force, forefoot overload, arch collapse), with their sources."""
+"""The three flags (heel-strike force, forefoot overload, arch collapse), with their sources.
+
+The rules read a :class:`FlagState`: one foot's steps kept as running state as they are decided,
+in memory that does not grow with the run (docs/analysis.md, "Flags as running state"). The
+streaming core feeds it (:class:`insole.analysis.core.FootCore`), and the live feed and
+``insole analyse`` read the same state, so there is one implementation of the rules:
+
+- a median over every step is kept as counts on a fixed grid (:mod:`insole.analysis.grid`) at
+  the resolution the document prints (shares 1e-5; loading rates to a relative 1e-5, in the
+  unit the core gives, divided by body weight when the rules read it);
+- the baseline window (the first ``baseline_s``, or ``baseline_min_steps`` steps) keeps its
+  values until it ends, then only its median;
+- the last ``baseline_s`` of steps is a ring;
+- the drift rules' rolling median is a ring of ``rolling_steps`` values, and the longest run of
+  it above the baseline is tracked as it grows (its median on a grid).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from insole.analysis.arrays import runs
+from insole.analysis.grid import GridCounts
+from insole.analysis.metrics import STRIKES, VALR_2080, VALR_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -84,84 +100,411 @@ class FlagInput:
         return len(self.ic_s)
 
 
-def _methods(steps: FlagInput) -> np.ndarray:
-    if steps.valr_method is None:
-        return np.full(len(steps), "20-80", dtype=object)
-    return steps.valr_method
+
+# --- flags as running state -------------------------------------------------------------------
+
+_REARFOOT = STRIKES.index("rearfoot")
+_MID_FORE = (STRIKES.index("midfoot"), STRIKES.index("forefoot"))
+_METHOD_2080 = VALR_METHODS.index(VALR_2080)
+# the grids (grid.py): shares are rounded to 5 decimals; a rolling median of them is the mean of
+# two, so a half point; a loading rate has no fixed unit here (N/s from the core, BW/s from
+# step dicts), so its grid is logarithmic, 1e-5 relative, from 0.1 to 1e7 of its unit
+_SHARE_PER_UNIT = 1e5
+_ROLL_PER_UNIT = 2e5
+_VALR_GRID = (1e5, 1e7, 1e-1)  # per unit of ln, top, bottom
 
 
-def rearfoot_valr_methods(steps: list[dict] | FlagInput) -> dict[str, int]:
-    """How many rearfoot steps with a loading rate got each VALR method."""
-    if not isinstance(steps, FlagInput):
-        steps = FlagInput.from_steps(steps)
-    sel = (steps.strike == "rearfoot") & ~np.isnan(steps.valr_bw_per_s)
-    methods = _methods(steps)[sel].tolist()
-    return {m: methods.count(m) for m in set(methods)}
+def _share_grid() -> GridCounts:
+    return GridCounts(_SHARE_PER_UNIT, 1.0)
 
 
-def rearfoot_valr_method(steps: list[dict] | FlagInput) -> str | None:
-    """The one VALR method a median over rearfoot steps uses: the one most of them got,
-    20-80 on a tie (the methods disagree by a third on the same steps: DESIGN.md)."""
-    counts = rearfoot_valr_methods(steps)
-    return max(counts, key=lambda m: (counts[m], m == "20-80")) if counts else None
+class _Span:
+    """A median over a subset of steps (counts on a grid) and the times of its first and last
+    step."""
+
+    def __init__(self, grid: GridCounts) -> None:
+        self.grid = grid
+        self.t_first = self.t_last = None
+
+    @property
+    def n(self) -> int:
+        return self.grid.n
+
+    def add(self, t: np.ndarray, v: np.ndarray) -> None:
+        if len(t):
+            if self.t_first is None:
+                self.t_first = float(t[0])
+            self.t_last = float(t[-1])
+            self.grid.add(v)
+
+
+class _Baseline:
+    """Where a series' baseline ends, from its step times as they come: the recording's first
+    ``baseline_s``, extended to ``baseline_min_steps`` steps when those come later. Keeps the
+    first ``baseline_min_steps + 1`` times and two counts."""
+
+    def __init__(self, cfg: FlagConfig) -> None:
+        self.cfg = cfg
+        self.n = 0
+        self._before = 0  # steps with t < baseline_s
+        self._upto = 0  # steps with t <= baseline_s
+        self._first: list[float] = []
+
+    def add(self, t: np.ndarray) -> None:
+        s = self.cfg.baseline_s
+        self.n += len(t)
+        self._before += int((t < s).sum())
+        self._upto += int((t <= s).sum())
+        need = self.cfg.baseline_min_steps + 1 - len(self._first)
+        if need > 0:
+            self._first.extend(t[:need].tolist())
+
+    @property
+    def fixed(self) -> bool:
+        """No later step can move the end."""
+        m = self.cfg.baseline_min_steps
+        return self._before >= m or self.n > m
+
+    def end(self) -> float | None:
+        if not self.n:
+            return None
+        m = self.cfg.baseline_min_steps
+        if self._before >= m:
+            return float(self.cfg.baseline_s)
+        return float(self._first[min(m, self.n - 1)])
+
+    def after(self) -> int:
+        """Steps after the end (step times increase)."""
+        e = self.end()
+        if e is None:
+            return 0
+        if self._before >= self.cfg.baseline_min_steps:
+            return self.n - self._upto
+        return self.n - sum(1 for x in self._first if x <= e)
+
+
+class _Window:
+    """The values of the steps inside the baseline window (kept until the window is fixed, then
+    only those before its end) and of the last ``baseline_s`` (a ring)."""
+
+    def __init__(self, cfg: FlagConfig) -> None:
+        self.cfg = cfg
+        self._head: list[tuple[float, float]] = []  # (t, value)
+        self._done = False
+        self._ring: deque[tuple[float, float]] = deque()
+
+    def add(self, t: np.ndarray, v: np.ndarray, base: _Baseline) -> None:
+        if not len(t):
+            return
+        new = list(zip(t.tolist(), v.tolist()))
+        if not self._done:
+            self._head.extend(new)
+            if base.fixed:
+                end = base.end()
+                self._head = [p for p in self._head if p[0] < end]
+                self._done = new[-1][0] >= end  # no later step falls before the end
+        ring = self._ring
+        ring.extend(new)
+        cut = new[-1][0] - self.cfg.baseline_s
+        while ring[0][0] <= cut:
+            ring.popleft()
+
+    def first(self, end: float) -> list[float]:
+        """The values before ``end`` (the baseline's)."""
+        return [v for t, v in self._head if t < end]
+
+    def last(self) -> tuple[list[float], list[float]]:
+        """(times, values) of the steps in the last ``baseline_s`` (t > the last t - baseline_s)."""
+        return [p[0] for p in self._ring], [p[1] for p in self._ring]
+
+
+def _median_sorted(s: list[float]) -> float:
+    """``np.median`` of a sorted list (the same float: the mean of the middle two is (a+b)/2)."""
+    h = len(s) // 2
+    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
+
+
+class _Drift:
+    """The drift rule of one share series: the longest run, after the baseline, of its rolling
+    median (``rolling_steps`` steps) above baseline·(1 + rise) that lasts ``hold_s`` and
+    ``hold_min_steps``; tracked as the series grows."""
+
+    def __init__(self, cfg: FlagConfig, rise: float) -> None:
+        self.cfg = cfg
+        self.rise = rise
+        self.base = _Baseline(cfg)
+        self.window = _Window(cfg)
+        self.base_value: float | None = None
+        self._w = w = cfg.rolling_steps
+        self._tail: deque[tuple[float, float]] = deque(maxlen=w - 1)  # the last w - 1 steps
+        # the run in progress: [first window's end s, last window's end s, windows]; its
+        # rolling medians' counts
+        self._cur: list | None = None
+        self._cur_grid = GridCounts(_ROLL_PER_UNIT, 1.0)
+        self.best: tuple | None = None  # (start s, end s, windows, median level)
+
+    def add(self, t: np.ndarray, v: np.ndarray) -> None:
+        if not len(t):
+            return
+        self.base.add(t)
+        self.window.add(t, v, self.base)
+        w = self._w
+        tt = [p[0] for p in self._tail] + t.tolist()
+        vv = [p[1] for p in self._tail] + v.tolist()
+        self._tail.extend(zip(t.tolist(), v.tolist()))
+        m = len(vv) - w + 1  # new windows
+        if m <= 0:
+            return
+        if m <= 8:  # a step or a few (live)
+            roll = [_median_sorted(sorted(vv[i:i + w])) for i in range(m)]
+        else:
+            roll = np.median(np.lib.stride_tricks.sliding_window_view(np.array(vv), w), axis=1).tolist()
+        t_end = tt[w - 1:]
+        cond = [False] * m
+        if self.base.fixed:
+            end = self.base.end()
+            if tt[m - 1] >= end:  # a window lies wholly after the baseline
+                if self.base_value is None:  # every step before the end has come
+                    self.base_value = _median_sorted(sorted(self.window.first(end)))
+                level = self.base_value * (1 + self.rise)
+                cond = [tt[i] >= end and roll[i] > level for i in range(m)]
+        self._runs(cond, roll, t_end)
+
+    def _runs(self, cond: list[bool], roll: list[float], t_end: list[float]) -> None:
+        i, m = 0, len(cond)
+        while i < m:
+            if not cond[i]:
+                if self._cur is not None:
+                    self._close()
+                i += 1
+                continue
+            j = i
+            while j < m and cond[j]:
+                j += 1
+            if self._cur is None:
+                self._cur = [t_end[i], t_end[j - 1], j - i]
+                self._cur_grid.clear()
+            else:  # the run goes on from the last steps
+                self._cur[1] = t_end[j - 1]
+                self._cur[2] += j - i
+            self._cur_grid.add_codes([round(x * _ROLL_PER_UNIT) for x in roll[i:j]])
+            i = j
+
+    def _qualifies(self, run: list) -> bool:
+        dur = run[1] - run[0]
+        return dur >= self.cfg.hold_s and run[2] >= self.cfg.hold_min_steps and \
+            (self.best is None or dur > self.best[1] - self.best[0])
+
+    def _close(self) -> None:
+        if self._qualifies(self._cur):
+            self.best = (*self._cur, self._cur_grid.median())
+        self._cur = None
+
+    def result(self) -> tuple | None:
+        """(baseline, run_start_s, run_end_s, n_steps, median_level) of the longest run so far
+        (the earliest of equal ones), or None."""
+        best = self.best
+        if self._cur is not None and self._qualifies(self._cur):
+            best = (*self._cur, self._cur_grid.median())
+        if best is None:
+            return None
+        return (self.base_value, *best)
+
+
+class _Heel:
+    """The rearfoot steps' loading rates, per VALR method (the rule uses one method)."""
+
+    def __init__(self, cfg: FlagConfig) -> None:
+        self.rearfoot = 0  # rearfoot steps (with or without a loading rate)
+        self.spans = {m: _Span(GridCounts(*_VALR_GRID)) for m in range(1, len(VALR_METHODS))}
+        self.windows = {m: _Window(cfg) for m in self.spans}
+
+    def method(self) -> int | None:
+        """The method most rearfoot steps got, 20-80 on a tie."""
+        counts = {m: s.n for m, s in self.spans.items() if s.n}
+        return max(counts, key=lambda m: (counts[m], m == _METHOD_2080)) if counts else None
+
+
+class FlagState:
+    """One foot's steps as the flag rules read them, kept as running state (bounded memory).
+
+    :meth:`add` the steps as they are decided (arrays, one element per step, in order); the
+    rules (:class:`FlagRules`) read the state at any time. A metric a damaged step lost is NaN
+    (numbers) or code 0 (strike "unknown", VALR method none): each rule skips it.
+
+    Args:
+        config: the thresholds and windows.
+        has_met: the foot has metatarsal sensors (else forefoot_overload is not evaluated).
+        has_arch: the foot has an arch sensor (else arch_collapse is not evaluated).
+    """
+
+    def __init__(self, config: FlagConfig | None = None, has_met: bool = True,
+                 has_arch: bool = True) -> None:
+        cfg = self.config = config or FlagConfig()
+        self.has_met, self.has_arch = has_met, has_arch
+        self.n = 0
+        self.t_last: float | None = None
+        self.base = _Baseline(cfg)  # of every step: the drift rules' time frame
+        self.heel = _Heel(cfg)
+        self.met_groups = {"rearfoot": _Span(_share_grid()), "midfoot/forefoot": _Span(_share_grid())}
+        self.met_n = 0
+        self.met_drift = _Drift(cfg, cfg.met_share_rise_frac)
+        self.arch = _Span(_share_grid())
+        self.arch_drift = _Drift(cfg, cfg.arch_share_rise_frac)
+
+    def add(self, t_s: np.ndarray, valr: np.ndarray, valr_method: np.ndarray, strike: np.ndarray,
+            met_share: np.ndarray | None = None, arch_share: np.ndarray | None = None) -> None:
+        """The next steps: times (s from the recording's start), loading rates (any unit, the
+        same for every step: :class:`FlagRules` divides by ``valr_per_bw``), the VALR method
+        and strike codes (indices into ``metrics.VALR_METHODS`` and ``metrics.STRIKES``), the
+        metatarsal and arch shares of stance impulse."""
+        t_s = np.asarray(t_s, float)
+        if not len(t_s):
+            return
+        self.n += len(t_s)
+        self.t_last = float(t_s[-1])
+        self.base.add(t_s)
+        rf = strike == _REARFOOT
+        h = self.heel
+        h.rearfoot += int(rf.sum())
+        for m, span in h.spans.items():
+            sel = rf & (valr_method == m) & ~np.isnan(valr)
+            if sel.any():
+                span.add(t_s[sel], valr[sel])
+            h.windows[m].add(t_s[sel], valr[sel], self.base)
+        if self.has_met and met_share is not None:
+            keep = ~np.isnan(met_share)
+            tk, vk, sk = t_s[keep], met_share[keep], strike[keep]
+            self.met_n += len(tk)
+            self.met_groups["rearfoot"].add(tk[sk == _REARFOOT], vk[sk == _REARFOOT])
+            mf = np.isin(sk, _MID_FORE)
+            self.met_groups["midfoot/forefoot"].add(tk[mf], vk[mf])
+            self.met_drift.add(tk, vk)
+        if self.has_arch and arch_share is not None:
+            keep = ~np.isnan(arch_share)
+            self.arch.add(t_s[keep], arch_share[keep])
+            self.arch_drift.add(t_s[keep], arch_share[keep])
+
+    def add_input(self, steps: FlagInput) -> FlagState:
+        """Every step of a :class:`FlagInput` (step dicts' values); returns self."""
+        strike = np.array([STRIKES.index(s) if s in STRIKES else 0 for s in steps.strike.tolist()],
+                          np.int8)
+        # a loading rate without its method (a step dict from before the method was written):
+        # the 20-80 one
+        methods = steps.valr_method.tolist() if steps.valr_method is not None \
+            else [None] * len(steps)
+        codes = np.array([VALR_METHODS.index(m) if m in VALR_METHODS and m is not None
+                          else _METHOD_2080 for m in methods], np.int8)
+        self.add(steps.ic_s, np.asarray(steps.valr_bw_per_s, float), codes, strike,
+                 steps.metatarsal_share, steps.arch_share)
+        return self
+
+    def valr_method(self) -> str | None:
+        """The one VALR method a median over rearfoot steps uses: the one most of them got,
+        20-80 on a tie (the methods disagree by a third on the same steps: DESIGN.md)."""
+        m = self.heel.method()
+        return None if m is None else VALR_METHODS[m]
+
+    def drift_possible(self, duration_s: float | None) -> bool:
+        # a 120 s recording has its 60 s baseline and 60 s more, even though its first step
+        # lands a moment after 0 and its last toe-off a moment before the end
+        cfg = self.config
+        end = self.base.end()
+        if end is None:
+            return False
+        duration_s = self.t_last if duration_s is None else duration_s
+        return (duration_s - end >= cfg.hold_s - 1e-6) and \
+            self.base.after() >= cfg.hold_min_steps + cfg.rolling_steps // 2
+
+    @property
+    def nbytes(self) -> int:
+        """The grids' memory (the rest is a few hundred values at most)."""
+        grids = [s.grid for s in (*self.heel.spans.values(), *self.met_groups.values(), self.arch)]
+        grids += [self.met_drift._cur_grid, self.arch_drift._cur_grid]
+        return sum(g.nbytes for g in grids)
+
+
+# Walking keeps each foot down for more than half of its stride (double support); running less.
+RUNNING_MAX_DUTY_FACTOR = 0.5
+
+
+class ActivityState:
+    """Running or walking, from one foot's steps as they come: the median stride and contact
+    time (counts on a 0.01 ms grid, the document's rounding, up to 60 s) and the duty factor.
+    The flags are evaluated for running only (their thresholds come from running studies)."""
+
+    def __init__(self) -> None:
+        self.stride = GridCounts(100, 60_000.0)
+        self.contact = GridCounts(100, 60_000.0)
+        self._ic_last: float | None = None
+
+    def add(self, ic_s: np.ndarray, to_s: np.ndarray) -> None:
+        """The next steps' contact and toe-off (s; NaN: a contact that was not seen)."""
+        if not len(ic_s):
+            return
+        contact = np.round((to_s - ic_s) * 1e3, 2)
+        prev = np.concatenate(([self._ic_last], ic_s)) if self._ic_last is not None else ic_s
+        stride = np.round(np.diff(prev) * 1e3, 2)
+        self._ic_last = float(ic_s[-1])
+        self.contact.add(contact[~np.isnan(contact)])
+        self.stride.add(stride[~np.isnan(stride)])
+
+    def result(self) -> tuple[float | None, float | None, float | None, str]:
+        """(median stride ms, median contact ms, duty factor, activity): a stride that spans a
+        gap or a missed step (over 1.5 x the median) is not one stride."""
+        mid = self.stride.median_code()
+        stride_med = self.stride.median(self.stride.count_below(1.5 * mid)) if mid is not None else None
+        c = self.contact.median()
+        contact = round(c, 3) if c is not None else None
+        # duty factor: the share of a stride the foot is on the ground; running has a flight
+        # phase (duty factor < 0.5, typically 0.3-0.4), walking has double support (about 0.6)
+        duty = round(contact / stride_med, 3) if stride_med and contact else None
+        activity = "unknown" if duty is None else \
+            ("running" if duty < RUNNING_MAX_DUTY_FACTOR else "walking")
+        return stride_med, contact, duty, activity
 
 
 class FlagRules:
-    """Evaluates the three flags for one foot's clean steps (step dicts or a FlagInput)."""
+    """Evaluates the three flags for one foot (a :class:`FlagState`, or step dicts or a
+    :class:`FlagInput`, made into one)."""
 
-    def __init__(self, config: FlagConfig | None = None, rolling_cache: dict | None = None) -> None:
+    def __init__(self, config: FlagConfig | None = None) -> None:
         self.config = config or FlagConfig()
-        # rolling medians already computed, by series name: a live caller evaluates the same
-        # growing series after every step and passes the same dict each time
-        self.rolling_cache = rolling_cache
 
-    def evaluate(self, steps: list[dict] | FlagInput, side: str,
-                 duration_s: float | None = None) -> FlagRules:
+    def evaluate(self, steps: FlagState | list[dict] | FlagInput, side: str,
+                 duration_s: float | None = None, valr_per_bw: float = 1.0) -> FlagRules:
         """Sets ``flags_``, ``notes_`` and ``evaluated_`` (which rule families could be
         evaluated: ``{"absolute": bool, "drift": bool}``); returns self.
 
         ``duration_s`` is the recording's length (step times count from its start): the drift
         rules need ``baseline_s`` of it for the baseline and ``hold_s`` more. Without it the last
-        step's time stands in.
+        step's time stands in. ``valr_per_bw``: the loading rates' unit per BW/s (body weight
+        in N for rates in N/s; 1 for BW/s).
         """
         cfg = self.config
+        if not isinstance(steps, FlagState):
+            if not isinstance(steps, FlagInput):
+                steps = FlagInput.from_steps(steps)
+            steps = FlagState(cfg, steps.metatarsal_share is not None,
+                              steps.arch_share is not None).add_input(steps)
+        st = steps
         self.flags_: list[dict] = []
         self.notes_: list[str] = []
         self.evaluated_ = {"absolute": False, "drift": False}
-        if len(steps) < cfg.min_steps:
-            self.notes_.append(f"{side}: only {len(steps)} clean steps (< {cfg.min_steps}): "
+        if st.n < cfg.min_steps:
+            self.notes_.append(f"{side}: only {st.n} clean steps (< {cfg.min_steps}): "
                                "no flags evaluated")
             return self
-        if not isinstance(steps, FlagInput):
-            steps = FlagInput.from_steps(steps)
-        t = steps.ic_s
-        drift_ok = self._drift_possible(t, t[-1] if duration_s is None else duration_s)
+        drift_ok = st.drift_possible(duration_s)
         self.evaluated_ = {"absolute": True, "drift": bool(drift_ok)}
         if not drift_ok:
             self.notes_.append(f"{side}: trial too short for the drift rules (needs a "
                                f"{cfg.baseline_s:.0f} s baseline and {cfg.hold_s:.0f} s more); "
                                "absolute rules only")
-        self._heel(steps, t, side, drift_ok)
-        self._forefoot(steps, t, side, drift_ok)
-        self._arch(steps, t, side, drift_ok)
+        self._heel(st, side, drift_ok, valr_per_bw)
+        self._forefoot(st, side, drift_ok)
+        self._arch(st, side, drift_ok)
         return self
-
-    def _drift_possible(self, t: np.ndarray, duration_s: float) -> bool:
-        # a 120 s recording has its 60 s baseline and 60 s more, even though its first step
-        # lands a moment after 0 and its last toe-off a moment before the end
-        cfg = self.config
-        base_end = self._baseline_end(t)
-        return (duration_s - base_end >= cfg.hold_s - 1e-6) and \
-            ((t > base_end).sum() >= cfg.hold_min_steps + cfg.rolling_steps // 2)
-
-    def _baseline_end(self, t: np.ndarray) -> float:
-        # the recording's first baseline_s (step times count from its start), extended to
-        # baseline_min_steps steps when those come later
-        cfg = self.config
-        end = cfg.baseline_s
-        if (t < end).sum() < cfg.baseline_min_steps:
-            end = t[min(cfg.baseline_min_steps, len(t) - 1)]
-        return float(end)
 
     def _flag(self, code, side, rule, value, threshold, unit, steps_n, span, message):
         v = float(value)
@@ -172,57 +515,8 @@ class FlagRules:
             "span_s": [round(float(span[0]), 3), round(float(span[1]), 3)],
             "message": f"{message} {_NOT_DIAGNOSIS}", "source": SOURCES[code]})
 
-    def _rolling(self, values: np.ndarray, w: int, name: str) -> np.ndarray:
-        """Median of every window of ``w`` steps; with a cache, only the windows not seen before
-        are computed (the series must have grown by appending, which is checked)."""
-        c = self.rolling_cache
-        prev = c.get(name) if c is not None else None
-        new = None
-        if prev is not None and len(values) >= prev[0] and prev[0] >= w \
-                and values[prev[0] - 1] == prev[1]:
-            n0, _, old = prev
-            if len(values) > n0:
-                new = np.median(np.lib.stride_tricks.sliding_window_view(values[n0 - w + 1:], w),
-                                axis=1)
-                roll = np.concatenate((old, new))
-            else:
-                roll = new = old[:0]
-        else:
-            roll = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
-        if c is not None:
-            if new is not None and hasattr(c, "extend"):
-                c.extend(name, len(values), values[-1], new)
-            else:
-                c[name] = (len(values), values[-1], roll)
-        return roll
-
-    def _sustained_rise(self, values: np.ndarray, t: np.ndarray, rise: float, name: str = ""):
-        """The longest run, after the baseline, of the rolling median above baseline·(1+rise)
-        that lasts ``hold_s`` and ``hold_min_steps``.
-
-        Returns (baseline, run_start_s, run_end_s, n_steps, median_level) or None.
-        """
-        cfg = self.config
-        base_end = self._baseline_end(t)
-        base = float(np.median(values[t < base_end]))
-        w = cfg.rolling_steps
-        if len(values) < w:
-            return None
-        roll = self._rolling(values, w, name)
-        t_roll = t[w - 1:]  # a trailing window of w steps ends at this step
-        after = t[: len(roll)] >= base_end  # the whole window lies after the baseline
-        best = None
-        for a, b in runs((roll > base * (1 + rise)) & after):
-            dur = t_roll[b - 1] - t_roll[a]
-            if dur >= cfg.hold_s and b - a >= cfg.hold_min_steps and (best is None or dur > best[2]):
-                best = (a, b, dur)
-        if best is None:
-            return None
-        a, b, _ = best
-        return base, t_roll[a], t_roll[b - 1], b - a, float(np.median(roll[a:b]))
-
     def _drift_flag(self, code: str, side: str, rise_frac: float, r: tuple, what: str) -> None:
-        """A drift-rule flag from a :meth:`_sustained_rise` result; ``what`` ends the message."""
+        """A drift-rule flag from a :meth:`_Drift.result`; ``what`` ends the message."""
         base, t0, t1, n, level = r
         pct = ".0f" if code == "forefoot_overload" else ".1f"
         self._flag(code, side, "drift", (level / base - 1) * 100, rise_frac * 100,
@@ -231,141 +525,98 @@ class FlagRules:
                    f"of each step rose from {base * 100:{pct}} % to {level * 100:{pct}} % and "
                    f"stayed there for {t1 - t0:.0f} s{what}")
 
-    def _heel(self, steps, t, side, drift_ok):
+    def _heel(self, st: FlagState, side: str, drift_ok: bool, valr_per_bw: float) -> None:
         cfg = self.config
-        rf = steps.strike == "rearfoot"
-        if rf.sum() < cfg.min_steps:
-            self.notes_.append(f"{side}: {int(rf.sum())} rearfoot steps: heel_strike_force not "
+        h = st.heel
+        if h.rearfoot < cfg.min_steps:
+            self.notes_.append(f"{side}: {h.rearfoot} rearfoot steps: heel_strike_force not "
                                "evaluated (it is about heel strikes)")
             return
         # one method per median: the methods disagree by a third on the same steps (DESIGN.md),
         # so the median is over the method most of the rearfoot steps got, preferring 20-80
-        counts = rearfoot_valr_methods(steps)
-        if not counts:
+        m = h.method()
+        if m is None:
             self.notes_.append(f"{side}: no rearfoot step kept its loading rate: "
                                "heel_strike_force not evaluated")
             return
-        method = rearfoot_valr_method(steps)
-        sel = rf & (_methods(steps) == method) & ~np.isnan(steps.valr_bw_per_s)
-        if sel.sum() < cfg.min_steps:
-            self.notes_.append(f"{side}: only {int(sel.sum())} rearfoot steps with a {method} "
+        method, span = VALR_METHODS[m], h.spans[m]
+        if span.n < cfg.min_steps:
+            self.notes_.append(f"{side}: only {span.n} rearfoot steps with a {method} "
                                "loading rate: heel_strike_force not evaluated")
             return
-        others = sum(v for m, v in counts.items() if m != method)
+        others = sum(s.n for k, s in h.spans.items() if k != m)
         if others:
-            self.notes_.append(f"{side}: heel_strike_force: median over {int(sel.sum())} rearfoot "
+            self.notes_.append(f"{side}: heel_strike_force: median over {span.n} rearfoot "
                                f"steps by the {method} method; {others} by another method left out")
         self.heel_valr_method_ = method
-        rf = sel
-        valr = steps.valr_bw_per_s[rf]
-        tr = t[rf]
-        med = float(np.median(valr))
+        med = span.grid.median() / valr_per_bw
         if med > cfg.valr_bw_per_s:
             self._flag("heel_strike_force", side, "absolute", med, cfg.valr_bw_per_s, "BW/s",
-                       rf.sum(), (tr[0], tr[-1]),
+                       span.n, (span.t_first, span.t_last),
                        f"Your {side} heel strikes load fast: median loading rate {med:.0f} BW/s "
-                       f"over {int(rf.sum())} heel strikes (threshold {cfg.valr_bw_per_s:.0f}). "
+                       f"over {span.n} heel strikes (threshold {cfg.valr_bw_per_s:.0f}). "
                        "High loading rates are linked to plantar fasciitis, heel fat-pad pain and "
                        "stress fractures.")
         if drift_ok:
-            base_end = self._baseline_end(t)
-            first = valr[tr < base_end]
-            last = valr[tr > tr[-1] - cfg.baseline_s]
+            first = h.windows[m].first(st.base.end())
+            last_t, last = h.windows[m].last()
             if len(first) >= cfg.baseline_min_steps // 2 and len(last) >= cfg.baseline_min_steps // 2:
-                rise = float(np.median(last) / np.median(first) - 1)
+                rise = _median_sorted(sorted(last)) / _median_sorted(sorted(first)) - 1
                 if rise > cfg.valr_rise_frac:
                     self._flag("heel_strike_force", side, "drift", rise * 100,
                                cfg.valr_rise_frac * 100, "% rise", len(last),
-                               (tr[tr > tr[-1] - cfg.baseline_s][0], tr[-1]),
+                               (last_t[0], last_t[-1]),
                                f"Your {side} heel-strike loading rate rose {rise * 100:.0f} % from "
                                "the start to the end of the run, a sign of fatigue.")
 
-    def _forefoot(self, steps, t, side, drift_ok):
+    def _forefoot(self, st: FlagState, side: str, drift_ok: bool) -> None:
         cfg = self.config
-        if steps.metatarsal_share is None:
+        if not st.has_met:
             self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
             return
         # the steps that kept their whole-stance shares (a damaged step may have lost them)
-        keep = ~np.isnan(steps.metatarsal_share)
-        if keep.sum() < cfg.min_steps:
-            self.notes_.append(f"{side}: only {int(keep.sum())} steps kept their zone shares: "
+        if st.met_n < cfg.min_steps:
+            self.notes_.append(f"{side}: only {st.met_n} steps kept their zone shares: "
                                "forefoot_overload not evaluated")
             return
-        share = steps.metatarsal_share[keep]
-        strike = steps.strike[keep]
-        t = t[keep]
         for group, thr in (("rearfoot", cfg.met_share_rearfoot),
                            ("midfoot/forefoot", cfg.met_share_forefoot)):
-            sel = strike == "rearfoot" if group == "rearfoot" else np.isin(strike, ["midfoot", "forefoot"])
-            if sel.sum() < cfg.min_steps:
+            span = st.met_groups[group]
+            if span.n < cfg.min_steps:
                 continue
-            med = float(np.median(share[sel]))
+            med = span.grid.median()
             if med > thr:
                 self._flag("forefoot_overload", side, "absolute", med, thr, "share of stance impulse",
-                           sel.sum(), (t[sel][0], t[sel][-1]),
+                           span.n, (span.t_first, span.t_last),
                            f"Your {side} forefoot carries {med * 100:.0f} % of each step on "
                            f"{group} strikes (usual up to {thr * 100:.0f} %). Forefoot overload is "
                            "linked to metatarsalgia and metatarsal stress fractures.")
         if drift_ok:
-            r = self._sustained_rise(share, t, cfg.met_share_rise_frac, "metatarsal_share")
+            r = st.met_drift.result()
             if r:
                 self._drift_flag("forefoot_overload", side, cfg.met_share_rise_frac, r,
                                  ", a sign of fatigue shifting load onto the metatarsal heads.")
 
-    def _arch(self, steps, t, side, drift_ok):
+    def _arch(self, st: FlagState, side: str, drift_ok: bool) -> None:
         cfg = self.config
-        if steps.arch_share is None:
+        if not st.has_arch:
             self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
             return
-        keep = ~np.isnan(steps.arch_share)
-        if keep.sum() < cfg.min_steps:
-            self.notes_.append(f"{side}: only {int(keep.sum())} steps kept their zone shares: "
+        span = st.arch
+        if span.n < cfg.min_steps:
+            self.notes_.append(f"{side}: only {span.n} steps kept their zone shares: "
                                "arch_collapse not evaluated")
             return
-        t = t[keep]
-        share = steps.arch_share[keep]
-        med = float(np.median(share))
+        med = span.grid.median()
         if med > cfg.arch_share:
             self._flag("arch_collapse", side, "absolute", med, cfg.arch_share,
-                       "share of stance impulse", len(steps), (t[0], t[-1]),
+                       "share of stance impulse", st.n, (span.t_first, span.t_last),
                        f"Your {side} arch carries {med * 100:.1f} % of each step (a holding arch "
                        f"carries about 2 %, threshold {cfg.arch_share * 100:.0f} %): the arch "
                        "flattens onto the insole. This is linked to overpronation, arch and heel pain.")
         if drift_ok:
-            r = self._sustained_rise(share, t, cfg.arch_share_rise_frac, "arch_share")
-            last = share[t > t[-1] - cfg.baseline_s]
-            if r and np.median(last) > cfg.arch_share_end_min:
+            r = st.arch_drift.result()
+            _, last = st.arch_drift.window.last()
+            if r and _median_sorted(sorted(last)) > cfg.arch_share_end_min:
                 self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,
                                  ": the arch gives way as you tire.")
-
-
-class RollingFiles:
-    """A rolling-median cache for :class:`FlagRules` kept in files, one per series
-    (``rolling-<series>.f8`` in ``directory``): the live feed's drift rules extend their rolling
-    medians after every step, and this keeps them out of memory (they grow by a number a step).
-    ``get`` reads a series back for one evaluation; ``extend`` appends its new windows."""
-
-    def __init__(self, directory) -> None:
-        self.dir = Path(directory)
-        self._meta: dict[str, tuple[int, float, int]] = {}  # series: (steps, last value, medians)
-
-    def _path(self, name: str) -> Path:
-        return self.dir / f"rolling-{name}.f8"
-
-    def get(self, name: str):
-        m = self._meta.get(name)
-        if m is None:
-            return None
-        return m[0], m[1], np.fromfile(self._path(name), "<f8", count=m[2])
-
-    def __setitem__(self, name: str, value: tuple) -> None:
-        n, last, roll = value
-        roll = np.asarray(roll, "<f8")
-        roll.tofile(self._path(name))
-        self._meta[name] = (int(n), float(last), len(roll))
-
-    def extend(self, name: str, n: int, last: float, new: np.ndarray) -> None:
-        new = np.asarray(new, "<f8")
-        with open(self._path(name), "ab") as f:
-            f.write(new.tobytes())
-        self._meta[name] = (int(n), float(last), self._meta[name][2] + len(new))

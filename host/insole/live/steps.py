@@ -68,8 +68,8 @@ class StreamingSteps:
     starts later than the last one ended leaves a gap of missing rows; one that overlaps is
     cut). A step comes out as soon as the core decides it (40 ms of quiet after its toe-off),
     with the metrics its intact parts allow, and the foot's flags (absolute and drift rules,
-    over every step so far) are evaluated again after each decided step: the same analysis,
-    step for step, as ``insole analyse`` of the recording.
+    over every step so far, read from the core's running state) are evaluated again after each
+    decided step: the same analysis, step for step, as ``insole analyse`` of the recording.
 
     Args:
         body_mass_kg: the runner's mass, else the foot's stride-average estimate so far
@@ -90,7 +90,6 @@ class StreamingSteps:
         self._t0_s: dict[str, float] = {}
         self._new: dict[str, list[dict]] = {}
         self._flags: dict[str, list[dict]] = {}
-        self._rolling: dict[str, dict] = {}
 
     def _core(self, side: str, block: SampleBlock):
         from insole.analysis.core import FootCore
@@ -105,20 +104,17 @@ class StreamingSteps:
         return core
 
     def _on_steps(self, side: str, core, first: int, stop: int) -> None:
-        from insole.analysis.core import FootSteps, foot_flags, foot_summary
+        from insole.analysis.core import FootSteps, TableSlice, foot_flags
 
         bw = (self.config.body_weight_n if self.config.body_weight_n is not None
               else core.body_weight_estimate_n() or 700.0)
-        fs = FootSteps(core, bw)
         t0 = self._t0_s[side]
-        for st in fs.dicts(first, stop):
+        for st in FootSteps(TableSlice(core, first, stop), bw).dicts():
             if st["ic_s"] is not None:  # None: a dead heel sensor, the contact was not seen
                 st["ic_s"] = round(st["ic_s"] + t0, 5)
             st["to_s"] = round(st["to_s"] + t0, 5)
             self._new.setdefault(side, []).append(st)
-        duration_s = core.rows * core.period_s
-        flags, _, _ = foot_flags(fs, foot_summary(fs, duration_s), side, duration_s,
-                                 self.config.flags, self._rolling.setdefault(side, {}))
+        flags, _, _ = foot_flags(core, side, core.rows * core.period_s, bw)
         for f in flags:
             f["span_s"] = [round(f["span_s"][0] + t0, 3), round(f["span_s"][1] + t0, 3)]
         self._flags[side] = flags
