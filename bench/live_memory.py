@@ -243,7 +243,7 @@ def markdown(r: dict) -> list[str]:
              f"| step tables in memory | {r['table_slope_mb_per_h']:+.2f} MB/h | every step is appended "
              "to `source<i>.steps/` in the session (about 250 bytes a step on disk) |",
              f"| everything else kept, arrays | {r['other_slope_mb_per_h']:+.3f} MB/h | the numpy "
-             "arrays the pipeline holds (the clock sync's one minimum per 0.5 s: 16 bytes each) |",
+             "arrays the pipeline holds (the clock sync's bins among them: 32 kB a foot, fixed) |",
              f"| everything else kept, items | {r['items_slope_per_h']:+.0f} /h | Python container "
              "items the pipeline holds |", "",
              "RSS is sampled from the main thread while the reader threads run: it includes the "

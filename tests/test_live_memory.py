@@ -14,6 +14,7 @@ from helpers import ROOT
 
 from insole.analysis.core import StepFile, read_step_file
 from insole.analysis.document import LiveFeed
+from insole.analysis.stream import SYNC_MAX_BINS
 from insole.io.recorder import Recorder
 
 _spec = importlib.util.spec_from_file_location("live_memory", ROOT / "bench" / "live_memory.py")
@@ -49,7 +50,7 @@ def test_twelve_minutes_keep_bounded_state(tmp_path):
                 samples.append({"min": core.rows / RATE_HZ / 60, **pipeline_state([w]),
                                 "buffer_rows": len(core._total),
                                 "table_rows": table_rows,
-                                "sync_b": asm._sync_dev.nbytes + asm._sync_diff.nbytes,
+                                "sync_b": asm._sync.nbytes,
                                 "arrivals": len(w._arrivals),
                                 "live": retained(live)})
                 next_rows += 2 * 60 * RATE_HZ
@@ -74,15 +75,12 @@ def test_twelve_minutes_keep_bounded_state(tmp_path):
     assert max(s["arrivals"] for s in warm) <= 512
     assert (last["other_items"] - last["arrivals"]) - (first["other_items"] - first["arrivals"]) < 50, \
         (first, last)
-    # ... nor the arrays, but for
-    # the clock sync's one minimum per 0.5 s of device time (16 B, capacity doubling;
-    # docs/validation.md), counted apart
-    def arrays_b(s):
-        return s["other_mb"] * 1e6 - s["sync_b"]
+    # ... nor the arrays (the clock sync's bins too: two arrays of fixed size, SyncBins, 32 kB;
+    # before, one minimum per 0.5 s of device time, counted apart) ...
+    assert all(s["sync_b"] == SYNC_MAX_BINS * 16 for s in samples), samples
     # the undecided rows and the chunk in flight make them vary by up to about 40 kB; a per-step
     # array of 100 bytes would add 70 kB over these 700 steps
-    assert max(arrays_b(s) for s in warm) - arrays_b(first) < 64_000, warm
-    assert last["sync_b"] <= 2 * 16 * (last["min"] * 60 / 0.5 + 64)
+    assert max(s["other_mb"] for s in warm) * 1e6 - first["other_mb"] * 1e6 < 64_000, warm
     # closed, the files hold every step the live feed printed
     assert len(read_step_file(tmp_path / "s" / "source0.steps")["ic_idx"]) == events.count("step")
     live_b, live_items = last["live"]

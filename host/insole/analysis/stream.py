@@ -52,7 +52,8 @@ class FootStream:
         volts: array (n, C) of pin voltages; NaN where no sample arrived.
         quality: the data-quality ledger (counts, see :meth:`FootAssembler.finish`).
         statuses: unused (STATUS packets are counted in ``quality``); kept for callers.
-        host_sync: (device_time_s, host_time_s) pairs for clock estimation, one per DATA packet.
+        host_sync: (device_time_s, host_time_s) pairs for clock estimation: the DATA packet of
+            smallest delay per clock-sync bin (:class:`SyncBins`), in device-time order.
     """
 
     side: str
@@ -127,8 +128,90 @@ class Block:
 # grid holds this much; then the default board stands in (counted as ``missing_info``).
 INFO_WAIT_US = 5_000_000
 # The device-to-host clock is estimated from the smallest delay per window; windows are built
-# from minima per bin of this width (see clock_estimate), so the sync data stays small.
+# from minima per bin of device time (see clock_estimate), so the sync data stays small: bins of
+# SYNC_BIN_S at first, at most SYNC_MAX_BINS of them (16 bytes each: 32 kB a foot); a longer run
+# doubles the bin width (SyncBins). 2048 bins of 0.5 s, then 1 s, give the fit's 5 s windows (its
+# window once the timed packets span 150 s) the same minima as every packet up to 2048 s (34 min).
 SYNC_BIN_S = 0.5
+SYNC_MAX_BINS = 2048
+
+
+class SyncBins:
+    """The clock sync's points in fixed memory: per bin of device time, the (device s,
+    host - device s) of the packet with the smallest delay.
+
+    Bins are ``[k * bin_s, (k + 1) * bin_s)`` of device seconds, k from 0 to ``max_bins - 1``.
+    A point past the last bin doubles ``bin_s`` (as often as needed): bins 2k and 2k + 1 merge
+    into k, keeping the smaller delay (the earlier bin on a tie): the minimum that bins of the
+    doubled width would have taken from every point. The two arrays are allocated once.
+    """
+
+    def __init__(self, bin_s: float = SYNC_BIN_S, max_bins: int = SYNC_MAX_BINS) -> None:
+        if max_bins < 2 or max_bins % 2:
+            raise ValueError("max_bins must be even and at least 2")
+        self.bin_s = float(bin_s)
+        self.dev_s = np.full(max_bins, np.nan)
+        self.diff_s = np.full(max_bins, np.inf)
+
+    @property
+    def nbytes(self) -> int:
+        return self.dev_s.nbytes + self.diff_s.nbytes
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(device s, host - device s) of the bins that hold a point, in device-time order."""
+        used = ~np.isnan(self.dev_s)
+        return self.dev_s[used], self.diff_s[used]
+
+    def _widen(self, top_bin: int) -> int:
+        """Double the bin width until bin ``top_bin`` (of the current width) fits; returns how
+        many times. A bin index then shifts right by that many bits: halving a float is exact,
+        so floor(dev / (2 w)) == floor(dev / w) // 2."""
+        n = len(self.dev_s)
+        shift = 0
+        while top_bin >> shift >= n:
+            pair = self.diff_s.reshape(-1, 2)
+            pick = np.arange(n // 2) * 2 + (pair[:, 1] < pair[:, 0])
+            dev, diff = self.dev_s[pick], self.diff_s[pick]
+            self.dev_s[: n // 2], self.diff_s[: n // 2] = dev, diff
+            self.dev_s[n // 2:], self.diff_s[n // 2:] = np.nan, np.inf
+            self.bin_s *= 2.0
+            shift += 1
+        return shift
+
+    def add_one(self, dev_s: float, host_s: float) -> None:
+        """One packet (the live path): the same as :meth:`add` in plain Python."""
+        diff = host_s - dev_s
+        b = math.floor(dev_s / self.bin_s)
+        if b < 0:  # before the first sample (cannot happen on the grid): left out
+            return
+        if b >= len(self.dev_s):
+            b >>= self._widen(b)
+        if diff < self.diff_s[b]:
+            self.diff_s[b] = diff
+            self.dev_s[b] = dev_s
+
+    def add(self, dev_s: np.ndarray, host_s: np.ndarray) -> None:
+        """Many packets at once (device s, host s), in any order."""
+        if not len(dev_s):
+            return
+        diff = host_s - dev_s
+        b = np.floor(dev_s / self.bin_s).astype(np.int64)
+        if b.min() < 0:  # before the first sample (cannot happen on the grid): left out
+            keep = b >= 0
+            dev_s, diff, b = dev_s[keep], diff[keep], b[keep]
+            if not len(b):
+                return
+        top = int(b.max())
+        if top >= len(self.dev_s):
+            b >>= self._widen(top)
+        order = np.lexsort((diff, b))
+        first = np.ones(len(order), bool)
+        first[1:] = b[order][1:] != b[order][:-1]
+        sel = order[first]
+        bb = b[sel]
+        better = diff[sel] < self.diff_s[bb]
+        self.diff_s[bb[better]] = diff[sel][better]
+        self.dev_s[bb[better]] = dev_s[sel][better]
 
 
 def _sample_bytes(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, hb: int) -> bytes:
@@ -156,8 +239,8 @@ class FootAssembler:
     Feed packets with :meth:`add` (decoded) or :meth:`add_raw` (undecoded, the fast path), take
     the grid so far with :meth:`take` (a :class:`Block`, or None while nothing new is ready),
     and end with :meth:`finish` (the last block and the quality ledger). Memory does not grow
-    with the run: what was taken is gone, the clock sync is kept as one minimum per
-    :data:`SYNC_BIN_S`, STATUS packets as counts.
+    with the run: what was taken is gone, the clock sync is kept as one minimum per bin of
+    device time in a fixed :class:`SyncBins`, STATUS packets as counts.
 
     Rows are placed by device time (``rint((t - t_first) / period)``). A packet that overlaps
     rows already filled (its t0 before the end of the one before, a fault) fills only the rows
@@ -189,9 +272,8 @@ class FootAssembler:
         self._status_first = self._status_last = None
         self._fault_mask = 0
         self._achieved: Counter[int] = Counter()
-        # clock sync: per SYNC_BIN_S bin, the (device s, host - device s) of the smallest delay
-        self._sync_dev = np.zeros(0)
-        self._sync_diff = np.zeros(0)
+        # clock sync: per bin of device time, the (device s, host - device s) of the smallest delay
+        self._sync = SyncBins()
 
     # --- packets in -------------------------------------------------------------------------
 
@@ -376,7 +458,7 @@ class FootAssembler:
         if dtimes[-1] is not None:
             host = np.array([np.nan if x is None else x for x in dtimes], dtype=float)
             good = ~np.isnan(host)
-            self._sync_add((ends[good] - period - self._t_origin) * 1e-6, host[good])
+            self._sync.add((ends[good] - period - self._t_origin) * 1e-6, host[good])
             self._last_host = float(host[-1]) if good[-1] else self._last_host
         return True
 
@@ -443,47 +525,8 @@ class FootAssembler:
             self._pending.append((np.array([row]), np.array([n_sets]), samples))
             self._row_next = row + n_sets
         if host_time_s is not None:
-            self._sync_add(np.array([(self._next_t - self._period - self._t_origin) * 1e-6]),
-                           np.array([host_time_s]))
+            self._sync.add_one((self._next_t - self._period - self._t_origin) * 1e-6, host_time_s)
             self._last_host = host_time_s
-
-    def _sync_add(self, dev_s: np.ndarray, host_s: np.ndarray) -> None:
-        """Keep, per SYNC_BIN_S bin of device time, the packet with the smallest host - device."""
-        if not len(dev_s):
-            return
-        if len(dev_s) == 1:  # one packet (live): the same in plain Python
-            dev, diff1 = float(dev_s[0]), float(host_s[0]) - float(dev_s[0])
-            b1 = math.floor(dev / SYNC_BIN_S)
-            if b1 < 0:
-                return
-            if b1 >= len(self._sync_dev):
-                grow = max(b1 + 1, 2 * len(self._sync_dev))
-                self._sync_dev = np.concatenate((self._sync_dev, np.full(grow - len(self._sync_dev), np.nan)))
-                self._sync_diff = np.concatenate((self._sync_diff, np.full(grow - len(self._sync_diff), np.inf)))
-            if diff1 < self._sync_diff[b1]:
-                self._sync_diff[b1] = diff1
-                self._sync_dev[b1] = dev
-            return
-        diff = host_s - dev_s
-        b = np.floor(dev_s / SYNC_BIN_S).astype(np.int64)
-        if b.min() < 0:  # before the first sample (cannot happen on the grid): left out
-            keep = b >= 0
-            dev_s, diff, b = dev_s[keep], diff[keep], b[keep]
-            if not len(b):
-                return
-        top = int(b.max()) + 1
-        if top > len(self._sync_dev):
-            grow = max(top, 2 * len(self._sync_dev))
-            self._sync_dev = np.concatenate((self._sync_dev, np.full(grow - len(self._sync_dev), np.nan)))
-            self._sync_diff = np.concatenate((self._sync_diff, np.full(grow - len(self._sync_diff), np.inf)))
-        order = np.lexsort((diff, b))
-        first = np.ones(len(order), bool)
-        first[1:] = b[order][1:] != b[order][:-1]
-        sel = order[first]
-        bb = b[sel]
-        better = diff[sel] < self._sync_diff[bb]
-        self._sync_diff[bb[better]] = diff[sel][better]
-        self._sync_dev[bb[better]] = dev_s[sel][better]
 
     def _is_reboot(self, seq: int, t0_us: int, n_sets: int) -> bool:
         # A duplicate is an old packet again: its t0 is the one its seq had. A reboot restarts
@@ -624,10 +667,9 @@ class FootAssembler:
             q["device_overruns"] = int(self._status_last.overruns - self._status_first.overruns)
             q["device_fault_mask"] = self._fault_mask
             q["achieved_hz_median"] = _counter_median(self._achieved)
-        used = ~np.isnan(self._sync_dev)
-        if used.any():
-            dev, diff = self._sync_dev[used], self._sync_diff[used]
-            q.update(clock_estimate(np.stack([dev, diff + dev], axis=1), sync_bins=True))
+        dev, diff = self._sync.points()
+        if len(dev):
+            q.update(clock_estimate(np.stack([dev, diff + dev], axis=1), bin_s=self._sync.bin_s))
         return q
 
 
@@ -638,7 +680,7 @@ def _counter_median(c: Counter) -> float | None:
     return float(np.median(vals))
 
 
-def clock_estimate(sync: np.ndarray, window_s: float | None = None, sync_bins: bool = False) -> dict:
+def clock_estimate(sync: np.ndarray, window_s: float | None = None, bin_s: float | None = None) -> dict:
     """Device-to-host clock offset and drift by minimum-delay filtering.
 
     The host receives a packet some delay after its last sample was taken; the smallest delays
@@ -646,13 +688,18 @@ def clock_estimate(sync: np.ndarray, window_s: float | None = None, sync_bins: b
     fitted through those, windows whose minimum still lies well above the line (a burst of
     queued packets, a stalled link) are dropped, and the line is fitted again. The residual is
     the largest distance of a kept minimum from the line.
+
+    ``sync`` is (device s, host s) rows. By default the window is ``min(5, max(0.5, span / 30))``
+    s; ``bin_s`` says the rows are already minima per bin of that width (:class:`SyncBins`):
+    the window is then rounded up to whole bins (at least one), so each window's minimum is the
+    one every packet would give.
     """
     dev, host = sync[:, 0], sync[:, 1]
     span = float(dev.max() - dev.min()) if len(dev) else 0.0
     if window_s is None:
         window_s = min(5.0, max(0.5, span / 30.0))
-        if sync_bins:  # the points are minima per SYNC_BIN_S bin: windows of whole bins
-            window_s = float(np.ceil(window_s / SYNC_BIN_S - 1e-9) * SYNC_BIN_S)
+        if bin_s:  # the points are minima per bin: windows of whole bins
+            window_s = float(np.ceil(window_s / bin_s - 1e-9) * bin_s)
     diff = host - dev
     win = np.floor(dev / window_s).astype(np.int64)
     order = np.lexsort((diff, win))
@@ -763,8 +810,7 @@ def stream_from_source(src: SourceData) -> FootStream:
 
 def foot_stream(asm: FootAssembler, volts: np.ndarray, quality: dict) -> FootStream:
     info = asm.info_used
-    used = ~np.isnan(asm._sync_dev)
-    sync = np.stack([asm._sync_dev[used], asm._sync_diff[used] + asm._sync_dev[used]], axis=1) \
-        if used.any() else None
+    dev, diff = asm._sync.points()
+    sync = np.stack([dev, diff + dev], axis=1) if len(dev) else None
     side = info.side if asm.info is not None else (asm._side or "left")
     return FootStream(side, info, asm.period_us, asm.t0_us, volts, quality, [], sync, asm.source)
