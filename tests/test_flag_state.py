@@ -49,8 +49,8 @@ def _assert_same(got: FlagRules, want: ReferenceRules):
     assert len(got.flags_) == len(want.flags_), (got.flags_, want.flags_)
     for g, w in zip(got.flags_, want.flags_):
         if g["code"] == "heel_strike_force" and g["rule"] == "absolute":
-            # a loading rate's median is kept on a logarithmic grid: 1e-5 relative
-            assert g["value"] == pytest.approx(w["value"], rel=2e-5, abs=1e-4)
+            # a loading rate's median is kept on a logarithmic grid: 5e-5 relative
+            assert g["value"] == pytest.approx(w["value"], rel=6e-5, abs=1e-4)
             g, w = dict(g, value=0, message=""), dict(w, value=0, message="")
         assert g == w
 
@@ -133,7 +133,7 @@ def _kept(state: FlagState) -> int:
 def test_memory_does_not_grow_with_the_run():
     """40,000 steps (about 10 hours of one foot at 70 steps a minute) after a warm-up of 4000:
     the values kept outside the grids stay within a minute of steps, the grids make a block
-    (1 KB) only for a value further out in a tail than any before (fewer and fewer), and in all
+    (4-8 kB) only for a value further out in a tail than any before (fewer and fewer), and in all
     the state grows by under 6 bytes a step, where keeping the values would take 56 (seven series
     of 8 bytes)."""
     fi = _long_run(44_000)

@@ -8,7 +8,7 @@ few blocks of it the values touch), and a median costs two short cumulative sums
 A grid whose resolution is the one the values are rounded to gives the exact median of the
 rounded values: shares rounded to 5 decimals on a grid of 1e-5, times in ms rounded to 2
 decimals on a grid of 0.01 ms. A logarithmic grid (for loading rates, whose unit, newtons or
-body weights per second, is chosen when the median is read) gives it to a relative 1e-5.
+body weights per second, is chosen when the median is read) gives it to a relative 1/per_unit.
 """
 
 from __future__ import annotations
