@@ -91,17 +91,24 @@ def one_foot(rng: np.random.Generator, offset_s: float, drift_ppm: float, interv
     return (lambda d: d * a + b), true_of
 
 
+def foot_params(rng: np.random.Generator, seed: int) -> tuple[float, float, float, float]:
+    """One foot's (clock offset s, drift ppm, connection interval ms, start s): every tenth
+    trial at the extremes."""
+    offset = rng.uniform(-2.0, 2.0)
+    drift = rng.uniform(-100.0, 100.0)
+    if seed % 10 == 0:
+        drift = rng.choice([-100.0, 100.0])
+        offset = rng.choice([-2.0, 2.0])
+    start = rng.uniform(0.0, 0.5)  # the feet start streaming at different instants
+    return offset, drift, rng.choice(INTERVALS_MS), start
+
+
 def trial(seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     errs = []
     for _ in range(2):
-        offset = rng.uniform(-2.0, 2.0)
-        drift = rng.uniform(-100.0, 100.0)
-        if seed % 10 == 0:
-            drift = rng.choice([-100.0, 100.0])
-            offset = rng.choice([-2.0, 2.0])
-        start = rng.uniform(0.0, 0.5)  # the feet start streaming at different instants
-        errs.append((one_foot(rng, offset, drift, rng.choice(INTERVALS_MS), start), start))
+        offset, drift, interval_ms, start = foot_params(rng, seed)
+        errs.append((one_foot(rng, offset, drift, interval_ms, start), start))
     # compare the two feet at the same true instants, over the minute both cover
     grid_true = np.linspace(0.6, DURATION_S - 0.6, 2000)
     diffs = []

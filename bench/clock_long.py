@@ -71,13 +71,8 @@ def trial(seed: int, duration_s: float) -> dict:
     rng = np.random.default_rng([seed, int(duration_s)])
     feet = []
     for _ in range(2):
-        offset = rng.uniform(-2.0, 2.0)
-        drift = rng.uniform(-100.0, 100.0)
-        if seed % 10 == 0:
-            drift = rng.choice([-100.0, 100.0])
-            offset = rng.choice([-2.0, 2.0])
-        start = rng.uniform(0.0, 0.5)
-        feet.append(one_foot(rng, duration_s, offset, drift, rng.choice(ble_clock.INTERVALS_MS), start))
+        offset, drift, interval_ms, start = ble_clock.foot_params(rng, seed)
+        feet.append(one_foot(rng, duration_s, offset, drift, interval_ms, start))
     grid_true = np.linspace(0.6, duration_s - 0.6, 20000)
     err = {"new": [], "old": []}
     map_diff_ms = []

