@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from insole import protocol as P
-from insole.analysis.stream import SYNC_MAX_BINS, FootAssembler, SyncBins
+from insole.analysis.stream import SYNC_MAX_BINS, FootAssembler, SyncBins, robust_line
 
 PERIOD_US = 2000
 SETS = 19  # the firmware's 38 ms packets at 500 Hz
@@ -54,25 +54,15 @@ def run_assembler(duration_s: float, seed: int, offset_s: float = 1000.0, drift_
 
 
 def every_packet_fit(dev: np.ndarray, host: np.ndarray, window_s: float = 5.0) -> dict:
-    """The fit the unbounded store gave, written out: per window of every packet the smallest
-    host - device, a line, windows far above it dropped (three rounds at most), refitted."""
+    """The fit the unbounded store gave: per window of every packet the smallest host - device
+    (written out here), then the same robust line (``stream.robust_line``)."""
     diff = host - dev
     win = np.floor(dev / window_s).astype(np.int64)
     order = np.lexsort((diff, win))  # by window, the smallest difference first
     first = order[np.r_[True, win[order][1:] != win[order][:-1]]]
     x, y = dev[first], diff[first]
     y = (y + x) - x  # the store keeps host - device; the ledger hands the fit host = diff + device
-    keep = np.ones(len(x), bool)
-    for _ in range(3):
-        slope, intercept = np.polyfit(x[keep], y[keep], 1)
-        resid = y - (slope * x + intercept)
-        new = resid <= max(0.0005, 3.0 * float(np.median(np.abs(resid[keep]))))
-        if new.sum() < 3 or (new == keep).all():
-            break
-        keep = new
-    return {"clock_offset_s": float(intercept), "clock_drift_ppm": float(slope * 1e6),
-            "clock_residual_ms": float(np.max(np.abs(resid[keep])) * 1e3),
-            "clock_windows_used": int(keep.sum())}
+    return robust_line(x, y)
 
 
 @pytest.mark.parametrize("duration_s, bin_s", [(900.0, 0.5), (2000.0, 1.0)])

@@ -706,8 +706,13 @@ def clock_estimate(sync: np.ndarray, window_s: float | None = None, bin_s: float
     first = np.ones(len(order), bool)
     first[1:] = win[order][1:] != win[order][:-1]
     sel = order[first]
-    x, y = dev[sel], diff[sel]
-    if len(sel) < 3:
+    return robust_line(dev[sel], diff[sel])
+
+
+def robust_line(x: np.ndarray, y: np.ndarray) -> dict:
+    """The clock line through the windows' minima (device s, host - device s): fitted, the
+    windows well above it dropped (three rounds at most), fitted again."""
+    if len(x) < 3:
         return {"clock_offset_s": float(y.min()), "clock_drift_ppm": None,
                 "clock_residual_ms": None}
     keep = np.ones(len(x), bool)
