@@ -86,7 +86,7 @@ def test_twelve_minutes_keep_bounded_state(tmp_path):
     def arrays_b(s):
         return s["other_mb"] * 1e6 - s["grids_b"]
     assert max(arrays_b(s) for s in warm) - arrays_b(first) < 64_000, warm
-    assert last["grids_b"] - first["grids_b"] < 64_000, warm  # 24 kB in this run
+    assert last["grids_b"] - first["grids_b"] < 160_000, warm  # 64 kB in this run: four 16 kB blocks
     # closed, the files hold every step the live feed printed
     assert len(read_step_file(tmp_path / "s" / "source0.steps")["ic_idx"]) == events.count("step")
     live_b, live_items = last["live"]

@@ -62,11 +62,11 @@ def test_live_events_from_the_table_on_disk_are_the_whole_table_ones(tmp_path, s
     assert isinstance(core.table, StepFile) and isinstance(ref_core.table, StepTable)
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        if g[0] == "flags":  # a loading rate's median is on a 5e-5 relative grid (flags.py)
+        if g[0] == "flags":  # a loading rate's median: a 1e-5 relative grid, rounded to 0.001
             assert [(f["code"], f["rule"], f["severity"], f["steps"], f["span_s"]) for f in g[2]] == \
                 [(f["code"], f["rule"], f["severity"], f["steps"], f["span_s"]) for f in w[2]]
             for f, fw in zip(g[2], w[2]):
-                assert f["value"] == pytest.approx(fw["value"], rel=6e-5, abs=1e-3)
+                assert f["value"] == pytest.approx(fw["value"], abs=1.01e-3)
         else:
             assert g == w
     flags = [e for e in got if e[0] == "flags"]

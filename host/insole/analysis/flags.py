@@ -6,7 +6,7 @@ streaming core feeds it (:class:`insole.analysis.core.FootCore`), and the live f
 ``insole analyse`` read the same state, so there is one implementation of the rules:
 
 - a median over every step is kept as counts on a fixed grid (:mod:`insole.analysis.grid`) at
-  the resolution the document prints (shares 1e-5; loading rates to a relative 5e-5, in the
+  the resolution the document prints (shares 1e-5; loading rates to a relative 1e-5, in the
   unit the core gives, divided by body weight when the rules read it);
 - the baseline window (the first ``baseline_s``, or ``baseline_min_steps`` steps) keeps its
   values until it ends, then only its median;
@@ -108,11 +108,12 @@ _MID_FORE = (STRIKES.index("midfoot"), STRIKES.index("forefoot"))
 _METHOD_2080 = VALR_METHODS.index(VALR_2080)
 # the grids (grid.py): shares are rounded to 5 decimals; a rolling median of them is the mean of
 # two, so a half point; a loading rate has no fixed unit here (N/s from the core, BW/s from
-# step dicts), so its grid is logarithmic, 5e-5 relative (0.003 BW/s at 66 BW/s), from 0.1
-# to 1e7 of its unit
+# step dicts), so its grid is logarithmic, 1e-5 relative, from 0.1 to 1e7 of its unit, and its
+# median is rounded to the document's 0.001 BW/s (exact for a median of up to 100 BW/s that is
+# one step's value)
 _SHARE_PER_UNIT = 1e5
 _ROLL_PER_UNIT = 2e5
-_VALR_GRID = (2e4, 1e7, 1e-1, 1024)  # per unit of ln, top, bottom, points per block (5 %)
+_VALR_GRID = (1e5, 1e7, 1e-1, 4096)  # per unit of ln, top, bottom, points per block (4 %)
 
 
 def _share_grid() -> GridCounts:
@@ -605,7 +606,7 @@ class FlagRules:
             self.notes_.append(f"{side}: heel_strike_force: median over {n} rearfoot "
                                f"steps by the {method} method; {others} by another method left out")
         self.heel_valr_method_ = method
-        med /= valr_per_bw
+        med = round(med / valr_per_bw, 3)  # as the document gives a step's (and the grid's 1e-5)
         if med > cfg.valr_bw_per_s:
             self._flag("heel_strike_force", side, "absolute", med, cfg.valr_bw_per_s, "BW/s",
                        n, (t0, t1),
