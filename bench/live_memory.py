@@ -243,12 +243,13 @@ def markdown(r: dict) -> list[str]:
              f"| step tables in memory | {r['table_slope_mb_per_h']:+.2f} MB/h | every step is appended "
              "to `source<i>.steps/` in the session (about 250 bytes a step on disk) |",
              f"| everything else kept, arrays | {r['other_slope_mb_per_h']:+.3f} MB/h | the numpy "
-             "arrays the pipeline holds (the clock sync's bins among them: 32 kB a foot, fixed) |",
+             "arrays the pipeline holds (the clock sync's bins among them: 32 kB a foot, fixed; "
+             "the flags' grids: a block when a value falls further out than any before) |",
              f"| everything else kept, items | {r['items_slope_per_h']:+.0f} /h | Python container "
              "items the pipeline holds |", "",
-             "RSS is sampled from the main thread while the reader threads run: it includes the "
-             "temporary arrays of a flag evaluation in progress (a few columns of every step so "
-             "far), which is what the RSS slope left is (docs/validation.md).", "",
+             "RSS is sampled from the main thread while the reader threads run. The flags are "
+             "running state (docs/analysis.md, \"Flags as running state\"): nothing of every step "
+             "is read to evaluate them (docs/validation.md).", "",
              "| simulated min | " + " | ".join(f"{x['sim_min']:.0f}" for x in r["series"]) + " |",
              "|---|" + "---|" * len(r["series"]),
              "| RSS MB | " + " | ".join(f"{x['rss_mb']:.1f}" for x in r["series"]) + " |",
