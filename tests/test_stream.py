@@ -171,6 +171,24 @@ def test_a_reboot_without_host_times_gets_the_stated_gap():
     assert fs.quality["reboot_gap_samples"] == REBOOT_GAP_UNKNOWN_US // 2000 - 1
 
 
+@pytest.mark.parametrize("host_jump_s", [-3.4e9, 3.4e9, -5.0])
+def test_a_reboot_gap_the_host_clock_cannot_have_seen_is_unknown(host_jump_s):
+    """A damaged or reset host clock (back, or billions of seconds on) does not size a reboot's
+    gap: it gets the stated unknown gap, counted, and no grid of that length (tools/fuzz.py
+    found a .rec whose host times made a 1.7e12-row grid)."""
+    from insole.analysis.stream import REBOOT_GAP_UNKNOWN_US
+
+    asm = FootAssembler()
+    for p in packets(5, t_start=9_000_000, seq_start=1000):
+        asm.add(p, host_time_s=1.7e9)
+    for p in packets(5, t_start=0, seq_start=0):
+        asm.add(p, host_time_s=1.7e9 + host_jump_s)
+    fs = asm.finish()
+    assert fs.quality["device_reboots"] == 1 and fs.quality["reboot_gap_unknown"] == 1
+    assert fs.quality["reboot_gap_samples"] == REBOOT_GAP_UNKNOWN_US // 2000 - 1
+    assert (~np.isnan(fs.volts[:, 0])).sum() == 40
+
+
 def test_an_old_packet_again_is_still_a_duplicate_not_a_reboot():
     asm = FootAssembler()
     pk = packets(6, seq_start=2)

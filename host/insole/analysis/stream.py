@@ -38,6 +38,11 @@ REBOOT_MAX_SEQ = 256
 # Where the host has no receive times (a raw capture), the time a reboot took is unknown: the new
 # segment is placed this long after the old one (an ESP32 boots MicroPython in about a second).
 REBOOT_GAP_UNKNOWN_US = 1_000_000
+# A reboot gap the host clock puts beyond this (or before the last packet: a host clock set
+# back, a damaged file) is not believed: the gap is then unknown, as without host times. An
+# hour of missing rows is about 20 MB of grid at 500 Hz x 5 zones; a fuzzed file once claimed
+# 3.4e9 s (tools/fuzz.py, seed 18).
+REBOOT_GAP_MAX_US = 3_600_000_000
 
 
 @dataclass
@@ -543,13 +548,16 @@ class FootAssembler:
 
         With host receive times the gap is what the host clock saw between the last packet of
         the old segment and the first of the new one (minus the new packet's own span); without
-        them it is :data:`REBOOT_GAP_UNKNOWN_US`. The gap's slots stay missing (NaN) and are
+        them, or when they go back or put the gap beyond :data:`REBOOT_GAP_MAX_US`, it is
+        :data:`REBOOT_GAP_UNKNOWN_US` (counted as ``reboot_gap_unknown``). The gap's slots stay missing (NaN) and are
         counted as ``reboot_gap_samples``, not as loss or device drops.
         """
         q = self.q
         q["device_reboots"] += 1
-        if host_time_s is not None and self._last_host is not None:
-            gap_us = (host_time_s - self._last_host) * 1e6 - self._period * (self._last_n_sets - 1)
+        seen_us = None if host_time_s is None or self._last_host is None \
+            else (host_time_s - self._last_host) * 1e6
+        if seen_us is not None and 0 <= seen_us <= REBOOT_GAP_MAX_US:
+            gap_us = seen_us - self._period * (self._last_n_sets - 1)
             gap_us = max(gap_us, float(self._period))
         else:
             gap_us = float(REBOOT_GAP_UNKNOWN_US)
