@@ -55,11 +55,8 @@ class GridCounts:
         self._pending_n = 0
         self.n = 0
 
-    def codes(self, values: np.ndarray) -> np.ndarray:
-        """The grid points of ``values`` (finite ones only: the caller drops NaN)."""
-        return np.array(self._codes(np.asarray(values, float)), np.int64)
-
     def _codes(self, v: np.ndarray) -> list[int]:
+        """The grid points of ``v`` (finite or infinite; the caller drops NaN)."""
         top, per = self._top, self.per_unit
         if self._log0 is not None:
             # math.log for every value, one at a time: the same point whatever the batch
