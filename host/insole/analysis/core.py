@@ -938,6 +938,15 @@ def steps_lost(fs: FootSteps) -> dict:
     return out
 
 
+def live_update(core: FootCore, side: str, first: int, stop: int,
+                bw_n: float) -> tuple[list[dict], list[dict]]:
+    """What a live caller shows after the core decides steps ``first..stop-1``: those steps as
+    the document's step objects (forces in BW of ``bw_n``) and the foot's flags now."""
+    steps = FootSteps(TableSlice(core, first, stop), bw_n).dicts()
+    flags, _, _ = foot_flags(core, side, core.rows * core.period_s, bw_n)
+    return steps, flags
+
+
 def foot_flags(core: FootCore, side: str, duration_s: float, bw_n: float) -> tuple[list[dict], list[str], dict]:
     """(flags, notes, evaluated) of one foot now: the flag rules on the core's running state
     (running only), loading rates in BW/s of ``bw_n``."""

@@ -24,14 +24,15 @@ import numpy as np
 import orjson
 
 from insole.analysis.core import (
+    DEFAULT_BODY_WEIGHT_N,
     G_M_PER_S2,
     AnalysisConfig,
     FootCore,
     FootSteps,
-    TableSlice,
     _med,
     foot_flags,
     foot_summary,
+    live_update,
 )
 from insole.analysis.flags import RUNNING_MAX_DUTY_FACTOR
 from insole.analysis.steps import StepDetector
@@ -165,7 +166,7 @@ class Analysis:
         elif bw_est:
             bw, bw_source = bw_est, "stride-average identity"
         else:
-            bw, bw_source = 700.0, "assumed 700 N (too few strides to estimate)"
+            bw, bw_source = DEFAULT_BODY_WEIGHT_N, f"assumed {DEFAULT_BODY_WEIGHT_N:.0f} N (too few strides to estimate)"
         self.body_weight_n = bw
         self.steps: dict[str, FootSteps] = {}
         head: dict = {"schema": SCHEMA, "feet": {}, "flags": [], "notes": []}
@@ -445,14 +446,13 @@ class LiveFeed:
     def body_weight_n(self, core: FootCore) -> float:
         if self.body_mass_kg is not None:
             return self.body_mass_kg * G_M_PER_S2
-        return core.body_weight_estimate_n() or 700.0
+        return core.body_weight_estimate_n() or DEFAULT_BODY_WEIGHT_N
 
     def on_steps(self, core: FootCore, first: int, stop: int) -> None:
         side = core.info.side
-        bw_n = self.body_weight_n(core)
-        for st in FootSteps(TableSlice(core, first, stop), bw_n).dicts():
+        steps, flags = live_update(core, side, first, stop, self.body_weight_n(core))
+        for st in steps:
             self.on_event("step", side, st)
-        flags, _, _ = foot_flags(core, side, core.rows * core.period_s, bw_n)
         key = sorted((f["code"], f["rule"], f["severity"]) for f in flags)
         if key != self._flag_keys.get(side, []):
             self._flag_keys[side] = key

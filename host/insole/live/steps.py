@@ -104,17 +104,17 @@ class StreamingSteps:
         return core
 
     def _on_steps(self, side: str, core, first: int, stop: int) -> None:
-        from insole.analysis.core import FootSteps, TableSlice, foot_flags
+        from insole.analysis.core import DEFAULT_BODY_WEIGHT_N, live_update
 
         bw = (self.config.body_weight_n if self.config.body_weight_n is not None
-              else core.body_weight_estimate_n() or 700.0)
+              else core.body_weight_estimate_n() or DEFAULT_BODY_WEIGHT_N)
         t0 = self._t0_s[side]
-        for st in FootSteps(TableSlice(core, first, stop), bw).dicts():
+        steps, flags = live_update(core, side, first, stop, bw)
+        for st in steps:
             if st["ic_s"] is not None:  # None: a dead heel sensor, the contact was not seen
                 st["ic_s"] = round(st["ic_s"] + t0, 5)
             st["to_s"] = round(st["to_s"] + t0, 5)
             self._new.setdefault(side, []).append(st)
-        flags, _, _ = foot_flags(core, side, core.rows * core.period_s, bw)
         for f in flags:
             f["span_s"] = [round(f["span_s"][0] + t0, 3), round(f["span_s"][1] + t0, 3)]
         self._flags[side] = flags
